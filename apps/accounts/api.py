@@ -1,0 +1,86 @@
+"""JSON API plumbing shared by every app: token authentication and error responses."""
+
+import functools
+import json
+from collections.abc import Callable
+
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from .models import ApiToken, hash_token
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def error_response(status: int, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def user_from_token(request: HttpRequest):
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() not in {"token", "bearer"} or not raw.strip():
+        raise ApiError(401, "Malformed Authorization header; use 'Authorization: Token <token>'.")
+    token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw.strip())).first()
+    if token is None or not token.user.is_active:
+        raise ApiError(401, "Invalid API token.")
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token.user
+
+
+def api_view(methods: tuple[str, ...]) -> Callable:
+    """Authenticate by token (or session), enforce methods, turn ApiError into JSON.
+
+    Token requests are CSRF-exempt (no cookies involved); session requests keep CSRF checks.
+    """
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            if request.method not in methods:
+                return error_response(405, f"Method {request.method} not allowed; use {', '.join(methods)}.")
+            try:
+                token_user = user_from_token(request)
+                if token_user is not None:
+                    request.user = token_user
+                elif not request.user.is_authenticated:
+                    raise ApiError(401, "Authentication required: send 'Authorization: Token <token>'.")
+                elif request.method not in ("GET", "HEAD") and not _csrf_ok(request):
+                    raise ApiError(403, "CSRF check failed for a session-authenticated request.")
+                return view(request, *args, **kwargs)
+            except ApiError as exc:
+                return error_response(exc.status, exc.message, **exc.extra)
+
+        return csrf_exempt(wrapper)
+
+    return decorator
+
+
+def _csrf_ok(request: HttpRequest) -> bool:
+    from django.middleware.csrf import CsrfViewMiddleware
+
+    reason = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+    return reason is None
+
+
+def json_body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object.")
+    return body
+
+
+__all__ = ["ApiError", "api_view", "error_response", "json_body", "get_user_model"]

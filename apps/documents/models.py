@@ -1,0 +1,48 @@
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+
+
+class DocumentStatus(models.TextChoices):
+    EXTRACTING = "extracting", "Extracting text"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Document(models.Model):
+    """An uploaded file and the plain text extracted from it (what the REPL sees as `context`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="documents")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    name = models.CharField(max_length=255)
+    format = models.CharField(max_length=20, blank=True, help_text="txt, md, csv, json, html, pdf, docx, code…")
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=12, choices=DocumentStatus.choices, default=DocumentStatus.EXTRACTING)
+    progress = models.FloatField(default=0.0, help_text="Extraction progress, 0 to 1.")
+    error = models.TextField(blank=True)
+    extraction_note = models.TextField(blank=True, help_text="What extraction did, e.g. the encoding detected.")
+    original_file = models.CharField(max_length=500, blank=True, help_text="Path under MEDIA_ROOT.")
+    text_file = models.CharField(max_length=500, blank=True, help_text="Path under MEDIA_ROOT, UTF-8.")
+    chars = models.BigIntegerField(default=0)
+    lines = models.BigIntegerField(default=0)
+    tokens_estimate = models.BigIntegerField(default=0)
+    preview = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def text_path(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / self.text_file
+
+    @property
+    def original_path(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / self.original_file

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.accounts import views as account_views
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("accounts/", include("apps.accounts.urls")),
+    path("teams/", include("apps.teams.urls")),
+    path("documents/", include("apps.documents.urls")),
+    path("runs/", include("apps.runs.urls")),
+    path("api/documents/", include("apps.documents.api_urls")),
+    path("api/runs/", include("apps.runs.api_urls")),
+    path("admin/", admin.site.urls),
+]
