@@ -46,7 +46,7 @@ class EmbeddedWorker:
         self._thread = threading.Thread(target=self._controller.start, name="celery-embedded", daemon=True)
         self._thread.start()
         if not self._controller.ready.wait(timeout):
-            raise RuntimeError("The embedded Celery worker did not start within %s s" % timeout)
+            raise RuntimeError(f"The embedded Celery worker did not start within {timeout} s")
         logger.info("Embedded Celery worker started (%s threads)", self.concurrency)
 
     def stop(self, timeout: float = 15.0) -> None:

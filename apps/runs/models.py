@@ -95,6 +95,9 @@ class RunDocument(models.Model):
         ordering = ["position"]
         constraints = [models.UniqueConstraint(fields=["run", "position"], name="one_document_per_position")]
 
+    def __str__(self) -> str:
+        return f"{self.run_id} #{self.position}: {self.document_id}"
+
 
 class RunEvent(models.Model):
     """One engine event, append-only. (run, seq) is contiguous from 1."""
@@ -108,6 +111,9 @@ class RunEvent(models.Model):
     class Meta:
         ordering = ["run", "seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="one_event_per_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} #{self.seq} {self.type}"
 
     def to_dict(self) -> dict:
         return {"seq": self.seq, "type": self.type, "ts": self.ts, "data": self.data}
