@@ -8,6 +8,7 @@ the separate process.
 import logging
 import threading
 
+from celery._state import _set_task_join_will_block
 from celery.worker import WorkController
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ class EmbeddedWorker:
         self._thread.start()
         if not self._controller.ready.wait(timeout):
             raise RuntimeError(f"The embedded Celery worker did not start within {timeout} s")
+        # Starting a worker marks this process as "inside a task", which forbids result.get();
+        # the web side of the process is not a task, so lift it (as Celery's own test worker does).
+        _set_task_join_will_block(False)
         logger.info("Embedded Celery worker started (%s threads)", self.concurrency)
 
     def stop(self, timeout: float = 15.0) -> None:

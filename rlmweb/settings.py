@@ -31,6 +31,20 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def embedded_broker(data_dir: Path) -> tuple[dict, str]:
+    """Filesystem broker options and result backend under data_dir (created if missing)."""
+    queue, results = data_dir / "broker" / "queue", data_dir / "broker" / "results"
+    for folder in (queue, results):
+        folder.mkdir(parents=True, exist_ok=True)
+    options = {
+        "data_folder_in": str(queue),
+        "data_folder_out": str(queue),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+    return options, "file://" + str(results)
+
+
 DATA_DIR = Path(os.environ.get("RLMWEB_DATA_DIR", BASE_DIR / "data")).resolve()
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -136,14 +150,7 @@ else:
     # A durable broker on the local filesystem: tasks are serialised and consumed by a real worker
     # (the one `manage.py serve` starts in-process), no service needed.
     CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(DATA_DIR / "broker" / "queue"),
-        "data_folder_out": str(DATA_DIR / "broker" / "queue"),
-        "processed_folder": str(DATA_DIR / "broker" / "processed"),
-        "store_processed": False,
-        "polling_interval": 0.1,
-    }
-    CELERY_RESULT_BACKEND = "file://" + str(DATA_DIR / "broker" / "results")
+    CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_RESULT_BACKEND = embedded_broker(DATA_DIR)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_SERIALIZER = "json"

@@ -1,7 +1,13 @@
 """Celery tasks: thin adapters that take ids and call the apps' services."""
 
+import logging
+import threading
+import time
+
 from celery import shared_task
 from celery.signals import worker_ready
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="runs.execute", bind=True, acks_late=True)
@@ -25,9 +31,23 @@ def mark_lost_runs() -> int:
     return runs_mark_lost()
 
 
+SWEEP_INTERVAL_S = 30.0
+
+
 @worker_ready.connect
-def _sweep_on_start(sender=None, **kwargs) -> None:
-    """A worker that starts after a crash fails the runs the crashed worker left running."""
+def _sweep_lost_runs(sender=None, **kwargs) -> None:
+    """Every worker fails, now and then every 30 s, the runs whose worker stopped beating.
+
+    No beat process is needed: whichever worker survives a crash notices the orphaned runs.
+    """
     from apps.runs.execution import runs_mark_lost
 
-    runs_mark_lost()
+    def loop() -> None:
+        while True:
+            try:
+                runs_mark_lost()
+            except Exception:
+                logger.exception("Sweeping lost runs failed")
+            time.sleep(SWEEP_INTERVAL_S)
+
+    threading.Thread(target=loop, name="sweep-lost-runs", daemon=True).start()

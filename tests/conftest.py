@@ -1,0 +1,91 @@
+"""Fixtures shared by the whole suite.
+
+Every test session gets its own data directory, so tests never touch ./data and the filesystem
+Celery broker of the embedded profile starts empty.
+"""
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def pytest_configure(config):
+    """Give the session its own data directory and, on the embedded default, its own broker."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from rlmweb.celery import app
+    from rlmweb.settings import embedded_broker
+
+    data_dir = Path(tempfile.mkdtemp(prefix="rlmweb-test-"))
+    os.environ["RLMWEB_DATA_DIR"] = str(data_dir)  # for subprocesses the tests start
+    settings.DATA_DIR = data_dir
+    settings.MEDIA_ROOT = data_dir / "media"
+    if settings.PROFILE == "embedded":
+        options, backend = embedded_broker(data_dir)
+        settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
+        settings.CELERY_RESULT_BACKEND = backend
+        app.conf.broker_transport_options = options
+        app.conf.result_backend = backend
+
+
+def pytest_collection_modifyitems(config, items):
+    """Service-backed tests run only in the production profile (DATABASE_URL and REDIS_URL set)."""
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        return
+    skip = pytest.mark.skip(
+        reason="needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL (bin/test starts both)"
+    )
+    for item in items:
+        if "services" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker (thread pool) consuming the configured broker, inside the test process."""
+    from rlmweb.celery import app
+    from rlmweb.embedded_worker import EmbeddedWorker
+
+    worker = EmbeddedWorker(app, concurrency=2, hostname="tests@localhost")
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def make_user(username: str, password: str = "correct horse battery staple", **extra):
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user(username=username, password=password, email=f"{username}@example.com", **extra)
+
+
+@pytest.fixture
+def user(db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def other_user(db):
+    return make_user("mallory")
+
+
+@pytest.fixture
+def team(user):
+    return user.teams.first()
+
+
+@pytest.fixture
+def data_dir(settings, tmp_path):
+    """Point DATA_DIR and MEDIA_ROOT at a fresh directory for one test."""
+    settings.DATA_DIR = tmp_path
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
