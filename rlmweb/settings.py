@@ -33,12 +33,13 @@ def env_int(name: str, default: int) -> int:
 
 def embedded_broker(data_dir: Path) -> tuple[dict, str]:
     """Filesystem broker options and result backend under data_dir (created if missing)."""
-    queue, results = data_dir / "broker" / "queue", data_dir / "broker" / "results"
-    for folder in (queue, results):
+    queue, results, control = (data_dir / "broker" / name for name in ("queue", "results", "control"))
+    for folder in (queue, results, control):
         folder.mkdir(parents=True, exist_ok=True)
     options = {
         "data_folder_in": str(queue),
         "data_folder_out": str(queue),
+        "control_folder": str(control),
         "store_processed": False,
         "polling_interval": 0.1,
     }
