@@ -211,3 +211,32 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("RLMWEB_LOG_LEVEL", "INFO")},
     "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+
+# --- Cache (rate limits) --------------------------------------------------------------------------
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Per-user rate limits: (requests, seconds). One process serves everything on the embedded
+# default, so its in-memory cache is shared; production shares Redis.
+RATE_LIMITS = {
+    "ask": (env_int("RLMWEB_RATE_ASK_PER_MINUTE", 20), 60),
+    "upload": (env_int("RLMWEB_RATE_UPLOAD_PER_MINUTE", 60), 60),
+}
+MAX_CONCURRENT_RUNS_PER_TEAM = env_int("RLMWEB_MAX_CONCURRENT_RUNS_PER_TEAM", 10)
+
+# --- Security headers and cookies ---------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # the upload and explorer scripts read it for their POSTs
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PROFILE == "production" and not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("RLMWEB_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("RLMWEB_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
