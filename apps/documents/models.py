@@ -35,6 +35,12 @@ class Document(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # Identical uploads are recognised by content hash: one document per content per team.
+            models.UniqueConstraint(
+                fields=["team", "sha256"], condition=~models.Q(sha256=""), name="one_document_per_content_per_team"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -46,3 +52,30 @@ class Document(models.Model):
     @property
     def original_path(self) -> Path:
         return Path(settings.MEDIA_ROOT) / self.original_file
+
+
+class UploadSession(models.Model):
+    """A chunked upload in progress. The bytes live in `DATA_DIR/uploads/<id>.part`; the file's
+    length is the received offset, so a resumed upload asks the file, not the database."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="upload_sessions")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=255)
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Claimed by the client; checked on completion.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"upload of {self.name}"
+
+    @property
+    def part_path(self) -> Path:
+        return Path(settings.DATA_DIR) / "uploads" / f"{self.id}.part"
+
+    @property
+    def received_bytes(self) -> int:
+        try:
+            return self.part_path.stat().st_size
+        except FileNotFoundError:
+            return 0

@@ -1,0 +1,228 @@
+"""JSON endpoints for documents: the chunked upload protocol (used by the page's script and by
+scripts alike), document status and stats, listing, single-request upload and deletion.
+
+Authentication is `apps.accounts.api.api_view`: an API token, or the browser session with CSRF.
+"""
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+
+from apps.accounts.api import ApiError, api_view, json_body
+from apps.teams.models import Team
+from apps.teams.permissions import can
+
+from . import selectors, services
+from .models import Document, UploadSession
+from .upload_handlers import streams_uploads
+
+
+def _api_error(exc: services.DocumentError) -> ApiError:
+    return ApiError(exc.status, exc.message, **exc.extra)
+
+
+def _team(request: HttpRequest) -> Team:
+    """The team named by `?team=<id>` (scripts in several teams), else the current team."""
+    team_id = request.GET.get("team")
+    if not team_id:
+        return request.team
+    team = Team.objects.filter(pk=team_id if team_id.isdigit() else None).first()
+    if team is None or not can(request.user, "view", team):
+        raise ApiError(404, "No such team.")
+    return team
+
+
+def document_json(document: Document) -> dict:
+    return {
+        "id": str(document.pk),
+        "name": document.name,
+        "format": document.format,
+        "status": document.status,
+        "progress": document.progress,
+        "error": document.error,
+        "extraction_note": document.extraction_note,
+        "size_bytes": document.size_bytes,
+        "sha256": document.sha256,
+        "chars": document.chars,
+        "lines": document.lines,
+        "tokens_estimate": document.tokens_estimate,
+        "preview": document.preview,
+        "created_at": document.created_at.isoformat(),
+        "url": reverse("api_document_detail", args=[document.pk]),
+    }
+
+
+def upload_json(session: UploadSession, request: HttpRequest) -> dict:
+    prefix = "api_" if request.path.startswith("/api/") else ""
+    return {
+        "id": str(session.pk),
+        "name": session.name,
+        "size": session.size_bytes,
+        "offset": session.received_bytes,
+        "chunk_size": settings.UPLOAD_CHUNK_BYTES,
+        "url": reverse(prefix + "upload_detail", args=[session.pk]),
+        "chunk_url": reverse(prefix + "upload_chunk", args=[session.pk]),
+        "complete_url": reverse(prefix + "upload_complete", args=[session.pk]),
+    }
+
+
+def _outcome_response(outcome: services.UploadOutcome) -> dict:
+    return {"document": document_json(outcome.document), "created": outcome.created, "message": outcome.message}
+
+
+# --- chunked uploads --------------------------------------------------------------------------------
+
+
+@api_view(("POST",))
+def upload_create(request: HttpRequest) -> JsonResponse:
+    """Start one upload ({name, size, sha256?}) or a batch ({files: [{name, size, sha256?}, …]})."""
+    body = json_body(request)
+    team = _team(request)
+    if "files" in body:
+        files = body["files"]
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            raise ApiError(400, "files must be a list of {name, size, sha256} objects.")
+        try:
+            services.check_batch(len(files))
+        except services.DocumentError as exc:
+            raise _api_error(exc) from None
+        uploads = []
+        for spec in files:
+            try:
+                uploads.append(upload_json(_start(request, team, spec, len(files)), request))
+            except services.DocumentError as exc:
+                if exc.status in (403, 404, 429):
+                    raise _api_error(exc) from None
+                uploads.append({"name": str(spec.get("name", ""))[:255], "error": exc.message, "status": exc.status})
+        return JsonResponse({"uploads": uploads}, status=201)
+    try:
+        session = _start(request, team, body, 1)
+    except services.DocumentError as exc:
+        raise _api_error(exc) from None
+    return JsonResponse(upload_json(session, request), status=201)
+
+
+def _start(request: HttpRequest, team: Team, spec: dict, batch_size: int) -> UploadSession:
+    return services.upload_start(
+        user=request.user,
+        team=team,
+        name=str(spec.get("name") or ""),
+        size=spec.get("size"),
+        sha256=str(spec.get("sha256") or ""),
+        batch_size=batch_size,
+    )
+
+
+def _session(request: HttpRequest, upload_id) -> UploadSession:
+    try:
+        return services.upload_get(request.user, upload_id)
+    except services.DocumentError as exc:
+        raise _api_error(exc) from None
+
+
+@api_view(("GET", "DELETE"))
+def upload_detail(request: HttpRequest, upload_id) -> JsonResponse:
+    """GET: how many bytes the server has (resume from `offset`). DELETE: cancel, deleting the bytes."""
+    session = _session(request, upload_id)
+    if request.method == "DELETE":
+        services.upload_abort(session)
+        return JsonResponse({"cancelled": True})
+    return JsonResponse(upload_json(session, request))
+
+
+@api_view(("PUT",))
+def upload_chunk(request: HttpRequest, upload_id) -> JsonResponse:
+    """Append the raw request body at `?offset=N`; 409 with the server's offset on a gap or overlap."""
+    session = _session(request, upload_id)
+    try:
+        offset = int(request.GET.get("offset", ""))
+    except ValueError:
+        raise ApiError(400, "Give the chunk's position as ?offset=<bytes>.") from None
+    length_header = request.META.get("CONTENT_LENGTH")
+    length = int(length_header) if length_header and length_header.isdigit() else None
+    try:
+        received = services.upload_append(session, offset, request, length)
+    except services.DocumentError as exc:
+        raise _api_error(exc) from None
+    return JsonResponse({"offset": received, "size": session.size_bytes, "complete": received == session.size_bytes})
+
+
+@api_view(("POST",))
+def upload_complete(request: HttpRequest, upload_id) -> JsonResponse:
+    """Verify the size (and sha256 if announced), create the document or find its duplicate."""
+    session = _session(request, upload_id)
+    try:
+        outcome = services.upload_complete(session)
+    except services.DocumentError as exc:
+        raise _api_error(exc) from None
+    return JsonResponse(_outcome_response(outcome), status=201 if outcome.created else 200)
+
+
+# --- documents --------------------------------------------------------------------------------------
+
+
+@streams_uploads
+@api_view(("GET", "POST"))
+def documents_collection(request: HttpRequest) -> JsonResponse:
+    """GET: the team's documents. POST (multipart, one or more `file` fields): upload in one request."""
+    team = _team(request)
+    if not can(request.user, "view", team):
+        raise ApiError(404, "No such team.")
+    if request.method == "GET":
+        documents = selectors.document_list_for_team(team)
+        return JsonResponse({"documents": [document_json(d) for d in documents]})
+    if not can(request.user, "create", team):
+        raise ApiError(403, "Your role in this team does not allow uploading documents.")
+    limit = settings.MAX_UPLOAD_BYTES * settings.MAX_FILES_PER_UPLOAD + 1024 * 1024
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if length.isdigit() and int(length) > limit:
+        raise ApiError(413, f"The request is larger than {services.human_bytes(limit)}; nothing was stored.")
+    if not request.content_type.startswith("multipart/form-data"):
+        raise ApiError(400, "Send the file as multipart/form-data in a field named 'file'.")
+    handler = request.document_upload_handler
+    files = request.FILES.getlist("file")
+    if handler.rejection is not None:
+        raise _api_error(handler.rejection)
+    try:
+        services.check_batch(len(files))
+    except services.DocumentError as exc:
+        raise _api_error(exc) from None
+    results = []
+    for received in files:
+        try:
+            outcome = services.document_create_from_file(
+                user=request.user, team=team, name=received.name, path=received.path, sha256=received.sha256
+            )
+        except services.DocumentError as exc:
+            if len(files) == 1:
+                raise _api_error(exc) from None
+            results.append({"name": received.name, "error": exc.message, "status": exc.status})
+        else:
+            results.append(_outcome_response(outcome))
+    if len(files) == 1:
+        return JsonResponse(results[0], status=201 if results[0]["created"] else 200)
+    created = [r for r in results if r.get("created")]
+    ok = [r for r in results if "error" not in r]
+    return JsonResponse({"results": results}, status=201 if created else 200 if ok else 400)
+
+
+@api_view(("GET", "DELETE"))
+def document_detail(request: HttpRequest, document_id) -> JsonResponse:
+    document = selectors.document_get_for_user(request.user, document_id)
+    if document is None:
+        raise ApiError(404, "No such document.")
+    if request.method == "DELETE":
+        try:
+            services.document_delete(user=request.user, document=document)
+        except services.DocumentError as exc:
+            raise _api_error(exc) from None
+        return JsonResponse({"deleted": True})
+    return JsonResponse(document_json(document))
+
+
+@api_view(("GET",))
+def document_statuses(request: HttpRequest) -> JsonResponse:
+    """Status and stats of several documents at once (`?ids=<uuid>,<uuid>`), for the page to poll."""
+    ids = [i for i in request.GET.get("ids", "").split(",") if i]
+    return JsonResponse({"documents": [document_json(d) for d in selectors.document_statuses(request.user, ids)]})
+

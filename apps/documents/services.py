@@ -1,0 +1,460 @@
+"""Services that change documents: chunked uploads, creation, extraction, deletion.
+
+Views, API views and the Celery task all call these; the rules live here once.
+
+Files:
+- an upload in progress: `DATA_DIR/uploads/<session id>.part` (its length is the received offset);
+- a document's original: `MEDIA_ROOT/documents/<team id>/<document id>.original<ext>`;
+- its text, UTF-8: `MEDIA_ROOT/documents/<team id>/<document id>.txt`, written as `<...>.<random>.part`
+  and renamed when complete, so a reader never sees half a text.
+
+A failed extraction keeps the Document row (status failed, with the reason: the user started the
+upload and left, the row is how they learn why) and deletes both its files.
+"""
+
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from apps.accounts.ratelimit import RateLimited, rate_limit_hit
+from apps.teams.models import Team
+from apps.teams.permissions import can, can_change
+
+from .extraction import ExtractionError, extract_text, format_for
+from .models import Document, DocumentStatus, UploadSession
+
+logger = logging.getLogger(__name__)
+
+STALE_UPLOAD_AFTER = timedelta(hours=24)
+HASH_READ_BYTES = 4 * 1024 * 1024
+STREAM_READ_BYTES = 1024 * 1024
+PROGRESS_EVERY_S = 0.5
+
+
+class DocumentError(Exception):
+    """A request about documents that cannot be honoured; `message` is for the user."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None, **extra) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.extra = extra
+
+
+class NotFound(DocumentError):
+    status = 404
+
+
+class Forbidden(DocumentError):
+    status = 403
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def human_bytes(n: int) -> str:
+    """Exact bytes below 10,000, else binary units labelled as Django's filesizeformat does."""
+    if n < 10_000:
+        return f"{n:,} bytes"
+    value = float(n)
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if value < 1024 or unit == "TB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def clean_name(name: str) -> str:
+    """A display name from a client-supplied file name: last path part, printable, ≤ 255 chars."""
+    name = re.split(r"[\\/]", name or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    if name in {"", ".", ".."}:
+        raise DocumentError("The file needs a name.")
+    if len(name) > 255:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 250 - len(ext)] + dot + ext) if dot and len(ext) < 16 else name[:255]
+    return name
+
+
+def uploads_dir() -> Path:
+    folder = Path(settings.DATA_DIR) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def documents_dir(team_id: int) -> Path:
+    folder = Path(settings.MEDIA_ROOT) / "documents" / str(team_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _check_size(size: int) -> None:
+    if size == 0:
+        raise DocumentError("The file is empty.")
+    if size > settings.MAX_UPLOAD_BYTES:
+        raise DocumentError(
+            f"The file is {human_bytes(size)}, over the limit of {human_bytes(settings.MAX_UPLOAD_BYTES)}.", status=413
+        )
+
+
+def check_batch(count: int) -> None:
+    if count > settings.MAX_FILES_PER_UPLOAD:
+        raise DocumentError(
+            f"{count} files is too many for one upload: at most {settings.MAX_FILES_PER_UPLOAD} at a time."
+        )
+    if count == 0:
+        raise DocumentError("No file was sent.")
+
+
+def _require(user: AbstractBaseUser, action: str, team: Team) -> None:
+    if not can(user, "view", team):
+        raise NotFound("No such team.")
+    if not can(user, action, team):
+        raise Forbidden("Your role in this team does not allow uploading documents.")
+
+
+def _rate_limit(user: AbstractBaseUser, count: int = 1) -> None:
+    try:
+        for _ in range(count):
+            rate_limit_hit(user.pk, "upload")
+    except RateLimited as exc:
+        raise DocumentError(exc.messages[0], status=429, retry_after=exc.retry_after) from None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(HASH_READ_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- chunked uploads --------------------------------------------------------------------------------
+
+
+def upload_sessions_clean_stale(now=None) -> int:
+    """Delete upload sessions (and their bytes) untouched for STALE_UPLOAD_AFTER; return how many."""
+    cutoff = (now or timezone.now()) - STALE_UPLOAD_AFTER
+    removed = 0
+    for session in UploadSession.objects.filter(created_at__lt=cutoff):
+        part = session.part_path
+        try:
+            touched = datetime.fromtimestamp(part.stat().st_mtime, tz=UTC)
+        except FileNotFoundError:
+            touched = session.created_at
+        if touched < cutoff:
+            upload_abort(session)
+            removed += 1
+    # Part files whose session row is gone (a crash between the two deletions).
+    known = {str(pk) for pk in UploadSession.objects.values_list("id", flat=True)}
+    for part in uploads_dir().glob("*.part"):
+        if part.stem not in known and part.stat().st_mtime < cutoff.timestamp():
+            part.unlink(missing_ok=True)
+    return removed
+
+
+def upload_start(
+    *, user: AbstractBaseUser, team: Team, name: str, size: int, sha256: str = "", batch_size: int = 1
+) -> UploadSession:
+    """Open a chunked upload of `size` bytes; refuse empty and oversized files before any byte moves."""
+    _require(user, "create", team)
+    check_batch(batch_size)
+    name = clean_name(name)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise DocumentError("size must be the file's length in bytes.")
+    _check_size(size)
+    sha256 = (sha256 or "").strip().lower()
+    if sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise DocumentError("sha256 must be 64 hexadecimal characters.")
+    _rate_limit(user)
+    upload_sessions_clean_stale()
+    session = UploadSession.objects.create(team=team, created_by=user, name=name, size_bytes=size, sha256=sha256)
+    uploads_dir()
+    session.part_path.touch()
+    return session
+
+
+def upload_get(user: AbstractBaseUser, upload_id: uuid.UUID | str) -> UploadSession:
+    """The user's own upload session, or NotFound."""
+    session = UploadSession.objects.select_related("team").filter(pk=upload_id, created_by=user).first()
+    if session is None or not can(user, "create", session.team):
+        raise NotFound("No such upload (it may have expired after 24 hours, or been completed).")
+    return session
+
+
+def upload_append(session: UploadSession, offset: int, body, length: int | None) -> int:
+    """Write the bytes of `body` (a file-like read in pieces) at exactly `offset`; return the new offset.
+
+    A gap or an overlap is refused with status 409 and the offset the server has, so the client can
+    resume from it. Bytes past the declared size abort the whole upload (the temp file is deleted).
+    The part file is locked while appending, so two requests for one upload cannot interleave.
+    """
+    part = session.part_path
+    if length is not None and length > settings.UPLOAD_CHUNK_BYTES:
+        raise DocumentError(
+            f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.", status=413,
+            chunk_size=settings.UPLOAD_CHUNK_BYTES,
+        )
+    try:
+        handle = part.open("r+b")
+    except FileNotFoundError:
+        raise NotFound("No such upload (it expired or was cancelled).") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        received = os.fstat(handle.fileno()).st_size
+        if offset != received:
+            raise DocumentError(
+                f"The server has {received} bytes of this upload; send the chunk at offset {received}.",
+                status=409, offset=received,
+            )
+        if length is not None and received + length > session.size_bytes:
+            upload_abort(session)
+            raise DocumentError(
+                f"More bytes were sent than the declared size of {session.size_bytes}; the upload was cancelled.",
+                status=413,
+            )
+        handle.seek(received)
+        written = 0
+        # Bytes are written as they arrive: if the connection breaks mid-chunk, what arrived is a
+        # prefix of the chunk, so the client asks for the offset and resumes from there.
+        while piece := body.read(min(STREAM_READ_BYTES, settings.UPLOAD_CHUNK_BYTES - written + 1)):
+            written += len(piece)
+            if written > settings.UPLOAD_CHUNK_BYTES:
+                handle.truncate(received)
+                raise DocumentError(
+                    f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.", status=413,
+                    chunk_size=settings.UPLOAD_CHUNK_BYTES,
+                )
+            if received + written > session.size_bytes:
+                handle.close()
+                upload_abort(session)
+                raise DocumentError(
+                    f"More bytes were sent than the declared size of {session.size_bytes}; "
+                    "the upload was cancelled.", status=413,
+                )
+            handle.write(piece)
+        return received + written
+
+
+def upload_abort(session: UploadSession) -> None:
+    session.part_path.unlink(missing_ok=True)
+    UploadSession.objects.filter(pk=session.pk).delete()
+
+
+@dataclass
+class UploadOutcome:
+    document: Document
+    created: bool
+
+    @property
+    def message(self) -> str:
+        if self.created:
+            return f"Uploaded {self.document.name}; extracting text."
+        return f"Already uploaded as {self.document.name}."
+
+
+def upload_complete(session: UploadSession) -> UploadOutcome:
+    """Check the size (and the claimed hash), then turn the received bytes into a Document."""
+    received = session.received_bytes
+    if received != session.size_bytes:
+        raise DocumentError(
+            f"The upload is incomplete: {received} of {session.size_bytes} bytes received.",
+            status=409, offset=received,
+        )
+    digest = sha256_of(session.part_path)
+    if session.sha256 and digest != session.sha256:
+        upload_abort(session)
+        raise DocumentError(
+            "The received file does not match the sha256 the client announced; the upload was discarded. "
+            "Upload it again."
+        )
+    outcome = document_create_from_file(
+        user=session.created_by, team=session.team, name=session.name, path=session.part_path, sha256=digest
+    )
+    UploadSession.objects.filter(pk=session.pk).delete()
+    return outcome
+
+
+# --- documents --------------------------------------------------------------------------------------
+
+
+def _duplicate_of(team: Team, sha256: str) -> Document | None:
+    return Document.objects.filter(team=team, sha256=sha256).exclude(status=DocumentStatus.FAILED).first()
+
+
+def document_create_from_file(
+    *, user: AbstractBaseUser, team: Team, name: str, path: Path, sha256: str | None = None
+) -> UploadOutcome:
+    """Adopt a complete file at `path` (it is moved, or deleted when a duplicate) as a Document.
+
+    Identical content already in the team (same sha256) returns the existing document instead;
+    a failed document with that content is replaced, which is how a failed extraction is retried.
+    Extraction is queued after the transaction commits.
+    """
+    _require(user, "create", team)
+    size = path.stat().st_size
+    try:
+        _check_size(size)
+        name = clean_name(name)
+        digest = sha256 or sha256_of(path)
+    except DocumentError:
+        path.unlink(missing_ok=True)
+        raise
+    existing = _duplicate_of(team, digest)
+    if existing is not None:
+        path.unlink(missing_ok=True)
+        return UploadOutcome(existing, created=False)
+    document_id = uuid.uuid4()
+    folder = documents_dir(team.pk)
+    suffix = Path(name).suffix.lower()[:16]
+    original = folder / f"{document_id}.original{suffix}"
+    shutil.move(path, original)
+    try:
+        with transaction.atomic():
+            for failed in Document.objects.filter(team=team, sha256=digest, status=DocumentStatus.FAILED):
+                _document_remove(failed)
+            document = Document.objects.create(
+                id=document_id,
+                team=team,
+                created_by=user if user.is_authenticated else None,
+                name=name,
+                format=format_for(name),
+                size_bytes=size,
+                sha256=digest,
+                status=DocumentStatus.EXTRACTING,
+                original_file=str(original.relative_to(settings.MEDIA_ROOT)),
+            )
+            transaction.on_commit(lambda: _enqueue_extraction(document.pk))
+    except IntegrityError:
+        # The same content completed concurrently in another request: that document wins.
+        original.unlink(missing_ok=True)
+        existing = _duplicate_of(team, digest)
+        if existing is None:
+            raise
+        return UploadOutcome(existing, created=False)
+    except BaseException:
+        original.unlink(missing_ok=True)
+        raise
+    return UploadOutcome(document, created=True)
+
+
+def _enqueue_extraction(document_id: uuid.UUID) -> None:
+    from worker.tasks import extract_document
+
+    extract_document.delay(str(document_id))
+
+
+def _text_file_for(document: Document) -> Path:
+    return Path(settings.MEDIA_ROOT) / "documents" / str(document.team_id) / f"{document.pk}.txt"
+
+
+class _Deleted(Exception):
+    """The document was deleted while its text was being extracted."""
+
+
+def document_extract(document_id: str) -> str:
+    """Extract the text of a document that is still `extracting`; return its final status.
+
+    Idempotent: a document already ready or failed is left alone, so a re-delivered task is harmless;
+    two deliveries running at once each write their own part file and the last rename wins.
+    """
+    document = Document.objects.filter(pk=document_id).first()
+    if document is None:
+        return "missing"
+    if document.status != DocumentStatus.EXTRACTING:
+        return document.status
+    dest = _text_file_for(document)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    last_report = [0.0]
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if now - last_report[0] < PROGRESS_EVERY_S and fraction < 1.0:
+            return
+        last_report[0] = now
+        if not Document.objects.filter(pk=document.pk).update(progress=round(fraction, 4)):
+            raise _Deleted
+
+    try:
+        result = extract_text(document.original_path, part, document.name, progress)
+    except _Deleted:
+        part.unlink(missing_ok=True)
+        return "deleted"
+    except ExtractionError as exc:
+        part.unlink(missing_ok=True)
+        return _extraction_failed(document, str(exc))
+    except Exception as exc:
+        part.unlink(missing_ok=True)
+        logger.exception("Extracting document %s failed", document.pk)
+        return _extraction_failed(document, f"Text extraction failed unexpectedly ({type(exc).__name__}).")
+    os.replace(part, dest)
+    updated = Document.objects.filter(pk=document.pk, status=DocumentStatus.EXTRACTING).update(
+        status=DocumentStatus.READY,
+        progress=1.0,
+        error="",
+        extraction_note=result.note,
+        text_file=str(dest.relative_to(settings.MEDIA_ROOT)),
+        chars=result.chars,
+        lines=result.lines,
+        tokens_estimate=result.tokens_estimate,
+        preview=result.preview,
+    )
+    if not updated and not Document.objects.filter(pk=document.pk).exists():
+        dest.unlink(missing_ok=True)  # deleted at the last moment: leave nothing behind
+        return "deleted"
+    return DocumentStatus.READY
+
+
+def _extraction_failed(document: Document, message: str) -> str:
+    document.original_path.unlink(missing_ok=True)
+    _text_file_for(document).unlink(missing_ok=True)
+    Document.objects.filter(pk=document.pk).update(
+        status=DocumentStatus.FAILED, error=message, progress=0.0, original_file="", text_file="",
+        chars=0, lines=0, tokens_estimate=0, preview="",
+    )
+    return DocumentStatus.FAILED
+
+
+def _document_files(document: Document) -> Iterable[Path]:
+    folder = Path(settings.MEDIA_ROOT) / "documents" / str(document.team_id)
+    yield from folder.glob(f"{document.pk}.*")
+
+
+def _document_remove(document: Document) -> None:
+    files = list(_document_files(document))
+    document.delete()
+    transaction.on_commit(lambda: [f.unlink(missing_ok=True) for f in files])
+
+
+def document_delete(*, user: AbstractBaseUser, document: Document) -> None:
+    """Delete a document and its files (original, text, and any text still being written)."""
+    if not can_change(user, document.team, document.created_by_id):
+        raise Forbidden("Only the person who uploaded this document, or a team admin, can delete it.")
+    try:
+        with transaction.atomic():
+            _document_remove(document)
+    except ProtectedError as exc:
+        runs = len(exc.protected_objects)
+        raise DocumentError(
+            f"{document.name} is used by {runs} run(s); it is kept so their answers stay reproducible.",
+            status=409,
+        ) from None

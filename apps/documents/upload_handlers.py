@@ -1,0 +1,110 @@
+"""A Django upload handler that streams multipart files straight into `DATA_DIR/uploads`.
+
+Used by the single-request API upload (`POST /api/documents/` with `file` fields). Each file is
+written in 1 MiB pieces while its sha256 is computed; the upload stops as soon as a file passes
+MAX_UPLOAD_BYTES or the request carries more than MAX_FILES_PER_UPLOAD files, and every byte written
+so far is deleted. Whatever a request received but did not turn into a document is deleted by
+`discard_unclaimed()`, which the view calls however the request ends.
+"""
+
+import functools
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+
+from .services import DocumentError, human_bytes, uploads_dir
+
+
+@dataclass
+class ReceivedFile:
+    name: str
+    path: Path
+    size: int
+    sha256: str
+
+
+class DocumentUploadHandler(FileUploadHandler):
+    chunk_size = 1024 * 1024
+
+    def __init__(self, request=None) -> None:
+        super().__init__(request)
+        self.received: list[ReceivedFile] = []
+        self.rejection: DocumentError | None = None
+        self._paths: list[Path] = []
+        self._out = None
+        self._digest = None
+        self._size = 0
+
+    def new_file(self, field_name, file_name, *args, **kwargs) -> None:
+        super().new_file(field_name, file_name, *args, **kwargs)
+        if len(self._paths) >= settings.MAX_FILES_PER_UPLOAD:
+            self._reject(
+                DocumentError(
+                    f"Too many files in one upload: at most {settings.MAX_FILES_PER_UPLOAD} at a time.",
+                )
+            )
+        path = uploads_dir() / f"{uuid.uuid4()}.part"
+        self._paths.append(path)
+        self._out = path.open("wb")
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        self._size += len(raw_data)
+        if self._size > settings.MAX_UPLOAD_BYTES:
+            self._reject(
+                DocumentError(
+                    f"{self.file_name} is over the limit of {human_bytes(settings.MAX_UPLOAD_BYTES)}.", status=413
+                )
+            )
+        self._out.write(raw_data)
+        self._digest.update(raw_data)
+        return None
+
+    def file_complete(self, file_size: int) -> ReceivedFile:
+        self._out.close()
+        self._out = None
+        received = ReceivedFile(self.file_name, self._paths[-1], self._size, self._digest.hexdigest())
+        self.received.append(received)
+        return received
+
+    def upload_interrupted(self) -> None:
+        self.discard_unclaimed()
+
+    def _reject(self, error: DocumentError) -> None:
+        self.rejection = error
+        self.discard_unclaimed()
+        raise StopUpload(connection_reset=True)
+
+    def discard_unclaimed(self) -> None:
+        """Delete every file this request received that was not moved into a document."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        for path in self._paths:
+            path.unlink(missing_ok=True)
+
+
+def streams_uploads(view: Callable) -> Callable:
+    """Install DocumentUploadHandler before anything reads the body, and clean up after the view.
+
+    Outermost decorator: the API decorator's CSRF check may parse the body already.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        handler = DocumentUploadHandler(request)
+        request.upload_handlers = [handler]
+        request.document_upload_handler = handler
+        try:
+            return view(request, *args, **kwargs)
+        finally:
+            handler.discard_unclaimed()
+
+    wrapper.csrf_exempt = getattr(view, "csrf_exempt", False)
+    return wrapper
