@@ -32,6 +32,13 @@ def pytest_configure(config):
         settings.CELERY_RESULT_BACKEND = backend
         app.conf.broker_transport_options = options
         app.conf.result_backend = backend
+    config._rlmweb_data_dir = data_dir
+
+
+def pytest_unconfigure(config):
+    data_dir = getattr(config, "_rlmweb_data_dir", None)
+    if data_dir is not None and not os.environ.get("RLMWEB_TEST_KEEP_DATA"):
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
