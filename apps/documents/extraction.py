@@ -9,6 +9,7 @@ DOCX is parsed whole by python-docx, after its zip has been checked for archive 
 import codecs
 import html.parser
 import io
+import re
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,8 @@ DETECT_BYTES = 512 * 1024
 CONTROL_RATIO_LIMIT = 0.10
 DOCX_MAX_UNCOMPRESSED = 500 * 1024 * 1024
 DOCX_MAX_RATIO = 20
+# The ratio only matters once the expansion is large: python-docx's own blank template inflates 22×.
+DOCX_RATIO_APPLIES_ABOVE = 10 * 1024 * 1024
 DOCX_MAX_ENTRIES = 10_000
 
 TEXT_FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".csv": "csv", ".tsv": "csv",
@@ -220,16 +223,25 @@ def _decoded_pieces(source: Path, size: int, notes: list[str], report: Progress)
     with source.open("rb") as f:
         f.seek(max(0, failed_at - 32 * 1024))
         around = f.read(64 * 1024)
-    encoding = _detect(sample, around)
-    if encoding is None:
-        encoding = "cp1252"
-        notes.append("no encoding could be detected; decoded as windows-1252 (fallback)")
-    elif encoding in {"utf_8", "utf-8", "ascii"}:
+    if _utf8_so_far(sample[: min(failed_at, DETECT_BYTES)]):
         encoding = "utf-8"
         notes.append(f"not valid UTF-8 at byte {failed_at}; decoded as UTF-8 with invalid bytes replaced")
     else:
-        notes.append(f"decoded as {codecs.lookup(encoding).name} (detected)")
+        encoding = _detect(sample + b"\n" + around if failed_at > DETECT_BYTES else sample)
+        if encoding is None:
+            encoding = "cp1252"
+            notes.append("no encoding could be detected; decoded as windows-1252 (fallback)")
+        elif codecs.lookup(encoding).name == "utf-8":
+            notes.append(f"not valid UTF-8 at byte {failed_at}; decoded as UTF-8 with invalid bytes replaced")
+        else:
+            notes.append(f"decoded as {_label(encoding)} (detected)")
     yield from _decode_with(source, size, encoding, notes, report)
+
+
+def _label(encoding: str) -> str:
+    name = codecs.lookup(encoding).name
+    match = re.fullmatch(r"cp(125\d)", name)
+    return f"windows-{match.group(1)}" if match else name
 
 
 def _first_utf8_error(source: Path) -> int | None:
@@ -248,9 +260,32 @@ def _first_utf8_error(source: Path) -> int | None:
                 return None
 
 
-def _detect(sample: bytes, around: bytes) -> str | None:
-    match = charset_normalizer.from_bytes(sample + b"\n" + around).best()
-    return match.encoding if match is not None else None
+# charset-normalizer's first guess between close single-byte code pages is often an exotic one
+# (mac_latin2 for French windows-1252 text); the common Western code pages win when nearly as good.
+_PREFERRED_ENCODINGS = ("cp1252", "latin_1", "iso8859_15")
+_PREFERENCE_MARGIN = 0.05
+
+
+def _detect(data: bytes) -> str | None:
+    matches = list(charset_normalizer.from_bytes(data))
+    if not matches:
+        return None
+    best = matches[0]
+    for match in matches:
+        if match.encoding in _PREFERRED_ENCODINGS and match.chaos <= best.chaos + _PREFERENCE_MARGIN:
+            return match.encoding
+    return best.encoding
+
+
+def _utf8_so_far(prefix: bytes) -> bool:
+    """Non-ASCII text that is valid UTF-8 up to the first bad byte: UTF-8 with a few broken bytes."""
+    if prefix.isascii():
+        return False
+    try:
+        prefix.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(prefix) - 3  # only a sequence cut by the end of the prefix
+    return True
 
 
 def _decode_with(
@@ -350,7 +385,10 @@ def _extract_pdf(source: Path, sink: TextSink, notes: list[str], report: Progres
             try:
                 opened = reader.decrypt("")
             except (DependencyError, NotImplementedError):
-                opened = 0
+                raise ExtractionError(
+                    "The PDF is encrypted with a method this server cannot open (AES needs the 'cryptography' "
+                    "package); remove the encryption and upload it again."
+                ) from None
             if not opened:
                 raise ExtractionError(
                     "The PDF is encrypted (password-protected); remove the password and upload it again."
@@ -409,10 +447,12 @@ def check_docx_archive(source: Path) -> None:
                     "it looks like an archive bomb and was not opened."
                 )
             total = sum(e.file_size for e in entries)
-            if total > DOCX_MAX_UNCOMPRESSED or total > DOCX_MAX_RATIO * compressed:
+            too_dense = total > DOCX_RATIO_APPLIES_ABOVE and total > DOCX_MAX_RATIO * compressed
+            if total > DOCX_MAX_UNCOMPRESSED or too_dense:
                 raise ExtractionError(
                     f"The DOCX would expand to {total:,} bytes from {compressed:,} "
-                    f"(limit {DOCX_MAX_RATIO}× and {DOCX_MAX_UNCOMPRESSED // 2**20} MiB); "
+                    f"(limit {DOCX_MAX_RATIO}× its size above {DOCX_RATIO_APPLIES_ABOVE // 2**20} MiB, "
+                    f"and {DOCX_MAX_UNCOMPRESSED // 2**20} MiB in all); "
                     "it looks like an archive bomb and was not opened."
                 )
             names = {e.filename for e in entries}
