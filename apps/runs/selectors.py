@@ -1,15 +1,131 @@
-from django.db.models import QuerySet
+import json
+import uuid
+from collections.abc import Iterator
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
 
 from apps.teams.models import Team
+from apps.teams.permissions import can
 
-from .models import Run, RunEvent
+from .models import Mode, Run, RunDocument, RunEvent, RunStatus
+
+EVENT_PAGE = 500
 
 
 def run_list_for_team(team: Team) -> QuerySet[Run]:
     return Run.objects.filter(team=team).prefetch_related("documents").order_by("-created_at")
 
 
+def run_list_filtered(team: Team, status: str = "", mode: str = "", search: str = "") -> QuerySet[Run]:
+    """The team's runs, newest first, narrowed by status, mode and a search of question and answer."""
+    runs = run_list_for_team(team)
+    if status in RunStatus.values:
+        runs = runs.filter(status=status)
+    if mode in Mode.values:
+        runs = runs.filter(mode=mode)
+    search = search.strip()
+    if search:
+        runs = runs.filter(Q(question__icontains=search) | Q(final_answer__icontains=search))
+    return runs
+
+
+def run_get_for_user(user: AbstractBaseUser, run_id: uuid.UUID | str) -> Run | None:
+    """The run if the user may view its team; None otherwise, so other teams' ids reveal nothing."""
+    try:
+        run_id = uuid.UUID(str(run_id))
+    except ValueError:
+        return None
+    run = Run.objects.select_related("team", "created_by", "rerun_of").filter(pk=run_id).first()
+    if run is None or not can(user, "view", run.team):
+        return None
+    return run
+
+
+def run_documents(run: Run) -> list:
+    """The run's documents in the order they were given to the engine."""
+    return [
+        rd.document
+        for rd in RunDocument.objects.filter(run=run).select_related("document").order_by("position")
+    ]
+
+
 def run_events_since(run_id, since: int, limit: int = 1000) -> list[dict]:
     """Events of a run with seq > since, in order, at most `limit` of them."""
     rows = RunEvent.objects.filter(run_id=run_id, seq__gt=since).order_by("seq")[:limit]
     return [row.to_dict() for row in rows]
+
+
+def run_events_between(run_id, since: int, upto: int | None = None, page: int = EVENT_PAGE) -> Iterator[list[dict]]:
+    """Pages of events with since < seq ≤ upto (no upper bound when None), in order."""
+    while True:
+        rows = RunEvent.objects.filter(run_id=run_id, seq__gt=since)
+        if upto is not None:
+            rows = rows.filter(seq__lte=upto)
+        batch = [row.to_dict() for row in rows.order_by("seq")[:page]]
+        if not batch:
+            return
+        yield batch
+        since = batch[-1]["seq"]
+        if len(batch) < page:
+            return
+
+
+def cost_display(run: Run) -> str:
+    """Cost for people: "unknown" when no call had a known price, "≥ $x" when some had none."""
+    if run.cost_unknown_calls and not run.cost_usd:
+        return "unknown"
+    prefix = "≥ " if run.cost_unknown_calls else ""
+    return f"{prefix}${run.cost_usd:.4f}"
+
+
+def run_summary(run: Run, documents: list | None = None) -> dict:
+    """A run as JSON: settings, status, totals and answer. Cost is null when any call's price is unknown."""
+    documents = run_documents(run) if documents is None else documents
+    return {
+        "id": str(run.pk),
+        "team": run.team_id,
+        "created_by": run.created_by.get_username() if run.created_by else None,
+        "rerun_of": str(run.rerun_of_id) if run.rerun_of_id else None,
+        "question": run.question,
+        "documents": [{"id": str(d.pk), "name": d.name, "chars": d.chars} for d in documents],
+        "mode": run.mode,
+        "root_model": run.root_model,
+        "sub_model": run.sub_model,
+        "limits": run.limits,
+        "status": run.status,
+        "cancel_requested": run.cancel_requested,
+        "final_answer": run.final_answer,
+        "answer_source": run.answer_source,
+        "forced_final": run.forced_final,
+        "stop_reason": run.stop_reason,
+        "failure_reason": run.failure_reason,
+        "last_seq": run.last_seq,
+        "totals": {
+            "iterations": run.iterations,
+            "subcalls": run.subcalls,
+            "max_depth_reached": run.max_depth_reached,
+            "prompt_tokens": run.prompt_tokens,
+            "completion_tokens": run.completion_tokens,
+            "tokens": run.tokens,
+            "cost_usd": None if run.cost_unknown_calls else run.cost_usd,
+            "cost_known_usd": run.cost_usd,
+            "cost_unknown_calls": run.cost_unknown_calls,
+        },
+        "created_at": run.created_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "duration_s": run.duration_s,
+    }
+
+
+def run_trajectory_chunks(run: Run) -> Iterator[str]:
+    """The whole trajectory as one JSON document {"run": …, "events": […]}, streamed in pieces."""
+    head = json.dumps({"format": "rlmweb.trajectory/1", "run": run_summary(run)})
+    yield head[:-1] + ', "events": ['
+    first = True
+    for page in run_events_between(run.pk, 0):
+        for event in page:
+            yield ("" if first else ",\n") + json.dumps(event)
+            first = False
+    yield "]}\n"
