@@ -1,1 +1,14 @@
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.run_list, name="run_list"),
+    path("new/", views.run_new, name="run_new"),
+    path("compare/", views.run_compare, name="run_compare"),
+    path("<uuid:run_id>/", views.run_detail, name="run_detail"),
+    path("<uuid:run_id>/cancel/", views.run_cancel, name="run_cancel"),
+    path("<uuid:run_id>/rerun/", views.run_rerun, name="run_rerun"),
+    path("<uuid:run_id>/events.json", views.run_events, name="run_events"),
+    path("<uuid:run_id>/trajectory.json", views.run_trajectory, name="run_trajectory"),
+]

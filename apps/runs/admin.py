@@ -1,0 +1,42 @@
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+
+from . import services
+from .models import Run, RunDocument, RunEvent
+
+
+class RunDocumentInline(admin.TabularInline):
+    model = RunDocument
+    extra = 0
+    raw_id_fields = ("document",)
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = ("question", "team", "created_by", "status", "mode", "root_model", "iterations", "subcalls",
+                    "cost_usd", "created_at")
+    list_filter = ("status", "mode")
+    search_fields = ("question", "final_answer")
+    readonly_fields = ("id", "last_seq", "task_id", "worker", "created_at", "started_at", "finished_at",
+                       "heartbeat_at")
+    raw_id_fields = ("team", "created_by", "rerun_of")
+    inlines = [RunDocumentInline]
+    actions = ["cancel_runs"]
+
+    @admin.action(description="Cancel the selected runs")
+    def cancel_runs(self, request, queryset):
+        done = 0
+        for run in queryset:
+            try:
+                services.run_cancel(request.user, run)
+                done += 1
+            except (services.RunConflict, services.RunNotFound, PermissionDenied) as exc:
+                self.message_user(request, f"{run.pk}: {exc}", messages.WARNING)
+        self.message_user(request, f"Cancelled or asked to stop {done} run(s).")
+
+
+@admin.register(RunEvent)
+class RunEventAdmin(admin.ModelAdmin):
+    list_display = ("run", "seq", "type", "ts")
+    list_filter = ("type",)
+    raw_id_fields = ("run",)

@@ -1,0 +1,220 @@
+"""JSON API for runs: ask, list, status, events, cancel, re-run, and the models offered.
+
+Authentication is `apps.accounts.api.api_view` (an API token, or the browser session with CSRF).
+Errors are `{"error": message}`, with `"fields": {name: [messages]}` for invalid asks. A run of
+another team is a 404, like a run that does not exist.
+"""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+
+from apps.accounts.api import ApiError, api_view, json_body
+from apps.accounts.ratelimit import RateLimited
+from apps.teams.models import Team
+from apps.teams.permissions import can
+
+from . import selectors, services
+from .models import Run
+from .models_config import model_choices
+
+ASK_FIELDS = {"question", "documents", "mode", "root_model", "sub_model", "limits", "team"}
+MAX_EVENTS_PER_REQUEST = 5000
+
+
+def _team(request: HttpRequest, team_id=None) -> Team:
+    """The team named by `team` (query or body), else the user's current team."""
+    team_id = team_id if team_id is not None else request.GET.get("team")
+    if team_id in (None, ""):
+        return request.team
+    if isinstance(team_id, bool) or not (isinstance(team_id, int) or str(team_id).isdigit()):
+        raise ApiError(400, "team must be a team id (an integer).", fields={"team": ["Must be an integer."]})
+    team = Team.objects.filter(pk=int(team_id)).first()
+    if team is None or not can(request.user, "view", team):
+        raise ApiError(404, "No such team.")
+    return team
+
+
+def _run(request: HttpRequest, run_id) -> Run:
+    run = selectors.run_get_for_user(request.user, run_id)
+    if run is None:
+        raise ApiError(404, "No such run.")
+    return run
+
+
+def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer.", fields={name: ["Must be an integer."]}) from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}.", fields={name: [f"Between {low} and {high}."]})
+    return value
+
+
+def run_json(run: Run) -> dict:
+    return {
+        **selectors.run_summary(run),
+        "url": reverse("api_run_detail", args=[run.pk]),
+        "events_url": reverse("api_run_events", args=[run.pk]),
+        "page_url": reverse("run_detail", args=[run.pk]),
+        "websocket_path": f"/ws/runs/{run.pk}/",
+    }
+
+
+def _ask_arguments(body: dict) -> dict:
+    """Check the JSON types of an ask; the service checks the values."""
+    fields: dict[str, list[str]] = {}
+    unknown = sorted(set(body) - ASK_FIELDS)
+    for name in unknown:
+        fields[name] = [f"Unknown field; the fields are {', '.join(sorted(ASK_FIELDS))}."]
+    if "question" not in body:
+        fields["question"] = ["This field is required."]
+    elif not isinstance(body["question"], str):
+        fields["question"] = ["Must be a string."]
+    documents = body.get("documents")
+    if documents is None:
+        fields["documents"] = ["This field is required: a list of document ids."]
+    elif not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+        fields["documents"] = ["Must be a list of document ids (strings)."]
+    for name in ("mode", "root_model", "sub_model"):
+        if name in body and not isinstance(body[name], str):
+            fields[name] = ["Must be a string."]
+    if "limits" in body and not isinstance(body["limits"], dict):
+        fields["limits"] = ["Must be an object, e.g. {\"max_iterations\": 10}."]
+    if fields:
+        raise ApiError(400, "Invalid request.", fields=fields)
+    arguments = {"question": body["question"], "document_ids": documents, "limits": body.get("limits")}
+    for name in ("mode", "root_model", "sub_model"):
+        if name in body:
+            arguments[name] = body[name]
+    return arguments
+
+
+def _service_error(exc: Exception) -> ApiError:
+    if isinstance(exc, RateLimited):
+        return ApiError(429, exc.messages[0], retry_after=exc.retry_after)
+    if isinstance(exc, ValidationError):
+        if hasattr(exc, "error_dict"):
+            return ApiError(400, "Invalid request.", fields=exc.message_dict)
+        status = 429 if exc.code == "busy" else 400
+        return ApiError(status, " ".join(exc.messages))
+    if isinstance(exc, services.RunNotFound):
+        return ApiError(404, str(exc))
+    if isinstance(exc, PermissionDenied):
+        return ApiError(403, str(exc))
+    if isinstance(exc, services.RunConflict):
+        return ApiError(409, str(exc))
+    raise exc
+
+
+@api_view(("GET", "POST"))
+def runs_collection(request: HttpRequest) -> JsonResponse:
+    """GET: the team's runs, newest first (?status=, ?mode=, ?q=, ?page=). POST: ask."""
+    if request.method == "POST":
+        body = json_body(request)
+        team = _team(request, body.get("team"))
+        arguments = _ask_arguments(body)
+        try:
+            run = services.run_create(request.user, team, **arguments)
+        except (ValidationError, PermissionDenied, services.RunNotFound) as exc:
+            raise _service_error(exc) from None
+        return JsonResponse(run_json(run), status=201)
+    team = _team(request)
+    runs = selectors.run_list_filtered(
+        team, request.GET.get("status", ""), request.GET.get("mode", ""), request.GET.get("q", "")
+    )
+    per_page = _int_param(request, "per_page", 50, 1, 200)
+    page = Paginator(runs, per_page).get_page(request.GET.get("page"))
+    return JsonResponse(
+        {
+            "team": team.pk,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "count": page.paginator.count,
+            "runs": [run_json(run) for run in page.object_list],
+        }
+    )
+
+
+@api_view(("GET",))
+def models_list(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {
+            "models": [
+                {
+                    "model": m.model,
+                    "label": m.label,
+                    "offline": m.offline,
+                    "available": m.available,
+                    "how_to_enable": m.how_to_enable,
+                }
+                for m in model_choices()
+            ],
+            "modes": [{"mode": value, "label": label} for value, label in Run._meta.get_field("mode").choices],
+            "limits": {
+                name: {"type": kind.__name__, "min": low, "max": high, "default": default}
+                for name, (kind, low, high, default) in services.LIMITS.items()
+            },
+        }
+    )
+
+
+@api_view(("GET",))
+def run_detail(request: HttpRequest, run_id) -> JsonResponse:
+    return JsonResponse(run_json(_run(request, run_id)))
+
+
+@api_view(("GET",))
+def run_events(request: HttpRequest, run_id) -> JsonResponse:
+    """Events with seq > since, in order; `more` says whether to ask again from the last seq."""
+    run = _run(request, run_id)
+    since = _int_param(request, "since", 0, 0, 2**31 - 1)
+    limit = _int_param(request, "limit", 1000, 1, MAX_EVENTS_PER_REQUEST)
+    events = selectors.run_events_since(run.pk, since, limit)
+    run.refresh_from_db(fields=["status", "last_seq"])
+    return JsonResponse(
+        {
+            "run": str(run.pk),
+            "status": run.status,
+            "last_seq": run.last_seq,
+            "events": events,
+            "more": bool(events) and events[-1]["seq"] < run.last_seq,
+        }
+    )
+
+
+@api_view(("POST",))
+def run_cancel(request: HttpRequest, run_id) -> JsonResponse:
+    run = _run(request, run_id)
+    try:
+        run = services.run_cancel(request.user, run)
+    except (PermissionDenied, services.RunConflict, services.RunNotFound) as exc:
+        raise _service_error(exc) from None
+    return JsonResponse(run_json(run), status=202 if not run.is_finished else 200)
+
+
+@api_view(("POST",))
+def run_rerun(request: HttpRequest, run_id) -> JsonResponse:
+    """Ask again with some settings changed: any ask field may be given (limits merge)."""
+    run = _run(request, run_id)
+    body = json_body(request)
+    unknown = sorted(set(body) - (ASK_FIELDS - {"team"}))
+    if unknown:
+        raise ApiError(400, "Invalid request.", fields={n: ["Unknown field."] for n in unknown})
+    overrides = {}
+    for name, target in (("question", "question"), ("documents", "document_ids"), ("mode", "mode"),
+                         ("root_model", "root_model"), ("sub_model", "sub_model"), ("limits", "limits")):
+        if name in body:
+            overrides[target] = body[name]
+    if "limits" in body and not isinstance(body["limits"], dict):
+        raise ApiError(400, "Invalid request.", fields={"limits": ["Must be an object."]})
+    try:
+        new = services.run_rerun(request.user, run, **overrides)
+    except (ValidationError, PermissionDenied, services.RunNotFound) as exc:
+        raise _service_error(exc) from None
+    return JsonResponse(run_json(new), status=201)

@@ -1,0 +1,223 @@
+"""Pages about runs: ask, list, the live run page, cancel, re-run, compare, JSON for the explorer.
+
+A run of a team the user does not belong to is a 404, the same as a run that does not exist.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.teams.permissions import can, can_change
+
+from . import selectors, services
+from .forms import RunForm
+from .models import Mode, Run, RunStatus
+from .services import LIMITS
+
+RUNS_PER_PAGE = 25
+MAX_EVENTS_PER_REQUEST = 5000
+
+
+def _run_or_404(request, run_id) -> Run:
+    run = selectors.run_get_for_user(request.user, run_id)
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+def _int_param(request, name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(request.GET.get(name, default))
+    except (TypeError, ValueError):
+        value = default
+    return max(low, min(high, value))
+
+
+def _ask(request, form: RunForm, team, rerun_of: Run | None):
+    """Create the run from a valid form, or put the service's errors on the form."""
+    try:
+        if rerun_of is not None:
+            run = services.run_rerun(request.user, rerun_of, **form.ask_arguments())
+        else:
+            run = services.run_create(request.user, team, **form.ask_arguments())
+    except ValidationError as exc:
+        form.add_service_errors(exc)
+        return None
+    return run
+
+
+def _ask_page(request, form: RunForm, rerun_of: Run | None = None, status: int = 200):
+    return render(
+        request,
+        "runs/run_new.html",
+        {
+            "form": form,
+            "rerun_of": rerun_of,
+            "can_create": can(request.user, "create", request.team),
+            "selected": form.selected_documents(),
+        },
+        status=status,
+    )
+
+
+@login_required
+def run_new(request):
+    team = request.team
+    if request.method == "POST":
+        if not can(request.user, "create", team):
+            raise PermissionDenied("Your role in this team does not allow asking questions.")
+        form = RunForm(request.POST, team=team)
+        if form.is_valid():
+            run = _ask(request, form, team, None)
+            if run is not None:
+                return redirect("run_detail", run_id=run.pk)
+        return _ask_page(request, form, status=400)
+    preselected = [d for d in request.GET.get("documents", "").split(",") if d]
+    form = RunForm(team=team, initial={"documents": preselected, "question": request.GET.get("question", "")})
+    return _ask_page(request, form)
+
+
+@login_required
+def run_rerun(request, run_id):
+    """The ask form prefilled from a run; submitting it creates a run that records `rerun_of`."""
+    run = _run_or_404(request, run_id)
+    if request.method == "POST":
+        if not can(request.user, "create", run.team):
+            raise PermissionDenied("Your role in this team does not allow asking questions.")
+        form = RunForm(request.POST, team=run.team)
+        if form.is_valid():
+            new = _ask(request, form, run.team, run)
+            if new is not None:
+                return redirect("run_detail", run_id=new.pk)
+        return _ask_page(request, form, rerun_of=run, status=400)
+    initial = {
+        "documents": [str(d.pk) for d in selectors.run_documents(run)],
+        "question": run.question,
+        "mode": run.mode,
+        "root_model": run.root_model,
+        "sub_model": run.sub_model,
+        **{name: value for name, value in (run.limits or {}).items() if name in LIMITS},
+    }
+    return _ask_page(request, RunForm(team=run.team, initial=initial), rerun_of=run)
+
+
+@login_required
+@require_GET
+def run_list(request):
+    status = request.GET.get("status", "")
+    mode = request.GET.get("mode", "")
+    search = request.GET.get("q", "")
+    runs = selectors.run_list_filtered(request.team, status=status, mode=mode, search=search)
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "runs/run_list.html",
+        {
+            "page": page,
+            "runs": [(run, selectors.cost_display(run)) for run in page.object_list],
+            "status": status,
+            "mode": mode,
+            "q": search,
+            "statuses": RunStatus.choices,
+            "modes": Mode.choices,
+            "query": query.urlencode(),
+            "compare_url": reverse("run_compare"),
+        },
+    )
+
+
+@login_required
+@require_GET
+def run_detail(request, run_id):
+    run = _run_or_404(request, run_id)
+    return render(
+        request,
+        "runs/run_detail.html",
+        {
+            "run": run,
+            "documents": selectors.run_documents(run),
+            "ws_path": f"/ws/runs/{run.pk}/",
+            "events_url": reverse("run_events", args=[run.pk]),
+            "trajectory_url": reverse("run_trajectory", args=[run.pk]),
+            "cancel_url": reverse("run_cancel", args=[run.pk]),
+            "rerun_url": reverse("run_rerun", args=[run.pk]),
+            "cost_display": selectors.cost_display(run),
+            "can_cancel": not run.is_finished and can_change(request.user, run.team, run.created_by_id),
+        },
+    )
+
+
+@login_required
+@require_POST
+def run_cancel(request, run_id):
+    run = _run_or_404(request, run_id)
+    try:
+        run = services.run_cancel(request.user, run)
+    except services.RunConflict as exc:
+        messages.info(request, str(exc))
+    else:
+        if run.status == RunStatus.CANCELLED:
+            messages.success(request, "Run cancelled.")
+        else:
+            messages.success(request, "Cancelling: the worker stops the run within a few seconds.")
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"status": run.status, "cancel_requested": run.cancel_requested})
+    target = request.POST.get("next", "")
+    if target in (reverse("run_list"), reverse("run_detail", args=[run.pk])):
+        return redirect(target)
+    return redirect("run_detail", run_id=run.pk)
+
+
+@login_required
+@require_GET
+def run_compare(request):
+    a = selectors.run_get_for_user(request.user, request.GET.get("a", ""))
+    b = selectors.run_get_for_user(request.user, request.GET.get("b", ""))
+    if a is None or b is None:
+        raise Http404("Pick two runs you can see to compare.")
+    columns = [
+        {"run": run, "documents": selectors.run_documents(run), "cost": selectors.cost_display(run)}
+        for run in (a, b)
+    ]
+    return render(
+        request,
+        "runs/run_compare.html",
+        {"columns": columns, "same_question": a.question.strip() == b.question.strip()},
+    )
+
+
+@login_required
+@require_GET
+def run_events(request, run_id):
+    """Events with seq > since (at most `limit`), for the explorer's catch-up and polling fallback."""
+    run = _run_or_404(request, run_id)
+    since = _int_param(request, "since", 0, 0, 2**31)
+    limit = _int_param(request, "limit", 1000, 1, MAX_EVENTS_PER_REQUEST)
+    events = selectors.run_events_since(run.pk, since, limit)
+    run.refresh_from_db(fields=["status", "last_seq"])
+    return JsonResponse(
+        {
+            "run": str(run.pk),
+            "status": run.status,
+            "last_seq": run.last_seq,
+            "events": events,
+            "more": bool(events) and events[-1]["seq"] < run.last_seq,
+        }
+    )
+
+
+@login_required
+@require_GET
+def run_trajectory(request, run_id):
+    """The whole trajectory (run metadata and every event) as a JSON download."""
+    run = _run_or_404(request, run_id)
+    response = StreamingHttpResponse(selectors.run_trajectory_chunks(run), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="rlmweb-run-{run.pk}.json"'
+    return response
