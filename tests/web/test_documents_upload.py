@@ -382,3 +382,41 @@ def test_extraction_of_a_document_deleted_meanwhile_leaves_nothing(signed_in, fi
         signed_in.post(f"/documents/{doc_id}/delete/")
     assert document_extract(doc_id) == "missing"
     assert leftovers(files) == []
+
+
+# --- size -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_300_mb_upload_streams_in_bounded_memory_and_extracts(signed_in, files):
+    """Hundreds of MB through the protocol: neither receiving nor extracting holds the file in memory."""
+    import gc
+    import tracemalloc
+
+    chunk_size = 8 * 1024 * 1024
+    total = 38 * chunk_size  # 304 MiB
+    line = b"0123456789 the quick brown fox jumps over the lazy dog, \xc3\xa4\xc3\xb6\xc3\xbc!\n"  # 64 bytes
+    block = line * (chunk_size // len(line))
+    assert len(block) == chunk_size and total % chunk_size == 0
+    digest = hashlib.sha256()
+    upload = start(signed_in, "big.txt", total).json()
+    tracemalloc.start()
+    try:
+        for offset in range(0, total, chunk_size):
+            digest.update(block)
+            assert put_chunk(signed_in, upload, offset, block).status_code == 200
+            gc.collect()  # the test client's responses are reference cycles holding the request body
+        done = signed_in.post(upload["complete_url"]).json()
+        _, upload_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        assert done["document"]["sha256"] == digest.hexdigest()
+        assert document_extract(done["document"]["id"]) == "ready"
+        _, extract_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The test client holds the chunk it sends, and its request payload copy: a few chunks, never the file.
+    assert upload_peak < 4 * chunk_size, upload_peak
+    assert extract_peak < 32 * 1024 * 1024, extract_peak
+    document = Document.objects.get(pk=done["document"]["id"])
+    assert document.size_bytes == total and document.lines == total // len(line)
+    assert document.chars == (total // len(line)) * (len(line) - 3)
