@@ -1,1 +1,7 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import RunEventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/runs/<uuid:run_id>/", RunEventsConsumer.as_asgi()),
+]

@@ -1,0 +1,191 @@
+"""The live stream of one run's events: `ws/runs/<run_id>/?since=N`.
+
+Contract: a client receives every event with seq > since exactly once, in order, with no gaps,
+then live ones as the engine emits them. The consumer joins the run's group *before* reading the
+database, so nothing emitted during the replay is missed; it remembers the last seq it sent, drops
+live events it already sent, and fills any gap (a lost or reordered group message) from the
+database, where the sink commits every event before publishing it. An idle consumer of an
+unfinished run also checks the database every few seconds, so a lost final message cannot leave a
+viewer waiting.
+
+Frames to the client:
+- `{"type": "events", "events": [{seq, type, ts, data}, …]}`: consecutive events, ≤ 500 per frame;
+- `{"type": "replayed", "last_seq": N, "status": "running"}`: the replay from the database is
+  done (sent after the connect replay and after every `resume`);
+- `{"type": "error", "error": "…"}`: just before a 4400 close.
+The socket stays open after `run.finished`; viewers may keep reading, the client closes.
+
+Frames from the client: `{"type": "resume", "since": N}` replays again from N. Anything else
+(unknown type, malformed JSON, binary, over 64 KB) gets an error frame and close code 4400.
+
+Close codes (the socket is accepted first, so browsers see them): 4400 bad request (bad `since`
+or client message), 4401 not signed in, 4403 not a member of the run's team, 4404 no such run.
+"""
+
+import asyncio
+import json
+import time
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.teams.permissions import can
+
+from .models import Run
+from .selectors import EVENT_PAGE, run_events_between
+from .sink import group_name
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+MAX_CLIENT_FRAME = 64 * 1024
+IDLE_CHECK_S = 3.0
+
+
+def parse_since(raw: object) -> int | None:
+    """A resume point: a non-negative integer (str or int), else None."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if raw >= 0 else None
+    if isinstance(raw, str) and raw.isdigit() and len(raw) < 12:
+        return int(raw)
+    return None
+
+
+@database_sync_to_async
+def _load_run(run_id, user) -> tuple[Run | None, bool]:
+    run = Run.objects.select_related("team").filter(pk=run_id).first()
+    if run is None:
+        return None, False
+    return run, can(user, "view", run.team)
+
+
+@database_sync_to_async
+def _db_page(run_id, since: int, upto: int | None) -> list[dict]:
+    return next(run_events_between(run_id, since, upto, EVENT_PAGE), [])
+
+
+@database_sync_to_async
+def _run_state(run_id) -> tuple[str, int]:
+    return Run.objects.filter(pk=run_id).values_list("status", "last_seq").first() or ("missing", 0)
+
+
+class RunEventsConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self) -> None:
+        await self.accept()
+        self.lock = asyncio.Lock()
+        self.last_sent = 0
+        self.finished_sent = False
+        self.last_activity = time.monotonic()
+        self.watch_task: asyncio.Task | None = None
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(CLOSE_UNAUTHENTICATED)
+            return
+        self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
+        run, allowed = await _load_run(self.run_id, user)
+        if run is None:
+            await self.close(CLOSE_NOT_FOUND)
+            return
+        if not allowed:
+            await self.close(CLOSE_FORBIDDEN)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        since = parse_since(query.get("since", ["0"])[-1])
+        if since is None:
+            await self._refuse("`since` must be a non-negative integer.")
+            return
+        # Join first, replay second: whatever is published meanwhile waits in our channel.
+        self.group = group_name(self.run_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        async with self.lock:
+            await self._replay(since)
+        self.watch_task = asyncio.create_task(self._watch_idle())
+
+    async def disconnect(self, code) -> None:
+        if self.watch_task is not None:
+            self.watch_task.cancel()
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    # --- from the client -----------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if text_data is None or len(text_data) > MAX_CLIENT_FRAME:
+            await self._refuse("Send JSON text frames of at most 64 KB.")
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            await self._refuse("Malformed JSON.")
+            return
+        if not isinstance(message, dict) or message.get("type") != "resume":
+            await self._refuse('Unknown message; the only one is {"type": "resume", "since": N}.')
+            return
+        since = parse_since(message.get("since"))
+        if since is None:
+            await self._refuse("`since` must be a non-negative integer.")
+            return
+        async with self.lock:
+            await self._replay(since)
+
+    # --- from the run's group ------------------------------------------------------------------
+
+    async def run_events(self, message: dict) -> None:
+        events = sorted(message.get("events") or [], key=lambda e: e["seq"])
+        async with self.lock:
+            await self._deliver(events)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    async def _replay(self, since: int) -> None:
+        self.last_sent = since
+        self.finished_sent = False
+        await self._send_from_db(None)
+        status, last_seq = await _run_state(self.run_id)
+        if last_seq > self.last_sent:  # committed between the replay and the status read
+            await self._send_from_db(None)
+        await self.send_json({"type": "replayed", "last_seq": self.last_sent, "status": status})
+
+    async def _deliver(self, events: list[dict]) -> None:
+        """Send live events: drop what was sent, fill gaps from the database."""
+        fresh = [e for e in events if e["seq"] > self.last_sent]
+        if not fresh:
+            return
+        contiguous = all(e["seq"] == self.last_sent + 1 + i for i, e in enumerate(fresh))
+        if contiguous:
+            await self._send_events(fresh)
+        else:
+            await self._send_from_db(fresh[-1]["seq"])
+
+    async def _send_from_db(self, upto: int | None) -> None:
+        while page := await _db_page(self.run_id, self.last_sent, upto):
+            await self._send_events(page)
+
+    async def _send_events(self, events: list[dict]) -> None:
+        await self.send_json({"type": "events", "events": events})
+        self.last_sent = events[-1]["seq"]
+        self.last_activity = time.monotonic()
+        if any(e["type"] == "run.finished" for e in events):
+            self.finished_sent = True
+
+    async def _watch_idle(self) -> None:
+        """Catch up from the database when an unfinished run has been quiet for a while."""
+        while True:
+            await asyncio.sleep(IDLE_CHECK_S)
+            if self.finished_sent or time.monotonic() - self.last_activity < IDLE_CHECK_S:
+                continue
+            async with self.lock:
+                _, last_seq = await _run_state(self.run_id)
+                if last_seq > self.last_sent:
+                    await self._send_from_db(last_seq)
+                self.last_activity = time.monotonic()
+
+    async def _refuse(self, error: str) -> None:
+        await self.send_json({"type": "error", "error": error})
+        await self.close(CLOSE_BAD_REQUEST)
