@@ -185,6 +185,7 @@ def documents_collection(request: HttpRequest) -> JsonResponse:
         raise _api_error(handler.rejection)
     try:
         services.check_batch(len(files))
+        services.upload_rate_limit(request.user, len(files))
     except services.DocumentError as exc:
         raise _api_error(exc) from None
     results = []

@@ -64,6 +64,10 @@ class UploadSession(models.Model):
     name = models.CharField(max_length=255)
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, blank=True, help_text="Claimed by the client; checked on completion.")
+    document = models.ForeignKey(
+        Document, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Set on completion, so a repeated `complete` (its first answer lost) gets the same answer.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -75,6 +79,8 @@ class UploadSession(models.Model):
 
     @property
     def received_bytes(self) -> int:
+        if self.document_id:
+            return self.size_bytes
         try:
             return self.part_path.stat().st_size
         except FileNotFoundError:

@@ -194,7 +194,9 @@ def upload_start(
 
 def upload_get(user: AbstractBaseUser, upload_id: uuid.UUID | str) -> UploadSession:
     """The user's own upload session, or NotFound."""
-    session = UploadSession.objects.select_related("team").filter(pk=upload_id, created_by=user).first()
+    session = (
+        UploadSession.objects.select_related("team", "document").filter(pk=upload_id, created_by=user).first()
+    )
     if session is None or not can(user, "create", session.team):
         raise NotFound("No such upload (it may have expired after 24 hours, or been completed).")
     return session
@@ -208,6 +210,8 @@ def upload_append(session: UploadSession, offset: int, body, length: int | None)
     The part file is locked while appending, so two requests for one upload cannot interleave.
     """
     part = session.part_path
+    if session.document_id:
+        raise DocumentError("This upload is already complete.", status=409, offset=session.size_bytes)
     if length is not None and length > settings.UPLOAD_CHUNK_BYTES:
         raise DocumentError(
             f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.", status=413,
@@ -272,25 +276,44 @@ class UploadOutcome:
 
 
 def upload_complete(session: UploadSession) -> UploadOutcome:
-    """Check the size (and the claimed hash), then turn the received bytes into a Document."""
-    received = session.received_bytes
-    if received != session.size_bytes:
-        raise DocumentError(
-            f"The upload is incomplete: {received} of {session.size_bytes} bytes received.",
-            status=409, offset=received,
+    """Check the size (and the claimed hash), then turn the received bytes into a Document.
+
+    Idempotent: completing again (a client whose first answer was lost) returns the same document.
+    """
+    if session.document_id:
+        return UploadOutcome(session.document, created=False)
+    try:
+        handle = session.part_path.open("rb")
+    except FileNotFoundError:
+        raise NotFound("No such upload (it expired or was cancelled).") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # one completion at a time; appends wait too
+        session.refresh_from_db()
+        if session.document_id:
+            return UploadOutcome(session.document, created=False)
+        received = os.fstat(handle.fileno()).st_size
+        if received != session.size_bytes:
+            raise DocumentError(
+                f"The upload is incomplete: {received} of {session.size_bytes} bytes received.",
+                status=409, offset=received,
+            )
+        digest = sha256_of(session.part_path)
+        if session.sha256 and digest != session.sha256:
+            upload_abort(session)
+            raise DocumentError(
+                "The received file does not match the sha256 the client announced; the upload was discarded. "
+                "Upload it again."
+            )
+        outcome = document_create_from_file(
+            user=session.created_by, team=session.team, name=session.name, path=session.part_path, sha256=digest
         )
-    digest = sha256_of(session.part_path)
-    if session.sha256 and digest != session.sha256:
-        upload_abort(session)
-        raise DocumentError(
-            "The received file does not match the sha256 the client announced; the upload was discarded. "
-            "Upload it again."
-        )
-    outcome = document_create_from_file(
-        user=session.created_by, team=session.team, name=session.name, path=session.part_path, sha256=digest
-    )
-    UploadSession.objects.filter(pk=session.pk).delete()
+        UploadSession.objects.filter(pk=session.pk).update(document=outcome.document)
     return outcome
+
+
+def upload_rate_limit(user: AbstractBaseUser, files: int) -> None:
+    """Count `files` uploads against the user's rate limit (the single-request API upload)."""
+    _rate_limit(user, files)
 
 
 # --- documents --------------------------------------------------------------------------------------
@@ -406,7 +429,10 @@ def document_extract(document_id: str) -> str:
         part.unlink(missing_ok=True)
         logger.exception("Extracting document %s failed", document.pk)
         return _extraction_failed(document, f"Text extraction failed unexpectedly ({type(exc).__name__}).")
-    os.replace(part, dest)
+    try:
+        os.replace(part, dest)
+    except FileNotFoundError:  # the document was deleted, and its files with it, while we extracted
+        return "deleted"
     updated = Document.objects.filter(pk=document.pk, status=DocumentStatus.EXTRACTING).update(
         status=DocumentStatus.READY,
         progress=1.0,

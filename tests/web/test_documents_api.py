@@ -107,7 +107,15 @@ def test_chunked_upload_through_the_api_prefix(api, files):
     assert api.get(upload["url"]).json()["offset"] == len(data)
     done = api.post(upload["complete_url"])
     assert done.status_code == 201 and done.json()["document"]["size_bytes"] == len(data)
-    assert UploadSession.objects.count() == 0
+    assert UploadSession.objects.get().document_id is not None  # kept a day, so a repeated complete is answered
+
+
+def test_single_request_uploads_are_rate_limited(api, files, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "upload": (2, 60)}
+    three = [SimpleUploadedFile(f"{i}.txt", f"file {i}\n".encode()) for i in range(3)]
+    response = api.post("/api/documents/", {"file": three})
+    assert response.status_code == 429 and "Too many upload requests" in response.json()["error"]
+    assert Document.objects.count() == 0 and leftovers(files) == []
 
 
 def test_delete_through_the_api(api, files, django_capture_on_commit_callbacks):

@@ -81,7 +81,7 @@ def test_chunked_upload_creates_a_document_and_extraction_fills_its_stats(signed
     assert document.status == DocumentStatus.EXTRACTING and document.team == team
     assert document.sha256 == hashlib.sha256(text).hexdigest() and document.size_bytes == len(text)
     assert document.original_path.read_bytes() == text
-    assert UploadSession.objects.count() == 0 and not list((files / "uploads").iterdir())
+    assert not list((files / "uploads").iterdir())
 
     assert document_extract(str(document.pk)) == "ready"
     document.refresh_from_db()
@@ -190,6 +190,20 @@ def test_resume_after_a_connection_broken_mid_chunk(signed_in, user, files):
         offset = put_chunk(signed_in, upload, offset, data[offset : offset + 2 * 1024 * 1024]).json()["offset"]
     done = signed_in.post(upload["complete_url"]).json()
     assert done["document"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_completing_twice_gives_the_same_document(signed_in, files):
+    """A client whose first `complete` answer was lost can simply ask again."""
+    upload = start(signed_in, "twice.txt", 5).json()
+    put_chunk(signed_in, upload, 0, b"hello")
+    first = signed_in.post(upload["complete_url"])
+    again = signed_in.post(upload["complete_url"])
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["document"]["id"] == first.json()["document"]["id"]
+    assert signed_in.get(upload["url"]).json()["offset"] == 5
+    late = put_chunk(signed_in, upload, 5, b"more")
+    assert late.status_code == 409 and late.json()["error"] == "This upload is already complete."
+    assert Document.objects.count() == 1
 
 
 def test_completing_an_incomplete_upload_is_refused_and_keeps_the_bytes_for_resuming(signed_in, files):
