@@ -1,0 +1,195 @@
+"""The one door to language models: litellm, with retries, usage, latency and cost.
+
+Nothing else in the project imports litellm. API keys are resolved here from the environment at
+call time and passed straight to litellm; they never reach prompts, events or the REPL.
+"""
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the price table at import
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import litellm
+
+from worker.engine import offline
+
+logger = logging.getLogger(__name__)
+
+litellm.suppress_debug_info = True
+offline.register(litellm)
+
+RETRYABLE = (
+    litellm.RateLimitError,
+    litellm.InternalServerError,
+    litellm.ServiceUnavailableError,
+    litellm.BadGatewayError,
+    litellm.Timeout,
+    litellm.APIConnectionError,
+)
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to reach one model. `api_key_env` names the environment variable holding its key."""
+
+    api_base: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 300.0
+    max_retries: int = 4
+    context_window: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None  # None: litellm has no price for this model (unknown, not free)
+    latency_s: float
+    attempts: int
+
+
+class LLMError(Exception):
+    """A model call failed for good (after retries, or at once when retrying cannot help)."""
+
+    def __init__(self, message: str, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class LLMCancelled(LLMError):
+    """The run was stopped while the call was waiting to retry."""
+
+
+class EmptyCompletion(Exception):
+    """The provider answered 200 with no text: treated like a transient error."""
+
+
+def is_offline(model: str) -> bool:
+    return model.startswith(offline.PREFIX)
+
+
+def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """USD cost from litellm's price table, or None when the model has no price there."""
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+    except Exception:
+        return None
+    return float(prompt_cost + completion_cost)
+
+
+def context_window(model: str, options: ModelOptions | None = None) -> int | None:
+    """Max input tokens: from the model's options, else litellm's model table; None if unknown."""
+    if options and options.context_window:
+        return options.context_window
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:
+        return None
+    return info.get("max_input_tokens") or info.get("max_tokens")
+
+
+def count_tokens(model: str, text: str) -> int:
+    try:
+        return int(litellm.token_counter(model=model, text=text))
+    except Exception:
+        return len(text) // 4
+
+
+def _retry_after_s(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def _describe(exc: Exception) -> str:
+    message = str(exc).replace("litellm.", "").strip()
+    return f"{type(exc).__name__}: {message[:500]}"
+
+
+class LLMClient:
+    """Completes chat messages for any litellm model string, per-model options applied."""
+
+    def __init__(self, options: dict[str, ModelOptions] | None = None, base_backoff_s: float = 1.0) -> None:
+        self.options = dict(options or {})
+        self.base_backoff_s = base_backoff_s
+
+    def options_for(self, model: str) -> ModelOptions:
+        return self.options.get(model) or ModelOptions()
+
+    def context_window(self, model: str) -> int | None:
+        return context_window(model, self.options.get(model))
+
+    def complete(self, model: str, messages: list[dict], should_stop: Callable[[], bool] = lambda: False) -> Completion:
+        """One chat completion, retried on rate limits and transient errors; raises LLMError."""
+        opts = self.options_for(model)
+        kwargs: dict = {"timeout": opts.timeout_s, "max_retries": 0}  # we retry ourselves, visibly
+        if opts.api_base:
+            kwargs["api_base"] = opts.api_base
+        if opts.api_key_env:
+            key = os.environ.get(opts.api_key_env)
+            if not key:
+                raise LLMError(f"{model}: the environment variable {opts.api_key_env} holding its API key is not set.", 0)
+            kwargs["api_key"] = key
+        elif opts.api_base and not is_offline(model):
+            kwargs["api_key"] = "no-key"  # local OpenAI-compatible servers need none, but the client wants one
+        attempts = 0
+        while True:
+            attempts += 1
+            started = time.monotonic()
+            try:
+                response = litellm.completion(model=model, messages=messages, **kwargs)
+                content = response.choices[0].message.content or ""
+                if not content.strip():
+                    raise EmptyCompletion(f"{model} returned an empty completion")
+            except (*RETRYABLE, EmptyCompletion) as exc:
+                if attempts > opts.max_retries:
+                    raise LLMError(f"{model} failed after {attempts} attempts: {_describe(exc)}", attempts) from exc
+                delay = _retry_after_s(exc)
+                if delay is None:
+                    delay = min(MAX_BACKOFF_S, self.base_backoff_s * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
+                logger.info("%s: attempt %d failed (%s); retrying in %.1f s", model, attempts, _describe(exc), delay)
+                if not self._sleep(delay, should_stop):
+                    raise LLMCancelled(f"{model}: stopped while waiting to retry", attempts) from exc
+                continue
+            except Exception as exc:  # bad request, auth, unknown model, malformed reply: retrying cannot help
+                raise LLMError(f"{model} failed: {_describe(exc)}", attempts) from exc
+            latency = time.monotonic() - started
+            usage = getattr(response, "usage", None)
+            prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+            completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+            return Completion(
+                content=content,
+                model=model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost_usd=cost_usd(model, prompt_tokens, completion_tokens),
+                latency_s=latency,
+                attempts=attempts,
+            )
+
+    @staticmethod
+    def _sleep(seconds: float, should_stop: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if should_stop():
+                return False
+            time.sleep(min(0.1, left))
+        return not should_stop()

@@ -1,0 +1,265 @@
+"""A simulated OpenAI-compatible provider for tests and benchmarks.
+
+It speaks just enough of the OpenAI chat API (POST /v1/chat/completions, non-streaming) for
+litellm's real HTTP path to work against it, so cost figures come from litellm's own price table
+for whatever priced model name the caller uses (`openai/gpt-4o-mini` with `api_base=sp.base_url`).
+
+    with SimulatedProvider(root_replies=[...], latency_s=0.2, faults=[Fault("429", at=0)]) as sp:
+        ...  # sp.base_url, sp.requests (every request, with timestamps)
+
+Replies come from `responder(request) -> str` when given; otherwise requests for `root_model` take
+the next of `root_replies` and all others get `sub_reply(prompt)` (by default an echo of the
+prompt's first line). Every request is served on its own thread (ThreadingHTTPServer), so
+concurrent sub-calls really overlap.
+"""
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAULT_KINDS = ("429", "500", "502", "503", "reset", "slow", "malformed", "empty")
+
+
+@dataclass
+class Fault:
+    """An injected failure: at request index `at` (0-based, counting every request), or for
+    requests where `when(request)` is true, at most `times` times.
+
+    kind: "429" (with a Retry-After header when retry_after is set), "500", "502", "503",
+    "reset" (close the connection without answering), "slow" (sleep `slow_s` then answer),
+    "malformed" (200 with a body that is not JSON), "empty" (200 with an empty completion).
+    """
+
+    kind: str
+    at: int | None = None
+    when: Callable[["SimRequest"], bool] | None = None
+    times: int = 1
+    retry_after: float | None = None
+    slow_s: float = 5.0
+    used: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {FAULT_KINDS}")
+
+    def matches(self, request: "SimRequest") -> bool:
+        if self.used >= self.times:
+            return False
+        if self.at is not None:
+            return request.index == self.at
+        return self.when is not None and self.when(request)
+
+
+@dataclass
+class SimRequest:
+    index: int
+    model: str
+    messages: list[dict]
+    body: dict
+    received_at: float
+    headers: dict = field(default_factory=dict)
+    finished_at: float | None = None
+    status: int | None = None
+    fault: str | None = None
+    reply: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The last user message."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return _text(message.get("content"))
+        return ""
+
+    @property
+    def system(self) -> str:
+        return "\n".join(_text(m.get("content")) for m in self.messages if m.get("role") == "system")
+
+
+def _text(content) -> str:
+    if isinstance(content, list):  # OpenAI content parts
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content or ""
+
+
+def echo_reply(prompt: str) -> str:
+    first = prompt.strip().splitlines()[0] if prompt.strip() else ""
+    return f"ECHO: {first[:200]}"
+
+
+def approx_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+class SimulatedProvider:
+    def __init__(
+        self,
+        responder: Callable[[SimRequest], str] | None = None,
+        root_replies: list[str] | None = None,
+        root_model: str = "gpt-4o",
+        sub_reply: Callable[[str], str] = echo_reply,
+        latency_s: float = 0.0,
+        faults: list[Fault] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.responder = responder
+        self.root_replies = list(root_replies or [])
+        self.root_model = root_model
+        self.sub_reply = sub_reply
+        self.latency_s = latency_s
+        self.faults = list(faults or [])
+        self.requests: list[SimRequest] = []
+        self._lock = threading.Lock()
+        self._root_index = 0
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> "SimulatedProvider":
+        self._thread = threading.Thread(target=self._server.serve_forever, name="simulated-provider", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join()
+
+    def __enter__(self) -> "SimulatedProvider":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _admit(self, body: dict, headers: dict) -> tuple[SimRequest, Fault | None]:
+        with self._lock:
+            request = SimRequest(
+                index=len(self.requests), model=str(body.get("model", "")), messages=body.get("messages") or [],
+                body=body, received_at=time.time(), headers=headers,
+            )
+            self.requests.append(request)
+            fault = next((f for f in self.faults if f.matches(request)), None)
+            if fault:
+                fault.used += 1
+                request.fault = fault.kind
+            return request, fault
+
+    def _reply_for(self, request: SimRequest) -> str:
+        if self.responder is not None:
+            return self.responder(request)
+        if request.model == self.root_model:
+            with self._lock:
+                if self._root_index >= len(self.root_replies):
+                    raise LookupError(f"no scripted root reply left for request {request.index}")
+                reply = self.root_replies[self._root_index]
+                self._root_index += 1
+            return reply
+        return self.sub_reply(request.prompt)
+
+    def _handler_class(self):
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._json(200, {"object": "list", "data": []})
+                else:
+                    self._json(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+                    return
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    self._json(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+                    return
+                request, fault = provider._admit(body, dict(self.headers))
+                try:
+                    self._serve(request, fault)
+                finally:
+                    request.finished_at = time.time()
+
+            def _serve(self, request: SimRequest, fault: Fault | None) -> None:
+                if provider.latency_s:
+                    time.sleep(provider.latency_s)
+                kind = fault.kind if fault else None
+                if kind == "reset":
+                    request.status = 0
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if kind == "429":
+                    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+                    self._json(429, {"error": {"message": "Rate limit reached (simulated)", "type": "rate_limit_error",
+                                               "code": "rate_limit_exceeded"}}, headers)
+                    request.status = 429
+                    return
+                if kind in ("500", "502", "503"):
+                    self._json(int(kind), {"error": {"message": f"Simulated server error {kind}", "type": "server_error"}})
+                    request.status = int(kind)
+                    return
+                if kind == "slow":
+                    time.sleep(fault.slow_s)
+                if kind == "malformed":
+                    self._raw(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
+                    request.status = 200
+                    return
+                try:
+                    content = "" if kind == "empty" else provider._reply_for(request)
+                except Exception as exc:  # a broken script is the test's bug: say so loudly
+                    self._json(500, {"error": {"message": f"simulated responder failed: {exc}", "type": "server_error"}})
+                    request.status = 500
+                    return
+                request.reply = content
+                prompt_tokens = sum(approx_tokens(_text(m.get("content"))) for m in request.messages)
+                completion_tokens = approx_tokens(content) if content else 0
+                self._json(200, {
+                    "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": request.model,
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                              "total_tokens": prompt_tokens + completion_tokens},
+                })
+                request.status = 200
+
+            def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                self._raw(status, json.dumps(payload).encode(), "application/json", headers)
+
+            def _raw(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+                    pass
+
+        return Handler
