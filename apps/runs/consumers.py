@@ -32,7 +32,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.teams.permissions import can
 
-from .models import Run
+from .models import FINISHED_STATUSES, Run
 from .selectors import EVENT_PAGE, run_events_between
 from .sink import group_name
 
@@ -150,6 +150,8 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         status, last_seq = await _run_state(self.run_id)
         if last_seq > self.last_sent:  # committed between the replay and the status read
             await self._send_from_db(None)
+        if status in FINISHED_STATUSES and self.last_sent >= last_seq:
+            self.finished_sent = True  # nothing more will come; the idle watch can rest
         await self.send_json({"type": "replayed", "last_seq": self.last_sent, "status": status})
 
     async def _deliver(self, events: list[dict]) -> None:
