@@ -3,7 +3,7 @@ import uuid
 from collections.abc import Iterator
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from apps.teams.models import Team
 from apps.teams.permissions import can
@@ -14,7 +14,13 @@ EVENT_PAGE = 500
 
 
 def run_list_for_team(team: Team) -> QuerySet[Run]:
-    return Run.objects.filter(team=team).prefetch_related("documents").order_by("-created_at")
+    ordered = RunDocument.objects.select_related("document").order_by("position")
+    return (
+        Run.objects.filter(team=team)
+        .select_related("created_by")
+        .prefetch_related("documents", Prefetch("rundocument_set", queryset=ordered))
+        .order_by("-created_at")
+    )
 
 
 def run_list_filtered(team: Team, status: str = "", mode: str = "", search: str = "") -> QuerySet[Run]:
@@ -43,11 +49,12 @@ def run_get_for_user(user: AbstractBaseUser, run_id: uuid.UUID | str) -> Run | N
 
 
 def run_documents(run: Run) -> list:
-    """The run's documents in the order they were given to the engine."""
-    return [
-        rd.document
-        for rd in RunDocument.objects.filter(run=run).select_related("document").order_by("position")
-    ]
+    """The run's documents in the order they were given to the engine (prefetched by run_list_for_team)."""
+    if "rundocument_set" in getattr(run, "_prefetched_objects_cache", {}):
+        rows = run.rundocument_set.all()
+    else:
+        rows = run.rundocument_set.select_related("document").order_by("position")
+    return [rd.document for rd in rows]
 
 
 def run_events_since(run_id, since: int, limit: int = 1000) -> list[dict]:

@@ -150,3 +150,11 @@ def test_other_teams_runs_are_404_and_anonymous_is_401(client, other_user, team,
     assert client.get("/api/runs/", headers={"Authorization": "Token wrong"}).status_code == 401
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
+
+
+def test_listing_runs_costs_a_constant_number_of_queries(client, auth, team, user, doc, django_assert_max_num_queries):
+    for i in range(15):
+        make_run(team, user, [doc, make_document(team, f"text {i}")], status=RunStatus.SUCCEEDED)
+    with django_assert_max_num_queries(12):
+        runs = client.get("/api/runs/", headers=auth).json()["runs"]
+    assert len(runs) == 15 and all(len(r["documents"]) == 2 for r in runs)
