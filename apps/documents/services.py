@@ -198,7 +198,7 @@ def upload_get(user: AbstractBaseUser, upload_id: uuid.UUID | str) -> UploadSess
         UploadSession.objects.select_related("team", "document").filter(pk=upload_id, created_by=user).first()
     )
     if session is None or not can(user, "create", session.team):
-        raise NotFound("No such upload (it may have expired after 24 hours, or been completed).")
+        raise NotFound("No such upload (it may have expired: unfinished uploads are kept 24 hours).")
     return session
 
 

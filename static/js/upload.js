@@ -174,7 +174,7 @@
         fill.style.width = "100%";
         state.textContent = "Ready";
         message.className = "upload-message muted";
-        message.textContent = doc.chars.toLocaleString() + " characters, " + doc.lines.toLocaleString() + " lines, ≈ " + doc.tokens_estimate.toLocaleString() + " tokens";
+        message.textContent = doc.chars.toLocaleString("en-US") + " characters, " + doc.lines.toLocaleString("en-US") + " lines, ≈ " + doc.tokens_estimate.toLocaleString("en-US") + " tokens";
       } else {
         li.classList.add("failed");
         li.querySelector(".progress").hidden = true;
@@ -214,9 +214,9 @@
     row.querySelector(".doc-error").textContent = doc.error || "";
     row.querySelector(".doc-note").textContent = doc.extraction_note || "";
     const ready = doc.status === "ready";
-    row.querySelector('[data-field="chars"]').textContent = ready ? doc.chars.toLocaleString() : "";
-    row.querySelector('[data-field="lines"]').textContent = ready ? doc.lines.toLocaleString() : "";
-    row.querySelector('[data-field="tokens"]').textContent = ready ? "≈ " + doc.tokens_estimate.toLocaleString() : "";
+    row.querySelector('[data-field="chars"]').textContent = ready ? doc.chars.toLocaleString("en-US") : "";
+    row.querySelector('[data-field="lines"]').textContent = ready ? doc.lines.toLocaleString("en-US") : "";
+    row.querySelector('[data-field="tokens"]').textContent = ready ? "≈ " + doc.tokens_estimate.toLocaleString("en-US") : "";
     const preview = row.querySelector(".preview");
     preview.hidden = !doc.preview;
     preview.querySelector("pre").textContent = doc.preview || "";
