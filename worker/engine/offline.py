@@ -52,7 +52,7 @@ def score(text: str, stems: list[str]) -> int:
 
 def extract_answer(prompt: str) -> str:
     """The sub-model: the passage sentence best matching the question, or NOT FOUND."""
-    question_match = re.search(r"^Question:\s*(.+)$", prompt, re.MULTILINE)
+    question_match = re.search(r"^(?:Question:|" + re.escape(prompts.QUESTION_HEADING) + r"\n)\s*(.+)$", prompt, re.MULTILINE)
     if question_match:
         question = question_match.group(1)
         passage_match = re.search(r"^Passage[^\n]*:\n", prompt, re.MULTILINE)
@@ -81,7 +81,7 @@ for name, doc in zip(names, docs):
 
 FILTER = '''Reading everything is out of the question, so I filter: a regex for the question's keywords \
 {keywords} over every document, a window of {radius} characters either side of each hit, and the \
-windows that match the most distinct keywords first.
+windows (at most {max_window} characters each) that match the most distinct keywords first.
 
 ```repl
 import re
@@ -98,7 +98,7 @@ for d in range(len(docs)):
     for m in pattern.finditer(doc):
         start = max(0, m.start() - {radius})
         end = min(len(doc), m.end() + {radius})
-        if windows and windows[-1][0] == d and start <= windows[-1][2]:
+        if windows and windows[-1][0] == d and start <= windows[-1][2] and end - windows[-1][1] <= {max_window}:
             windows[-1][2] = max(windows[-1][2], end)
         else:
             windows.append([d, start, end])
@@ -108,6 +108,8 @@ if not windows:
         for start in range(0, len(docs[d]), step):
             windows.append([d, start, min(len(docs[d]), start + 2 * {radius})])
 ranked = sorted(windows, key=lambda w: -score(docs[w[0]][w[1]:w[2]]))[:{max_windows}]
+best = score(docs[ranked[0][0]][ranked[0][1]:ranked[0][2]]) if ranked else 0
+ranked = [w for w in ranked if 2 * score(docs[w[0]][w[1]:w[2]]) >= best]
 print(len(windows), "windows; best scores:", [score(docs[w[0]][w[1]:w[2]]) for w in ranked[:10]])
 ```'''
 
@@ -158,7 +160,8 @@ def root_reply(messages: list[dict]) -> str:
     if turns == 1:
         question = _question(messages)
         stems = keywords(question) or ["the"]
-        program = FILTER.format(question=question, keywords=stems, radius=WINDOW_RADIUS, max_windows=MAX_WINDOWS)
+        program = FILTER.format(question=question, keywords=stems, radius=WINDOW_RADIUS, max_windows=MAX_WINDOWS,
+                                max_window=4 * WINDOW_RADIUS)
         step = SCAN if prompts.NO_SUBCALLS_NOTE in system else FAN_OUT
         body = step.split("```repl", 1)[1]
         return program.rstrip("`").rstrip() + "\n" + body.lstrip("\n")
