@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.teams",
     "apps.documents",
     "apps.runs",
+    "apps.review",
 ]
 
 MIDDLEWARE = [

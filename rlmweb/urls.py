@@ -11,5 +11,7 @@ urlpatterns = [
     path("runs/", include("apps.runs.urls")),
     path("api/documents/", include("apps.documents.api_urls")),
     path("api/runs/", include("apps.runs.api_urls")),
+    path("review/", include("apps.review.urls")),
+    path("api/review/", include("apps.review.api_urls")),
     path("admin/", admin.site.urls),
 ]
