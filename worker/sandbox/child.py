@@ -1,0 +1,314 @@
+"""The REPL process tree (trusted code). Started by ``Sandbox.start`` as::
+
+    python -I -c "...; from worker.sandbox.child import main; main()" <socket fd> <host pid>
+
+Processes:
+* **supervisor** (the process the host started; session and process-group leader, child
+  subreaper). Reads the init frame, imports everything the REPL may ever need (after lockdown no
+  file can be opened, so nothing may be imported lazily), forks the first holder, then only reaps
+  children and watches the host: if the host dies it kills the whole process group.
+* **holder**: reads the documents, locks itself down (rlimits, uid, no_new_privs, Landlock,
+  seccomp) and keeps the REPL state. It never runs untrusted code itself: for every cell it forks a
+  **cell process** with its own socketpair, whose host end it passes to the host (SCM_RIGHTS).
+* The cell process runs the cell. When it completes (even with an exception) it *commits*: the host
+  tells the old holder to exit and the cell process becomes the new holder, state and all. When it
+  is killed (timeout, interrupt, memory, crash), the old holder, whose memory is the state from
+  before the cell, reports how the cell process ended and carries on.
+
+Every REPL process has PR_SET_PDEATHSIG (SIGKILL) armed against its parent and checks its parent
+pid after arming it; a committing cell process disarms it while its old holder exits, waits until
+it has been re-parented to the supervisor, then re-arms it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import gc
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import warnings
+from typing import Any
+
+from worker.sandbox import lockdown
+from worker.sandbox.channel import Channel, ChannelClosed
+
+_PRELOAD_ENCODINGS = (
+    "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be",
+    "latin-1", "ascii", "cp1252", "cp1251", "cp1250", "cp437", "cp850", "iso8859-2", "iso8859-15",
+    "mac-roman", "idna", "unicode-escape", "raw-unicode-escape", "big5", "gb2312", "gbk", "gb18030",
+    "shift_jis", "euc-jp", "euc-kr", "koi8-r",
+)
+
+
+def _preload() -> None:
+    """Import everything lazily-imported code paths of the allowed modules would need."""
+    warnings.simplefilter("ignore")
+    import array  # noqa: F401  (socket.send_fds)
+    import datetime
+
+    datetime.datetime.strptime("2024-01-02", "%Y-%m-%d")  # imports _strptime, locale, calendar
+    for name in _PRELOAD_ENCODINGS:
+        with contextlib.suppress(LookupError):
+            codecs.lookup(name)
+    import worker.sandbox.repl  # noqa: F401  (guards: every allowed module)
+
+
+# ---------------------------------------------------------------------------------------------
+# supervisor
+# ---------------------------------------------------------------------------------------------
+def main() -> None:
+    fd, host_pid = int(sys.argv[1]), int(sys.argv[2])
+
+    def host_gone() -> bool:
+        return os.getppid() != host_pid
+
+    def on_parent_death(signum: int, frame: object) -> None:
+        if host_gone():
+            os.killpg(0, signal.SIGKILL)
+
+    signal.signal(signal.SIGUSR1, on_parent_death)
+    lockdown.set_pdeathsig(signal.SIGUSR1)
+    if host_gone():
+        os._exit(1)
+    lockdown.set_child_subreaper()
+    chan = Channel(socket.socket(fileno=fd))
+    try:
+        init = chan.recv(timeout=60)
+        if not isinstance(init, dict) or init.get("op") != "init":
+            os._exit(2)
+        _preload()
+    except BaseException as exc:
+        try:
+            chan.send({"op": "error", "message": f"sandbox start failed: {type(exc).__name__}: {exc}"})
+        finally:
+            os._exit(2)
+    supervisor_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _holder_main(chan, init, supervisor_pid)
+        finally:
+            os._exit(0)
+    chan.close()
+    _supervise(host_gone)
+
+
+def _supervise(host_gone: Any) -> None:
+    def reap() -> bool:
+        """Reap finished children; False when there are none left."""
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
+
+    # Reap at once (a committed cell leaves its old holder as a zombie, and zombies count
+    # against the sandbox uid's process limit).
+    signal.signal(signal.SIGCHLD, lambda signum, frame: reap())
+    while True:
+        if host_gone():
+            os.killpg(0, signal.SIGKILL)
+        if not reap():
+            os._exit(0)
+        time.sleep(0.2)
+
+
+# ---------------------------------------------------------------------------------------------
+# holder
+# ---------------------------------------------------------------------------------------------
+def _read_documents(init: dict[str, Any]) -> list[tuple[str, str]]:
+    docs = []
+    for name, path in init["documents"]:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            docs.append((str(name), fh.read()))
+    return docs
+
+
+def _lock_down(init: dict[str, Any], supervisor_pid: int) -> dict[str, str]:
+    limits = init["limits"]
+    prot: dict[str, str] = {}
+
+    def attempt(name: str, fn: Any, *args: Any) -> None:
+        try:
+            result = fn(*args)
+            prot[name] = result if isinstance(result, str) else ("active" if result is None else str(result))
+        except Exception as exc:
+            prot[name] = f"unavailable: {type(exc).__name__}: {exc}"
+
+    attempt("oom_score_adj", lockdown.set_oom_score_adj, 1000)
+    attempt("rlimits", lockdown.apply_rlimits, int(limits["memory_bytes"]), limits.get("cpu_seconds_per_cell"))
+    try:
+        dropped = lockdown.drop_privileges(1_000_000 + supervisor_pid, 8)
+        prot["uid"] = dropped or f"unchanged (not root: uid {os.geteuid()})"
+    except Exception as exc:
+        prot["uid"] = f"unavailable: {type(exc).__name__}: {exc}"
+    # Changing credentials clears the parent-death signal: arm it afterwards.
+    lockdown.set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != supervisor_pid:
+        os._exit(1)
+    prot["pdeathsig"] = "SIGKILL on parent death, parent pid checked"
+    attempt("no_new_privs", lockdown.prctl, lockdown.PR_SET_NO_NEW_PRIVS, 1)
+    if prot["no_new_privs"] == "active":
+        attempt("landlock", lockdown.apply_landlock)
+        if prot["landlock"] == "active":
+            prot["landlock"] = "unavailable: the kernel does not support Landlock"
+        attempt("seccomp", lockdown.apply_seccomp)
+        if prot["seccomp"] == "active":
+            prot["seccomp"] = "unavailable: unsupported architecture"
+    else:
+        prot["landlock"] = prot["seccomp"] = "unavailable: no_new_privs could not be set"
+    return prot
+
+
+def _holder_main(chan: Channel, init: dict[str, Any], supervisor_pid: int) -> None:
+    from worker.sandbox.repl import Repl
+
+    try:
+        docs = _read_documents(init)
+        protections = _lock_down(init, supervisor_pid)
+        repl = Repl(docs, int(init["limits"]["output_limit_chars"]))
+        del docs
+        chan.send({"op": "ready", "pid": os.getpid(), "protections": protections})
+    except BaseException as exc:
+        try:
+            chan.send({"op": "error", "message": f"sandbox start failed: {type(exc).__name__}: {exc}"})
+        finally:
+            os._exit(2)
+    _holder_loop(chan, repl, supervisor_pid)
+
+
+def _holder_loop(chan: Channel, repl: Any, supervisor_pid: int) -> None:
+    while True:
+        try:
+            msg = chan.recv()
+        except ChannelClosed:
+            os._exit(0)
+        op = msg.get("op") if isinstance(msg, dict) else None
+        if op == "exec" and isinstance(msg.get("code"), str):
+            new = _fork_cell(chan, repl, supervisor_pid, msg, keep=True)
+        elif op == "read_var" and isinstance(msg.get("name"), str):
+            new = _fork_cell(chan, repl, supervisor_pid, msg, keep=False)
+        elif op == "summary":
+            try:
+                text = repl.variable_summary()
+            except Exception as exc:
+                text = f"(variables could not be listed: {type(exc).__name__})"
+            chan.send({"op": "summary", "text": text})
+            new = None
+        elif op in ("release", "close"):
+            os._exit(0)
+        else:
+            os._exit(3)
+        if new is not None:
+            chan = new
+
+
+def _fork_cell(chan: Channel, repl: Any, supervisor_pid: int, msg: dict[str, Any], keep: bool) -> Channel | None:
+    """Run one request in a forked child. Returns the new channel in a committed child, else None."""
+    mine, theirs = socket.socketpair()
+    died_r, died_w = os.pipe()  # EOF on died_r <=> the child has exited
+    holder_pid = os.getpid()
+    gc.freeze()  # keep the collector from touching (and copying) the holder's pages in the child
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        for s in (mine, theirs):
+            s.close()
+        os.close(died_r)
+        os.close(died_w)
+        chan.send({"op": "fork_failed", "error": f"{type(exc).__name__}: {exc}"})
+        return None
+    if pid == 0:
+        os.close(died_r)
+        theirs.close()
+        chan.close()
+        lockdown.set_pdeathsig(signal.SIGKILL)
+        if os.getppid() != holder_pid:
+            os._exit(1)
+        return _cell_main(Channel(mine), repl, msg, keep, died_w, holder_pid, supervisor_pid)
+    os.close(died_w)
+    mine.close()
+    chan.send({"op": "forked", "pid": pid})
+    chan.send_fd(theirs.fileno())
+    theirs.close()
+    poller = select.poll()
+    poller.register(chan.fileno(), select.POLLIN | select.POLLHUP)
+    poller.register(died_r, select.POLLIN | select.POLLHUP)
+    while True:
+        for fd, _events in poller.poll():
+            if fd == chan.fileno():
+                try:
+                    reply = chan.recv()
+                except ChannelClosed:
+                    os._exit(0)
+                if isinstance(reply, dict) and reply.get("op") in ("release", "close"):
+                    os._exit(0)  # the child committed: it is the holder now
+            elif fd == died_r:
+                _pid, status = os.waitpid(pid, 0)
+                os.close(died_r)
+                report: dict[str, Any] = {"op": "child_exit"}
+                if os.WIFSIGNALED(status):
+                    report["signal"] = os.WTERMSIG(status)
+                else:
+                    report["exit_code"] = os.waitstatus_to_exitcode(status)
+                chan.send(report)
+                return None
+
+
+def _cell_main(
+    cell: Channel, repl: Any, msg: dict[str, Any], keep: bool, died_w: int, holder_pid: int, supervisor_pid: int
+) -> Channel:
+    def call_host(name: str, args: dict[str, Any]) -> Any:
+        try:
+            cell.send({"op": "call", "name": name, "args": args})
+            reply = cell.recv()
+        except ChannelClosed:
+            os._exit(0)
+        if not isinstance(reply, dict):
+            os._exit(5)
+        if "error" in reply:
+            raise RuntimeError(str(reply["error"]))
+        return reply.get("value")
+
+    repl.call_host = call_host
+    if msg["op"] == "exec":
+        result: dict[str, Any] = repl.run_cell(msg["code"])
+    else:
+        try:
+            result = {"value": repl.read_variable(msg["name"])}
+        except KeyError:
+            result = {"missing": True}
+        except BaseException as exc:
+            result = {"error": f"{type(exc).__name__}: the variable could not be converted to text"}
+    repl.call_host = None
+    if keep:
+        lockdown.set_pdeathsig(0)  # the old holder is about to exit
+    try:
+        cell.send({"op": "done", "commit": keep, **result})
+    except ChannelClosed:
+        os._exit(0)
+    except BaseException as exc:  # e.g. MemoryError encoding a huge result
+        try:
+            cell.send({"op": "done", "commit": keep, "stdout": "", "truncated": False, "final": None,
+                       "error": f"the cell's result could not be sent: {type(exc).__name__}"})
+        except BaseException:
+            os._exit(6)
+    if not keep:
+        os._exit(0)
+    deadline = time.monotonic() + 60
+    while os.getppid() == holder_pid:
+        if time.monotonic() > deadline:
+            os._exit(7)
+        time.sleep(0.0002)
+    lockdown.set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != supervisor_pid:
+        os._exit(8)
+    os.close(died_w)
+    return cell

@@ -1,0 +1,478 @@
+"""The guards RestrictedPython's compiled code calls, the curated builtins, and module proxies.
+
+Runs inside the REPL process only. The security argument, in short:
+
+* Names starting with ``_`` and the inspect attributes (frames, tracebacks, code, generator and
+  coroutine internals) can never be reached: RestrictedPython rejects them at compile time when
+  written literally, and ``_getattr_`` (also behind ``getattr``/``hasattr``) rejects them at run time.
+* A few public names are dangerous on some types only; ``ATTRIBUTE_RULES`` lists them and
+  ``_getattr_`` checks them (cached per type and name). ``str.format``/``format_map`` walk
+  attributes by name in C; ``AttributeError.obj`` hands out the object a failed lookup was made on.
+* The REPL never gets a real module, a function's globals, a frame, or anything that looks
+  attributes up by a name the code chooses (``operator.attrgetter``/``methodcaller``,
+  ``string.Formatter``, ``functools.update_wrapper``'s ``assigned``/``updated``,
+  ``functools.singledispatch`` which evaluates string annotations). Allowed modules are proxies
+  holding hand-picked names. ``tests/sandbox/test_hostile.py`` walks everything reachable.
+* Given that graph, iteration and item access grant nothing by themselves, so ``_getiter_`` and the
+  unpacking guards are thin; ``_getitem_`` has a fast path for plain containers and refuses
+  mapping proxies (class ``__dict__`` views) on the slow path.
+* Writes (``x.a = 1``, ``x[k] = v``, ``setattr``) are allowed on plain containers and on classes
+  defined in the REPL and their instances; everything else (module proxies, library objects,
+  functions) is read-only.
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import csv
+import datetime
+import difflib
+import functools
+import heapq
+import itertools
+import json
+import math
+import operator
+import random
+import re
+import statistics
+import string
+import textwrap
+import types
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+
+# ----------------------------------------------------------------------------------------------
+# _getattr_
+# ----------------------------------------------------------------------------------------------
+def _is_str_like(ob: object) -> bool:
+    return isinstance(ob, str) or (isinstance(ob, type) and issubclass(ob, str))
+
+
+def _is_exception_like(ob: object) -> bool:
+    return isinstance(ob, BaseException) or (isinstance(ob, type) and issubclass(ob, BaseException))
+
+
+# name -> (predicate on the object, message). Checked by _getattr_ at run time; every other public
+# name needs no run-time check, which is what lets policy.py compile literal names natively.
+ATTRIBUTE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "format": (_is_str_like, "str.format() is not available in the sandbox: use an f-string or %"),
+    "format_map": (_is_str_like, "str.format_map() is not available in the sandbox: use an f-string or %"),
+    "obj": (_is_exception_like, "the 'obj' attribute of exceptions is not available in the sandbox"),
+}
+
+_ATTR_OK: set[tuple[object, str]] = set()
+_ATTR_CACHE_MAX = 100_000
+_RAISE = object()
+
+
+def _check_attribute(ob: object, name: str) -> None:
+    if name.startswith("_"):
+        raise AttributeError(f'"{name}" is an invalid attribute name because it starts with "_"')
+    if name in INSPECT_ATTRIBUTES:
+        raise AttributeError(f'"{name}" is a restricted name, forbidden in the sandbox')
+    rule = ATTRIBUTE_RULES.get(name)
+    if rule is not None and rule[0](ob):
+        raise AttributeError(rule[1])
+
+
+def guarded_getattr(ob: object, name: str, default: object = _RAISE) -> Any:
+    """``_getattr_``: RestrictedPython's ``safer_getattr_raise`` semantics, cached per (type, name)."""
+    if type(name) is not str:
+        raise TypeError("attribute name must be a str")
+    key = (ob if isinstance(ob, type) else type(ob), name)
+    if key not in _ATTR_OK:
+        _check_attribute(ob, name)
+        if len(_ATTR_OK) >= _ATTR_CACHE_MAX:
+            _ATTR_OK.clear()
+        _ATTR_OK.add(key)
+    if default is _RAISE:
+        return getattr(ob, name)
+    return getattr(ob, name, default)
+
+
+def guarded_hasattr(ob: object, name: str) -> bool:
+    try:
+        guarded_getattr(ob, name)
+    except AttributeError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# _getitem_, _getiter_, unpacking, _apply_, _inplacevar_
+# ----------------------------------------------------------------------------------------------
+_PLAIN_CONTAINERS = frozenset({list, tuple, str, dict, bytes, bytearray, range})
+_NO_ITEM_ACCESS = frozenset({types.MappingProxyType})
+
+
+def guarded_getitem(ob: Any, index: Any) -> Any:
+    if type(ob) in _PLAIN_CONTAINERS:
+        return ob[index]
+    if type(ob) in _NO_ITEM_ACCESS:
+        raise TypeError(f"item access on {type(ob).__name__} objects is not available in the sandbox")
+    return ob[index]
+
+
+def guarded_iter(ob: Any) -> Any:
+    if type(ob) in _NO_ITEM_ACCESS:
+        raise TypeError(f"iterating {type(ob).__name__} objects is not available in the sandbox")
+    return iter(ob)
+
+
+def guarded_unpack_sequence(it: Any, spec: object, _getiter_: object) -> Any:
+    # `a, (b, c) = x`: the assignment target unpacks natively; with iteration unrestricted that is
+    # exactly what RestrictedPython's list(_getiter_(...)) per level would do, minus the copies.
+    return it
+
+
+def guarded_iter_unpack_sequence(it: Any, spec: object, _getiter_: Callable[[Any], Any]) -> Any:
+    # `for a, b in x`: one guarded iterator for the loop; the target unpacks natively.
+    return _getiter_(it)
+
+
+def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return func(*args, **kwargs)
+
+
+_INPLACE_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
+    "|=": operator.ior,
+    "^=": operator.ixor,
+    "&=": operator.iand,
+    "@=": operator.imatmul,
+}
+
+
+def guarded_inplacevar(op: str, x: Any, y: Any) -> Any:
+    """``_inplacevar_`` (kept for completeness: policy.py compiles ``name op= v`` natively)."""
+    try:
+        fn = _INPLACE_OPS[op]
+    except KeyError:
+        raise SyntaxError(f"unsupported in-place operator {op!r}") from None
+    return fn(x, y)
+
+
+# ----------------------------------------------------------------------------------------------
+# _write_ and classes defined in the REPL
+# ----------------------------------------------------------------------------------------------
+USER_CLASSES: set[type] = set()
+_WRITABLE_CONTAINERS = (
+    dict,
+    list,
+    bytearray,
+    set,
+    collections.deque,
+    collections.UserDict,
+    collections.UserList,
+    collections.ChainMap,
+)
+
+
+class _ReadOnly:
+    """What ``_write_`` returns for objects the REPL may not modify: every write raises."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        object.__setattr__(self, "_what", what)
+
+    def _refuse(self, *args: object) -> None:
+        raise TypeError(
+            f"cannot modify {self._what} objects in the sandbox (you can modify your own variables, "
+            "lists, dicts, sets, and classes defined in the REPL and their instances)"
+        )
+
+    __setattr__ = _refuse
+    __delattr__ = _refuse
+    __setitem__ = _refuse
+    __delitem__ = _refuse
+
+
+def guarded_write(ob: Any) -> Any:
+    t = type(ob)
+    if t is dict or t is list:
+        return ob
+    if t in USER_CLASSES or (t is type and ob in USER_CLASSES):
+        return ob
+    if isinstance(ob, _WRITABLE_CONTAINERS):
+        return ob
+    if isinstance(ob, type) and ob in USER_CLASSES:
+        return ob
+    return _ReadOnly(t.__name__ if not isinstance(ob, type) else f"class {ob.__name__}")
+
+
+def guarded_setattr(ob: Any, name: str, value: Any) -> None:
+    if type(name) is not str:
+        raise TypeError("attribute name must be a str")
+    _check_attribute(ob, name)
+    setattr(guarded_write(ob), name, value)
+
+
+def guarded_delattr(ob: Any, name: str) -> None:
+    if type(name) is not str:
+        raise TypeError("attribute name must be a str")
+    _check_attribute(ob, name)
+    delattr(guarded_write(ob), name)
+
+
+def make_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> type:
+    """``__metaclass__`` for every class statement: build the class and remember it as the REPL's."""
+    if kwargs:
+        raise TypeError("class keyword arguments are not available in the sandbox")
+    cls = type(name, bases, namespace)
+    USER_CLASSES.add(cls)
+    return cls
+
+
+# ----------------------------------------------------------------------------------------------
+# Module proxies
+# ----------------------------------------------------------------------------------------------
+class ModuleProxy:
+    """Base of the per-module proxy classes: chosen names as class attributes, nothing else.
+
+    No ``__name__`` on purpose: ``from X import y`` falls back to ``sys.modules["X.y"]`` when the
+    attribute is missing and the object has a ``__name__``; without one it just fails.
+    """
+
+    __slots__ = ()
+    _sandbox_name = "?"
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"module {self._sandbox_name!r} has no attribute {name!r} in the sandbox "
+            f"(available: {', '.join(sorted(n for n in dir(type(self)) if not n.startswith('_')))})"
+        )
+
+    def __repr__(self) -> str:
+        return f"<module {self._sandbox_name!r} (sandbox proxy)>"
+
+
+def _wraps(wrapped: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """functools.wraps with the default attribute lists only, applied to REPL functions only."""
+
+    def decorate(wrapper: Callable[..., Any]) -> Callable[..., Any]:
+        if type(wrapper) is not types.FunctionType:
+            raise TypeError("functools.wraps() can only decorate a function defined in the REPL")
+        return functools.update_wrapper(wrapper, wrapped)
+
+    return decorate
+
+
+_RE_FLAGS = ("A", "ASCII", "I", "IGNORECASE", "M", "MULTILINE", "S", "DOTALL", "X", "VERBOSE", "U", "UNICODE")
+
+MODULE_NAMES: dict[str, tuple[types.ModuleType, tuple[str, ...]]] = {
+    "re": (
+        re,
+        (
+            "compile", "search", "match", "fullmatch", "split", "findall", "finditer", "sub", "subn",
+            "escape", "purge", "error", "Pattern", "Match", *_RE_FLAGS,
+        ),
+    ),
+    "json": (json, ("loads", "dumps", "JSONDecodeError", "JSONDecoder", "JSONEncoder")),
+    "math": (math, tuple(n for n in dir(math) if not n.startswith("_"))),
+    "statistics": (
+        statistics,
+        (
+            "mean", "fmean", "geometric_mean", "harmonic_mean", "median", "median_low", "median_high",
+            "median_grouped", "mode", "multimode", "quantiles", "pstdev", "pvariance", "stdev",
+            "variance", "covariance", "correlation", "linear_regression", "NormalDist",
+            "StatisticsError",
+        ),
+    ),
+    "collections": (
+        collections,
+        ("Counter", "defaultdict", "OrderedDict", "deque", "namedtuple", "ChainMap", "UserDict",
+         "UserList", "UserString"),
+    ),
+    "itertools": (itertools, tuple(n for n in dir(itertools) if not n.startswith("_"))),
+    "functools": (
+        functools,
+        ("reduce", "partial", "lru_cache", "cache", "cmp_to_key", "cached_property", "total_ordering",
+         "wraps"),
+    ),
+    "heapq": (
+        heapq,
+        ("heappush", "heappop", "heapify", "heapreplace", "heappushpop", "nlargest", "nsmallest", "merge"),
+    ),
+    "bisect": (
+        __import__("bisect"),
+        ("bisect", "bisect_left", "bisect_right", "insort", "insort_left", "insort_right"),
+    ),
+    "string": (
+        string,
+        ("ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits", "octdigits",
+         "punctuation", "printable", "whitespace", "capwords", "Template"),
+    ),
+    "textwrap": (textwrap, ("wrap", "fill", "shorten", "dedent", "indent", "TextWrapper")),
+    "difflib": (
+        difflib,
+        ("SequenceMatcher", "Differ", "HtmlDiff", "get_close_matches", "unified_diff", "context_diff",
+         "ndiff", "restore", "IS_LINE_JUNK", "IS_CHARACTER_JUNK"),
+    ),
+    "datetime": (
+        datetime,
+        ("date", "time", "datetime", "timedelta", "timezone", "tzinfo", "MINYEAR", "MAXYEAR", "UTC"),
+    ),
+    "random": (
+        random,
+        ("random", "randint", "randrange", "choice", "choices", "sample", "shuffle", "uniform", "gauss",
+         "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate", "gammavariate",
+         "betavariate", "paretovariate", "weibullvariate", "triangular", "seed", "getrandbits",
+         "randbytes", "getstate", "setstate", "Random"),
+    ),
+    "operator": (
+        operator,
+        tuple(
+            n for n in dir(operator)
+            if not n.startswith("_") and n not in ("attrgetter", "methodcaller")
+        ),
+    ),
+    "unicodedata": (
+        unicodedata,
+        ("lookup", "name", "decimal", "digit", "numeric", "category", "bidirectional", "combining",
+         "east_asian_width", "mirrored", "decomposition", "normalize", "is_normalized", "unidata_version"),
+    ),
+    "csv": (
+        csv,
+        ("reader", "writer", "DictReader", "DictWriter", "Sniffer", "Dialect", "excel", "excel_tab",
+         "unix_dialect", "QUOTE_ALL", "QUOTE_MINIMAL", "QUOTE_NONE", "QUOTE_NONNUMERIC", "Error",
+         "register_dialect", "unregister_dialect", "get_dialect", "list_dialects", "field_size_limit"),
+    ),
+}
+
+_OVERRIDES: dict[tuple[str, str], object] = {("functools", "wraps"): _wraps}
+for _flag in _RE_FLAGS:  # plain ints: no enum objects (their classes reach the enum module)
+    _OVERRIDES[("re", _flag)] = int(getattr(re, _flag))
+
+
+def _make_proxy(name: str, module: types.ModuleType, names: tuple[str, ...]) -> ModuleProxy:
+    attrs: dict[str, Any] = {"__slots__": (), "_sandbox_name": name}
+    for attr in names:
+        value = _OVERRIDES.get((name, attr), _RAISE)
+        if value is _RAISE:
+            value = getattr(module, attr)
+        if isinstance(value, types.ModuleType):
+            raise RuntimeError(f"refusing to expose module {attr!r} through proxy {name!r}")
+        if callable(value) and not isinstance(value, type):
+            value = staticmethod(value)  # Python functions are descriptors: do not bind to the proxy
+        attrs[attr] = value
+    cls = type(f"{name}_proxy", (ModuleProxy,), attrs)
+    return cls()
+
+
+PROXIES: dict[str, ModuleProxy] = {
+    name: _make_proxy(name, module, names) for name, (module, names) in MODULE_NAMES.items()
+}
+ALLOWED_MODULES: tuple[str, ...] = tuple(sorted(PROXIES))
+
+
+def guarded_import(
+    name: str,
+    globals: object = None,
+    locals: object = None,
+    fromlist: tuple[str, ...] | list[str] | None = (),
+    level: int = 0,
+) -> ModuleProxy:
+    if level != 0:
+        raise ImportError("relative imports are not available in the sandbox")
+    proxy = PROXIES.get(name) if type(name) is str else None
+    if proxy is None:
+        raise ImportError(
+            f"import of {name!r} is not allowed in the sandbox; allowed modules: {', '.join(ALLOWED_MODULES)}"
+        )
+    allowed = MODULE_NAMES[name][1]
+    for item in fromlist or ():
+        if item not in allowed:
+            raise ImportError(
+                f"cannot import name {item!r} from {name!r} in the sandbox (available: {', '.join(allowed)})"
+            )
+    return proxy
+
+
+# ----------------------------------------------------------------------------------------------
+# Builtins
+# ----------------------------------------------------------------------------------------------
+def safe_type(*args: Any) -> type:
+    if len(args) != 1:
+        raise TypeError("type() with 3 arguments (building a class) is not available; use a class statement")
+    t = type(args[0])
+    if issubclass(t, type):
+        raise TypeError("type() of a class is not available in the sandbox")
+    return t
+
+
+def _unavailable(name: str, hint: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(f"{name}() is not available in the sandbox: {hint}")
+
+    refuse.__name__ = name
+    return refuse
+
+
+_PLAIN_BUILTINS = (
+    "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr", "classmethod",
+    "complex", "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex",
+    "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
+    "object", "oct", "ord", "pow", "property", "range", "repr", "reversed", "round", "set", "slice",
+    "sorted", "staticmethod", "str", "sum", "super", "tuple", "zip",
+    "None", "False", "True", "Ellipsis", "NotImplemented",
+)
+_EXCEPTIONS = tuple(
+    n for n in dir(builtins)
+    if isinstance(getattr(builtins, n), type)
+    and issubclass(getattr(builtins, n), BaseException)
+    and "Group" not in n
+)
+
+
+def base_builtins() -> dict[str, Any]:
+    """Builtins without the per-REPL entries (print collector, FINAL, dir, the query functions)."""
+    b: dict[str, Any] = {name: getattr(builtins, name) for name in _PLAIN_BUILTINS + _EXCEPTIONS}
+    b.update(
+        type=safe_type,
+        getattr=guarded_getattr,
+        hasattr=guarded_hasattr,
+        setattr=guarded_setattr,
+        delattr=guarded_delattr,
+        __import__=guarded_import,
+        __build_class__=builtins.__build_class__,
+        __metaclass__=make_class,
+        _getattr_=guarded_getattr,
+        _getitem_=guarded_getitem,
+        _getiter_=guarded_iter,
+        _write_=guarded_write,
+        _inplacevar_=guarded_inplacevar,
+        _unpack_sequence_=guarded_unpack_sequence,
+        _iter_unpack_sequence_=guarded_iter_unpack_sequence,
+        _apply_=guarded_apply,
+    )
+    no_fs = "there is no file system here; the documents are already loaded in `context`"
+    for name, hint in (
+        ("open", no_fs),
+        ("input", "there is no interactive input"),
+        ("globals", "use SHOW_VARS() to list your variables"),
+        ("locals", "use SHOW_VARS() to list your variables"),
+        ("vars", "use SHOW_VARS() to list your variables"),
+        ("compile", "write the code in the cell itself"),
+        ("breakpoint", "there is no debugger"),
+        ("help", "there is no interactive help"),
+        ("exit", "finish with FINAL(answer) or FINAL_VAR(name)"),
+        ("quit", "finish with FINAL(answer) or FINAL_VAR(name)"),
+        ("memoryview", "use bytes or bytearray"),
+    ):
+        b[name] = _unavailable(name, hint)
+    return b

@@ -1,0 +1,137 @@
+"""Which character ranges of which document a prompt contains.
+
+Runs inside the REPL process (which holds the documents), so a sub-call's record can say "this
+prompt carried context[120000:220000]" without the host ever searching megabytes of text.
+
+Method: an index maps the hash of every ``key_len``-character window of the documents that starts
+at a multiple of ``stride`` to its position (first occurrence wins). The prompt is scanned window by
+window; a hit is verified by comparing the text, then extended backwards and forwards by galloping
+slice comparisons (which run at C speed), and the scan jumps past the match. Any common span of at
+least ``stride + key_len - 1`` characters is found; with small documents that is 63 characters.
+The stride grows for very large documents so the index stays under ``max_entries`` entries (the
+guaranteed span length grows with it, e.g. ~130 characters for 100 MB of documents).
+
+Cost: building the index is one pass of slicing and hashing (~60 ms for 10 MB); a 100K-character
+slice of a 10 MB document is located in well under a millisecond after the index exists, and text
+that is not in any document costs about 0.2 µs per character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+MIN_SPAN = 64
+_POS_BITS = 40  # positions up to 1 TiB characters; document index in the high bits
+_POS_MASK = (1 << _POS_BITS) - 1
+
+
+def _extend_forward(a: str, i: int, b: str, j: int) -> int:
+    """Largest k with a[i:i+k] == b[j:j+k]."""
+    limit = min(len(a) - i, len(b) - j)
+    k = 0
+    step = 64
+    while k < limit:
+        s = min(step, limit - k)
+        if a[i + k : i + k + s] == b[j + k : j + k + s]:
+            k += s
+            step *= 2
+            continue
+        lo, hi = 0, s  # a[i+k : i+k+lo] matches, ... + hi does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if a[i + k : i + k + mid] == b[j + k : j + k + mid]:
+                lo = mid
+            else:
+                hi = mid
+        return k + lo
+    return k
+
+
+def _extend_backward(a: str, i: int, b: str, j: int, limit: int) -> int:
+    """Largest k <= limit with a[i-k:i] == b[j-k:j]."""
+    limit = min(limit, i, j)
+    k = 0
+    step = 64
+    while k < limit:
+        s = min(step, limit - k)
+        if a[i - k - s : i - k] == b[j - k - s : j - k]:
+            k += s
+            step *= 2
+            continue
+        lo, hi = 0, s
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if a[i - k - mid : i - k] == b[j - k - mid : j - k]:
+                lo = mid
+            else:
+                hi = mid
+        return k + lo
+    return k
+
+
+class DocumentIndex:
+    """Locate document text inside prompts. Build once per REPL (lazily), reuse for every call."""
+
+    def __init__(
+        self,
+        documents: Sequence[str],
+        min_span: int = MIN_SPAN,
+        max_entries: int = 1_000_000,
+    ) -> None:
+        self.documents = tuple(documents)
+        self.min_span = min_span
+        self.key_len = max(8, min_span // 2)
+        total = sum(len(d) for d in self.documents)
+        self.stride = max(self.key_len, -(-total // max_entries) if max_entries else self.key_len)
+        self._index: dict[int, int] | None = None
+
+    def _build(self) -> dict[int, int]:
+        k, stride = self.key_len, self.stride
+        index: dict[int, int] = {}
+        # Later documents first and positions descending, so the first occurrence wins.
+        for doc_no in range(len(self.documents) - 1, -1, -1):
+            doc = self.documents[doc_no]
+            last = len(doc) - k
+            if last < 0:
+                continue
+            base = doc_no << _POS_BITS
+            index.update({hash(doc[p : p + k]): base | p for p in range(last - last % stride, -1, -stride)})
+        return index
+
+    def find(self, text: str) -> list[dict[str, int]]:
+        """Spans of ``text`` (at least ``min_span`` characters) that occur in a document.
+
+        Returns ``[{"doc": n, "start": a, "end": b}, ...]`` in prompt order: ``documents[n][a:b]``
+        occurs in ``text``.
+        """
+        k = self.key_len
+        n = len(text)
+        if n < self.min_span or not self.documents:
+            return []
+        if self._index is None:
+            self._index = self._build()
+        get = self._index.get
+        docs = self.documents
+        out: list[dict[str, int]] = []
+        i = 0
+        covered = 0  # text[:covered] already belongs to a reported span
+        while i + k <= n:
+            code = get(hash(text[i : i + k]))
+            if code is None:
+                i += 1
+                continue
+            doc_no, pos = code >> _POS_BITS, code & _POS_MASK
+            doc = docs[doc_no]
+            if doc[pos : pos + k] != text[i : i + k]:
+                i += 1
+                continue
+            back = _extend_backward(text, i, doc, pos, i - covered)
+            fwd = _extend_forward(text, i + k, doc, pos + k)
+            start, end = i - back, i + k + fwd
+            if end - start >= self.min_span:
+                out.append({"doc": doc_no, "start": pos - back, "end": pos + k + fwd})
+                covered = end
+                i = end
+            else:
+                i += 1
+        return out

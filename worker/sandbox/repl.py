@@ -1,0 +1,289 @@
+"""The REPL state and cell execution, inside the sandboxed process (trusted code).
+
+One ``Repl`` per process tree: it holds the documents, the REPL's globals and the per-cell output
+collector. ``call_host`` is set by the process that runs a cell (the channel to the host); the
+query functions go through it and nothing else reaches the host.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from worker.sandbox import guards
+from worker.sandbox.policy import compile_cell
+from worker.sandbox.ranges import DocumentIndex
+
+RESERVED = ("llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS")
+_MAX_ERROR_CHARS = 4000
+_MAX_TRACE_FRAMES = 8
+
+
+class Output:
+    """The one print collector of a cell; functions defined in earlier cells print here too."""
+
+    __slots__ = ("parts", "size", "limit", "truncated")
+
+    def __init__(self, limit: int) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.limit = limit
+        self.truncated = False
+
+    def write(self, text: str) -> None:
+        if self.truncated:
+            return
+        room = self.limit - self.size
+        if len(text) > room:
+            if room > 0:
+                self.parts.append(text[:room])
+                self.size = self.limit
+            self.truncated = True
+            return
+        self.parts.append(text)
+        self.size += len(text)
+
+    def __call__(self) -> str:  # `printed`
+        return "".join(self.parts)
+
+    def _call_print(self, *objects: Any, sep: str | None = " ", end: str | None = "\n",
+                    file: object = None, flush: bool = False) -> None:
+        if file is not None:
+            raise TypeError("print(file=...) is not available in the sandbox")
+        if sep is None:
+            sep = " "
+        if end is None:
+            end = "\n"
+        if type(sep) is not str or type(end) is not str:
+            raise TypeError("print(): sep and end must be str or None")
+        if self.truncated:
+            return
+        self.write(sep.join([o if type(o) is str else str(o) for o in objects]) + end)
+
+
+class Repl:
+    def __init__(self, documents: list[tuple[str, str]], output_limit: int) -> None:
+        self.names = [name for name, _ in documents]
+        self.documents = tuple(text for _, text in documents)  # private: ranges use these
+        self.output_limit = output_limit
+        self.index = DocumentIndex(self.documents)
+        self.cell_no = 0
+        self.sources: dict[str, list[str]] = {}
+        self.output = Output(output_limit)
+        self.final: dict[str, Any] | None = None
+        self.call_host: Callable[[str, dict[str, Any]], Any] | None = None
+        self.builtins = self._make_builtins()
+        context: Any = self.documents[0] if len(self.documents) == 1 else list(self.documents)
+        self.globals: dict[str, Any] = {
+            "__builtins__": self.builtins,
+            "__name__": "repl",
+            "context": context,
+            "context_names": list(self.names),
+        }
+
+    # -- builtins bound to this REPL ---------------------------------------------------------
+    def _make_builtins(self) -> dict[str, Any]:
+        repl = self
+        b = guards.base_builtins()
+
+        def print_collector(_getattr_: object = None) -> Output:
+            return repl.output
+
+        def display(value: Any) -> None:
+            if value is not None:
+                repl.output.write(repr(value) + "\n")
+
+        def safe_dir(*args: Any) -> list[str]:
+            if not args:
+                return sorted(k for k in repl.globals if not k.startswith("_"))
+            if len(args) != 1:
+                raise TypeError("dir() takes at most 1 argument")
+            return [n for n in dir(args[0]) if not n.startswith("_")]
+
+        def FINAL(answer: Any) -> None:  # noqa: N802 - the name the model uses
+            """Finish the run with this answer (converted with str())."""
+            repl.final = {"value": str(answer), "source": "FINAL", "var_name": None}
+
+        def FINAL_VAR(name: Any) -> None:  # noqa: N802
+            """Finish the run with the value of the REPL variable called `name` (a str)."""
+            if isinstance(name, str):
+                if name in repl.globals and not name.startswith("_") and name not in RESERVED:
+                    repl.final = {"value": str(repl.globals[name]), "source": "FINAL_VAR", "var_name": name}
+                    return
+                raise NameError(
+                    f"FINAL_VAR: there is no variable named {name!r}. Pass the variable's name as a "
+                    'string, e.g. FINAL_VAR("answer"), or use FINAL(text) for a literal answer.'
+                )
+            repl.final = {"value": str(name), "source": "FINAL_VAR", "var_name": None}
+
+        def SHOW_VARS() -> None:  # noqa: N802
+            """Print the REPL's variables with their types and sizes."""
+            repl.output.write(repl.variable_summary() + "\n")
+
+        def llm_query(prompt: str, model: str | None = None) -> str:
+            """One sub-call to a language model; returns its text."""
+            if not isinstance(prompt, str):
+                raise TypeError(
+                    f"llm_query(prompt): prompt must be a str, got {type(prompt).__name__}"
+                    + ("; for many prompts use llm_query_batched(prompts)" if isinstance(prompt, (list, tuple)) else "")
+                )
+            _check_model("llm_query", model)
+            return repl.call("llm_query", {"prompt": prompt, "model": model, "ranges": repl.index.find(prompt)})
+
+        def llm_query_batched(prompts: list[str], model: str | None = None) -> list[str]:
+            """Many sub-calls at once (run concurrently by the host); returns one text per prompt."""
+            if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)):
+                raise TypeError(
+                    f"llm_query_batched(prompts): prompts must be a list of str, got {type(prompts).__name__}"
+                )
+            for i, p in enumerate(prompts):
+                if not isinstance(p, str):
+                    raise TypeError(f"llm_query_batched(prompts): prompts[{i}] must be a str, got {type(p).__name__}")
+            _check_model("llm_query_batched", model)
+            if not prompts:
+                return []
+            prompts = [str(p) for p in prompts]
+            return repl.call(
+                "llm_query_batched",
+                {"prompts": prompts, "model": model, "ranges": [repl.index.find(p) for p in prompts]},
+            )
+
+        def rlm_query(prompt: str, context: Any = None) -> str:
+            """A recursive call: a sub-RLM with its own REPL whose context is `context`."""
+            if not isinstance(prompt, str):
+                raise TypeError(f"rlm_query(prompt, context=None): prompt must be a str, got {type(prompt).__name__}")
+            if context is not None and not isinstance(context, str):
+                if not isinstance(context, (list, tuple)) or not all(isinstance(c, str) for c in context):
+                    raise TypeError("rlm_query(prompt, context=None): context must be a str, a list of str, or None")
+                context = [str(c) for c in context]
+            elif isinstance(context, str):
+                context = str(context)
+            return repl.call("rlm_query", {"prompt": str(prompt), "context": context})
+
+        b.update(
+            _print_=print_collector,
+            _display_=display,
+            dir=safe_dir,
+            FINAL=FINAL,
+            FINAL_VAR=FINAL_VAR,
+            SHOW_VARS=SHOW_VARS,
+            llm_query=llm_query,
+            llm_query_batched=llm_query_batched,
+            rlm_query=rlm_query,
+        )
+        return b
+
+    def call(self, name: str, args: dict[str, Any]) -> Any:
+        if self.call_host is None:
+            raise RuntimeError(f"{name}() is not available here")
+        return self.call_host(name, args)
+
+    # -- running cells -----------------------------------------------------------------------
+    def run_cell(self, source: str) -> dict[str, Any]:
+        self.cell_no += 1
+        filename = f"<cell {self.cell_no}>"
+        self.sources[filename] = source.splitlines()
+        self.output = Output(self.output_limit)
+        self.final = None
+        started = time.perf_counter()
+        error: str | None = None
+        code, error = compile_cell(source, filename)
+        if code is not None:
+            try:
+                exec(code, self.globals)
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt and all: the cell just fails
+                error = self.format_error(exc, filename)
+        notes = self._restore_reserved()
+        if notes:
+            self.output.write(notes)
+        return {
+            "stdout": self.output(),
+            "error": error,
+            "truncated": self.output.truncated,
+            "final": self.final,
+            "duration_s": time.perf_counter() - started,
+        }
+
+    def _restore_reserved(self) -> str:
+        shadowed = [n for n in RESERVED if n in self.globals]
+        for n in shadowed:
+            del self.globals[n]
+        if "__builtins__" not in self.globals or self.globals["__builtins__"] is not self.builtins:
+            self.globals["__builtins__"] = self.builtins
+        if not shadowed:
+            return ""
+        return (
+            f"[note: {', '.join(shadowed)} {'is a' if len(shadowed) == 1 else 'are'} reserved REPL "
+            "function name(s); the assignment was undone]\n"
+        )
+
+    def format_error(self, exc: BaseException, current: str) -> str:
+        try:
+            frames = []
+            tb = exc.__traceback__
+            while tb is not None:
+                code = tb.tb_frame.f_code
+                if code.co_filename in self.sources:
+                    frames.append((code.co_filename, tb.tb_lineno, code.co_name))
+                tb = tb.tb_next
+            try:
+                message = str(exc)
+            except BaseException:
+                message = "<the exception's message could not be shown>"
+            head = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                head += f" ({type(exc).__name__} does not stop the REPL; finish with FINAL(answer))"
+            lines = []
+            if len(frames) > _MAX_TRACE_FRAMES:
+                skipped = len(frames) - _MAX_TRACE_FRAMES
+                frames = frames[:2] + [None] + frames[-(_MAX_TRACE_FRAMES - 2):]  # type: ignore[list-item]
+            else:
+                skipped = 0
+            for frame in frames:
+                if frame is None:
+                    lines.append(f"  ... {skipped} more ...")
+                    continue
+                filename, lineno, func = frame
+                where = f"line {lineno}" if filename == current else f"line {lineno} of {filename[1:-1]}"
+                src = self.sources[filename]
+                text = src[lineno - 1].strip() if 0 < lineno <= len(src) else ""
+                lines.append(f"  {where}, in {func}: {text[:200]}")
+            out = head
+            if lines:
+                out = "Traceback (most recent call last):\n" + "\n".join(lines) + "\n" + head
+            if len(out) > _MAX_ERROR_CHARS:
+                out = out[: _MAX_ERROR_CHARS // 2] + "\n...\n" + out[-_MAX_ERROR_CHARS // 2 :]
+            return out
+        except BaseException:
+            return f"{type(exc).__name__} (details unavailable)"
+
+    # -- inspection --------------------------------------------------------------------------
+    def variable_summary(self) -> str:
+        rows = []
+        for name, value in self.globals.items():
+            if name.startswith("_") or name in RESERVED:
+                continue
+            t = type(value)
+            kind = t.__name__
+            if t is guards.ModuleProxy or isinstance(value, guards.ModuleProxy):
+                kind = "module"
+            size = ""
+            if isinstance(value, (str, bytes, bytearray)):
+                size = f", {len(value):,} chars" if isinstance(value, str) else f", {len(value):,} bytes"
+            elif isinstance(value, (list, tuple, dict, set, frozenset)):
+                size = f", {len(value):,} items"
+            rows.append(f"  {name}: {kind}{size}")
+        if not rows:
+            return "No variables."
+        return "Variables:\n" + "\n".join(rows)
+
+    def read_variable(self, name: str) -> str:
+        if name.startswith("_") or name in RESERVED or name not in self.globals:
+            raise KeyError(name)
+        return str(self.globals[name])
+
+
+def _check_model(fn: str, model: object) -> None:
+    if model is not None and not isinstance(model, str):
+        raise TypeError(f"{fn}(..., model=None): model must be a str or None, got {type(model).__name__}")
