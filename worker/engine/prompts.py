@@ -120,7 +120,7 @@ def root_first_turn(question: str, names: list[str], texts_preview: list[str], l
     return "\n".join(lines)
 
 
-def cell_output(index: int, code: str, stdout: str, error: str | None, truncated: bool, total_chars: int,
+def cell_output(index: int, stdout: str, error: str | None, truncated: bool, total_chars: int,
                 state_note: str | None) -> str:
     parts = [f"Output of block {index + 1}:"]
     parts.append(stdout if stdout else "(no output)")

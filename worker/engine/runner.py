@@ -277,6 +277,11 @@ def map_ranges(ranges: list[dict] | None, doc_map: DocMap) -> list[dict]:
     return mapped
 
 
+def capture_limit(limits: Limits) -> int:
+    """How much output the REPL keeps per cell: far more than the root is shown, to measure it."""
+    return max(1_000_000, 10 * limits.output_limit_chars)
+
+
 def cap(text: str) -> str:
     return text if len(text) <= EVENT_TEXT_CAP else text[:EVENT_TEXT_CAP]
 
@@ -303,7 +308,7 @@ class RLM:
         limits = self.state.limits
         self.sandbox = Sandbox(
             documents=self.documents, handler=self.handle,
-            limits=SandboxLimits(cell_timeout_s=limits.cell_timeout_s, output_limit_chars=limits.output_limit_chars),
+            limits=SandboxLimits(cell_timeout_s=limits.cell_timeout_s, output_limit_chars=capture_limit(limits)),
         )
         self.state.track(self.sandbox)
         try:
@@ -436,14 +441,15 @@ class RLM:
         state.emit(ev.CELL_STARTED, cell_id=self.cell_id, node_id=self.node_id, depth=self.depth,
                    iteration=iteration, index=index, code=code)
         result = self.sandbox.run_cell(code)
-        stdout = result.stdout or ""
-        total = getattr(result, "stdout_chars", None) or len(stdout)
+        total = len(result.stdout)  # at least: the REPL itself stops capturing at capture_limit()
+        limit = state.limits.output_limit_chars
+        stdout = result.stdout[:limit]
+        truncated = total > limit or result.output_truncated
         state.emit(ev.CELL_FINISHED, cell_id=self.cell_id, node_id=self.node_id, depth=self.depth, stdout=stdout,
-                   stdout_chars=total, truncated=bool(result.output_truncated), error=result.error,
-                   duration_s=round(result.duration_s, 4), killed=bool(result.killed), state_note=result.state_note)
+                   stdout_chars=total, truncated=truncated, error=result.error,
+                   duration_s=round(result.duration_s, 4), killed=result.killed, state_note=result.state_note)
         self.cells.append({"code": code, "stdout": stdout, "error": result.error})
-        shown = prompts.cell_output(index, code, stdout, result.error, bool(result.output_truncated), total,
-                                    result.state_note)
+        shown = prompts.cell_output(index, stdout, result.error, truncated, total, result.state_note)
         return result, shown
 
     # REPL calls -----------------------------------------------------------------------------------
