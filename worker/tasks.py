@@ -36,18 +36,21 @@ SWEEP_INTERVAL_S = 30.0
 
 @worker_ready.connect
 def _sweep_lost_runs(sender=None, **kwargs) -> None:
-    """Every worker fails, now and then every 30 s, the runs whose worker stopped beating.
+    """Every worker sweeps, now and then every 30 s: it fails the runs whose worker stopped
+    beating, and files every finished run not yet classified for review.
 
     No beat process is needed: whichever worker survives a crash notices the orphaned runs.
     """
+    from apps.review.services import reviews_classify_pending
     from apps.runs.execution import runs_mark_lost
 
     def loop() -> None:
         while True:
-            try:
-                runs_mark_lost()
-            except Exception:
-                logger.exception("Sweeping lost runs failed")
+            for sweep in (runs_mark_lost, reviews_classify_pending):
+                try:
+                    sweep()
+                except Exception:
+                    logger.exception("Sweep %s failed", sweep.__name__)
             time.sleep(SWEEP_INTERVAL_S)
 
     threading.Thread(target=loop, name="sweep-lost-runs", daemon=True).start()

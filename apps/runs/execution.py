@@ -127,7 +127,18 @@ def run_execute(run_id, worker: str = "", root_script: list[str] | None = None) 
     if not final.is_finished:  # the engine returned without its terminal event: never leave it running
         _finish_with(final.pk, final.last_seq, RunStatus.FAILED, "The engine stopped without a final status.")
         final.refresh_from_db()
+    _classify(final)
     return final.status
+
+
+def _classify(run: Run) -> None:
+    """File the finished run for review; a classifier bug must not fail the run itself."""
+    from apps.review.services import review_classify
+
+    try:
+        review_classify(run)
+    except Exception:
+        logger.exception("Classifying run %s failed; the periodic sweep will retry", run.pk)
 
 
 def runs_mark_lost(stale_after: timedelta = STALE_AFTER) -> int:
