@@ -14,6 +14,7 @@ cancels the run (recorded as cancelled). Exit status 0 when the run succeeded, 1
 
 import contextlib
 import json
+import re
 import shutil
 import threading
 import time
@@ -32,6 +33,7 @@ from apps.runs.models import Mode, Run, RunEvent, RunStatus
 from apps.teams.services import team_create_personal, teams_for_user
 
 POLL_S = 0.2
+CODE_FENCE = re.compile(r"```[a-zA-Z]*\n.*?(```|$)", re.DOTALL)
 CLI_USERNAME = "cli"
 CODE_LINES = 8
 OUTPUT_CHARS = 400
@@ -96,14 +98,15 @@ class TrajectoryPrinter:
         self.write(f"{pad}── turn {d.get('iteration')}{forced} · {d.get('model')} · "
                    f"{d.get('prompt_tokens') or 0}+{d.get('completion_tokens') or 0} tokens · "
                    f"{money(d.get('cost_usd'))} · {d.get('latency_s') or 0:.1f} s")
-        content = abbreviate(d.get("content"), 300, 4)
+        # The code blocks are printed as cells; the turn shows only the reasoning around them.
+        content = abbreviate(CODE_FENCE.sub("", d.get("content") or "").strip(), 300, 4)
         if content:
             self.write(indent(content, pad + "   "))
 
     def on_cell_started(self, d: dict) -> None:
         self.cells[d.get("cell_id")] = d
         pad = "  " * (d.get("depth") or 0)
-        self.write(f"{pad}  [cell {d.get('index', '')}]")
+        self.write(f"{pad}  [cell {d.get('iteration', '?')}.{(d.get('index') or 0) + 1}]")
         self.write(indent(abbreviate(d.get("code"), 1200, CODE_LINES), pad + "  │ "))
 
     def on_cell_finished(self, d: dict) -> None:
