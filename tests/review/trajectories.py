@@ -6,6 +6,8 @@ of each classifier rule; the engine-driven tests live in tests/web/test_review_e
 
 import time
 
+from worker.engine.events import Event
+
 TOTALS = {"cost_usd": 0.0, "cost_unknown_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "iterations": 0,
           "subcalls": 0, "max_depth_reached": 0, "elapsed_s": 0.0}
 
@@ -66,9 +68,7 @@ class Trajectory:
         return self.emit("run.finished", status=status, failure_reason=failure_reason, stop_reason=stop_reason,
                          totals=dict(self.totals) if totals else None, forced_final=forced_final)
 
-    def as_events(self) -> list:
-        from worker.engine.events import Event  # the engine package imports the sandbox: only when needed
-
+    def as_events(self) -> list[Event]:
         return [Event(e["seq"], e["type"], e["ts"], e["data"]) for e in self.events]
 
 
