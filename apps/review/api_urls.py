@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+urlpatterns = [
+    path("runs/<uuid:run_id>/feedback/", api.run_feedback, name="api_run_feedback"),
+]
