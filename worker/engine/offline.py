@@ -74,7 +74,7 @@ PROBE = '''I will start by probing the context: its type, size and how each docu
 ```repl
 docs = context if isinstance(context, list) else [context]
 names = context_names if isinstance(context, list) else ["document"]
-print(type(context).__name__, "with", len(docs), "document(s),", sum(len(d) for d in docs), "characters")
+print("list" if isinstance(context, list) else "str", "with", len(docs), "document(s),", sum(len(d) for d in docs), "characters")
 for name, doc in zip(names, docs):
     print("-", name, len(doc), "chars; starts:", repr(doc[:150]))
 ```'''

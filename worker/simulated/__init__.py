@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULT_KINDS = ("429", "500", "502", "503", "reset", "slow", "malformed", "empty")
+FAULT_KINDS = ("400", "401", "429", "500", "502", "503", "reset", "slow", "malformed", "empty")
 
 
 @dataclass
@@ -30,7 +30,8 @@ class Fault:
     """An injected failure: at request index `at` (0-based, counting every request), or for
     requests where `when(request)` is true, at most `times` times.
 
-    kind: "429" (with a Retry-After header when retry_after is set), "500", "502", "503",
+    kind: "400" (bad request), "401" (bad key): not worth retrying;
+    "429" (with a Retry-After header when retry_after is set), "500", "502", "503",
     "reset" (close the connection without answering), "slow" (sleep `slow_s` then answer),
     "malformed" (200 with a body that is not JSON), "empty" (200 with an empty completion).
     """
@@ -215,6 +216,11 @@ class SimulatedProvider:
                     self._json(429, {"error": {"message": "Rate limit reached (simulated)", "type": "rate_limit_error",
                                                "code": "rate_limit_exceeded"}}, headers)
                     request.status = 429
+                    return
+                if kind in ("400", "401"):
+                    self._json(int(kind), {"error": {"message": f"Simulated client error {kind}",
+                                                     "type": "invalid_request_error"}})
+                    request.status = int(kind)
                     return
                 if kind in ("500", "502", "503"):
                     self._json(int(kind), {"error": {"message": f"Simulated server error {kind}", "type": "server_error"}})
