@@ -1,13 +1,23 @@
 """Who may do what: the one place where roles are turned into permissions.
 
-| action            | viewer | member | admin | owner |
-|-------------------|--------|--------|-------|-------|
-| view              |   x    |   x    |   x   |   x   |
-| create            |        |   x    |   x   |   x   |  upload documents, ask, comment
-| change_own        |        |   x    |   x   |   x   |  cancel/delete/share own runs and documents
-| change_any        |        |        |   x   |   x   |  delete others' runs and documents
-| manage_members    |        |        |   x   |   x   |
-| delete_team       |        |        |       |   x   |
+| action          | viewer | member | admin | owner | what it covers                                        |
+|-----------------|--------|--------|-------|-------|-------------------------------------------------------|
+| view            |   x    |   x    |   x   |   x   | read runs, events, trajectories, documents, comments, |
+|                 |        |        |       |       | members, spending; download documents and exports     |
+| create          |        |   x    |   x   |   x   | upload documents, ask (runs, re-runs), comment        |
+| change_own      |        |   x    |   x   |   x   | cancel/delete/share one's own runs and documents,     |
+|                 |        |        |       |       | edit/delete one's own comments                        |
+| change_any      |        |        |   x   |   x   | the same on anyone's runs, documents, share links and |
+|                 |        |        |       |       | comments                                              |
+| manage_members  |        |        |   x   |   x   | invite, add, remove members, change roles (owners     |
+|                 |        |        |       |       | only grant, change or remove the owner role)          |
+| manage_spending |        |        |   x   |   x   | set or clear the team's monthly spending cap          |
+| delete_team     |        |        |       |   x   | delete the team (never a personal team)               |
+
+Everyone else gets nothing: anonymous users and users of other teams see a 404 for the team's
+objects (the same as an object that does not exist). A share-link holder reads exactly one run
+through `/s/<token>/` (see apps.sharing), nothing else. Any member may leave a team; the last
+owner can neither leave, be removed nor be demoted.
 """
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -20,6 +30,7 @@ ACTIONS: dict[str, set[str]] = {
     "change_own": {Role.MEMBER, Role.ADMIN, Role.OWNER},
     "change_any": {Role.ADMIN, Role.OWNER},
     "manage_members": {Role.ADMIN, Role.OWNER},
+    "manage_spending": {Role.ADMIN, Role.OWNER},
     "delete_team": {Role.OWNER},
 }
 
@@ -39,6 +50,16 @@ def can(user: AbstractBaseUser | AnonymousUser, action: str, team: Team) -> bool
 
 def can_change(user: AbstractBaseUser | AnonymousUser, team: Team, created_by_id: int | None) -> bool:
     """Change an object (cancel, delete, share): its creator with change_own, or anyone with change_any."""
-    if can(user, "change_any", team):
+    role = role_in(user, team)
+    if role is None:
+        return False
+    if role in ACTIONS["change_any"]:
         return True
-    return user.is_authenticated and created_by_id == user.pk and can(user, "change_own", team)
+    return created_by_id is not None and created_by_id == user.pk and role in ACTIONS["change_own"]
+
+
+def role_can(role: str | None, action: str) -> bool:
+    """The table for a role already looked up (templates and lists, to avoid one query per check)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    return role is not None and role in ACTIONS[action]

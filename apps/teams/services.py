@@ -1,7 +1,27 @@
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+"""Changing teams: create, delete, members, roles, invites, the spending cap.
 
-from .models import Membership, Role, Team
+Every function that acts for a user checks the permission table (`apps.teams.permissions`) and
+raises PermissionDenied when the role does not allow it, ValidationError when a rule refuses it
+(the last owner, a personal team, an expired invite). Views and the API turn those into messages
+and status codes.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from .models import Invite, Membership, Role, Team, hash_token
+from .permissions import ACTIONS, role_in
+
+MAX_TEAM_NAME = 120
+INVITE_DAYS_DEFAULT = 7
+INVITE_DAYS_MAX = 90
 
 
 @transaction.atomic
@@ -28,3 +48,194 @@ def team_current(request) -> Team | None:
     if team is None:
         team = team_create_personal(user)
     return team
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValidationError("Give the team a name.", code="name")
+    if len(name) > MAX_TEAM_NAME:
+        raise ValidationError(f"A team name has at most {MAX_TEAM_NAME} characters.", code="name")
+    return name
+
+
+def _clean_role(role: str) -> str:
+    if role not in Role.values:
+        raise ValidationError(f"Unknown role {role!r}; the roles are {', '.join(Role.values)}.", code="role")
+    return role
+
+
+def require(user: AbstractBaseUser, action: str, team: Team, message: str) -> str:
+    role = role_in(user, team)
+    if role is None or role not in ACTIONS[action]:
+        raise PermissionDenied(message)
+    return role
+
+
+@transaction.atomic
+def team_create(user: AbstractBaseUser, name: str) -> Team:
+    """A shared team with `user` as its owner."""
+    team = Team.objects.create(name=_clean_name(name), personal=False)
+    Membership.objects.create(team=team, user=user, role=Role.OWNER)
+    return team
+
+
+def team_delete(user: AbstractBaseUser, team: Team) -> None:
+    """Delete a team with everything in it (documents, runs, share links, comments). Owners only."""
+    require(user, "delete_team", team, "Only an owner can delete the team.")
+    if team.personal:
+        raise ValidationError("A personal team cannot be deleted.", code="personal")
+    team.delete()
+
+
+def _owners_left_after(team: Team, membership: Membership) -> int:
+    owners = Membership.objects.select_for_update().filter(team=team, role=Role.OWNER)
+    return owners.exclude(pk=membership.pk).count()
+
+
+def _check_role_change(actor_role: str, target_role: str | None, new_role: str | None) -> None:
+    """Admins manage admins, members and viewers; only owners touch the owner role."""
+    if Role.OWNER in (target_role, new_role) and actor_role != Role.OWNER:
+        raise PermissionDenied("Only an owner can grant, change or remove the owner role.")
+
+
+def member_add(user: AbstractBaseUser, team: Team, username: str, role: str = Role.MEMBER) -> Membership:
+    """Add an existing user by username."""
+    actor_role = require(user, "manage_members", team, "Only owners and admins can add members.")
+    role = _clean_role(role)
+    _check_role_change(actor_role, None, role)
+    if team.personal:
+        raise ValidationError("A personal team has one member; create a team to work with others.", code="personal")
+    User = get_user_model()
+    new = User.objects.filter(**{User.USERNAME_FIELD: (username or "").strip(), "is_active": True}).first()
+    if new is None:
+        raise ValidationError(f"No user named {username!r}.", code="no_user")
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(team=team, user=new, role=role)
+    except IntegrityError:
+        raise ValidationError(f"{new.get_username()} is already a member.", code="duplicate") from None
+
+
+@transaction.atomic
+def member_set_role(user: AbstractBaseUser, membership: Membership, role: str) -> Membership:
+    team = membership.team
+    actor_role = require(user, "manage_members", team, "Only owners and admins can change roles.")
+    role = _clean_role(role)
+    _check_role_change(actor_role, membership.role, role)
+    if membership.role == Role.OWNER and role != Role.OWNER and _owners_left_after(team, membership) == 0:
+        raise ValidationError("The last owner cannot be demoted; make someone else owner first.", code="last_owner")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def member_remove(user: AbstractBaseUser, membership: Membership) -> None:
+    """Remove a member; anyone may remove themselves (leave). The last owner stays."""
+    team = membership.team
+    if membership.user_id != user.pk:
+        actor_role = require(user, "manage_members", team, "Only owners and admins can remove members.")
+        _check_role_change(actor_role, membership.role, None)
+    if membership.role == Role.OWNER and _owners_left_after(team, membership) == 0:
+        raise ValidationError("The last owner cannot leave or be removed; make someone else owner first.",
+                              code="last_owner")
+    membership.delete()
+
+
+# --- invites --------------------------------------------------------------------------------------
+
+def invite_create(user: AbstractBaseUser, team: Team, role: str = Role.MEMBER, days: int = INVITE_DAYS_DEFAULT,
+                  max_uses: int | None = 1) -> tuple[Invite, str]:
+    """A new invite link; returns the invite and its token, which is not stored (only its hash)."""
+    actor_role = require(user, "manage_members", team, "Only owners and admins can invite.")
+    role = _clean_role(role)
+    _check_role_change(actor_role, None, role)
+    if team.personal:
+        raise ValidationError("A personal team has one member; create a team to work with others.", code="personal")
+    if not isinstance(days, int) or not 1 <= days <= INVITE_DAYS_MAX:
+        raise ValidationError(f"An invite lasts 1 to {INVITE_DAYS_MAX} days.", code="days")
+    if max_uses is not None and (not isinstance(max_uses, int) or not 1 <= max_uses <= 1000):
+        raise ValidationError("Uses must be between 1 and 1000, or unlimited.", code="max_uses")
+    raw = Invite.new_token()
+    invite = Invite.objects.create(
+        team=team, role=role, token_hash=hash_token(raw), prefix=raw[:6], created_by=user,
+        expires_at=timezone.now() + dt.timedelta(days=days), max_uses=max_uses,
+    )
+    return invite, raw
+
+
+def invite_revoke(user: AbstractBaseUser, invite: Invite) -> Invite:
+    require(user, "manage_members", invite.team, "Only owners and admins can revoke invites.")
+    if invite.revoked_at is None:
+        invite.revoked_at = timezone.now()
+        invite.save(update_fields=["revoked_at"])
+    return invite
+
+
+def invite_for_token(raw: str) -> Invite | None:
+    if not raw or len(raw) > 100:
+        return None
+    return Invite.objects.select_related("team").filter(token_hash=hash_token(raw)).first()
+
+
+@transaction.atomic
+def invite_accept(user: AbstractBaseUser, raw: str) -> Membership:
+    """Join the invite's team. Already a member: the membership is returned unchanged, no use spent."""
+    invite = invite_for_token(raw)
+    if invite is None:
+        raise ValidationError("This invite link is not valid.", code="invalid")
+    invite = Invite.objects.select_for_update().select_related("team").get(pk=invite.pk)
+    existing = Membership.objects.filter(team=invite.team, user=user).first()
+    if existing is not None:
+        return existing
+    if invite.state != "active":
+        raise ValidationError(f"This invite link is {invite.state}.", code=invite.state.replace(" ", "_"))
+    Invite.objects.filter(pk=invite.pk).update(uses=F("uses") + 1)
+    return Membership.objects.create(team=invite.team, user=user, role=invite.role)
+
+
+# --- spending -------------------------------------------------------------------------------------
+
+def month_start(now: dt.datetime | None = None) -> dt.datetime:
+    now = now or timezone.now()
+    return now.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def team_month_spend(team: Team) -> tuple[Decimal, int]:
+    """(known cost in USD, calls of unknown price) of the team's runs created this calendar month (UTC)."""
+    from apps.runs.models import Run
+
+    totals = Run.objects.filter(team=team, created_at__gte=month_start()).aggregate(
+        cost=Sum("cost_usd"), unknown=Sum("cost_unknown_calls")
+    )
+    return Decimal(str(totals["cost"] or 0)).quantize(Decimal("0.0001")), totals["unknown"] or 0
+
+
+def team_set_cap(user: AbstractBaseUser, team: Team, cap: Decimal | None) -> Team:
+    require(user, "manage_spending", team, "Only owners and admins can set the spending cap.")
+    if cap is not None:
+        if not isinstance(cap, Decimal) or not cap.is_finite() or cap < 0 or cap >= Decimal("1e10"):
+            raise ValidationError("The cap is an amount in USD, 0 or more.", code="cap")
+        cap = cap.quantize(Decimal("0.01"))
+    team.monthly_cap_usd = cap
+    team.save(update_fields=["monthly_cap_usd"])
+    return team
+
+
+def team_spend_guard(team: Team) -> None:
+    """Refuse a new run once the team's known cost this month has reached its cap.
+
+    Calls whose price is unknown add nothing to the known cost; they are shown as "unknown" on the
+    spending page, never as $0, but they cannot trip the cap.
+    """
+    cap = Team.objects.filter(pk=team.pk).values_list("monthly_cap_usd", flat=True).first()
+    if cap is None:
+        return
+    spent, _ = team_month_spend(team)
+    if spent >= cap:
+        raise ValidationError(
+            f"This team reached its monthly spending cap of ${cap:,.2f} (spent ${spent:,.2f} since "
+            f"{month_start():%B 1}). An owner or admin can raise it on the team's spending page.",
+            code="spending_cap",
+        )
