@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "apps.documents",
     "apps.runs",
     "apps.review",
+    "apps.sharing",
+    "apps.comments",
 ]
 
 MIDDLEWARE = [
@@ -190,6 +192,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_CHUNK_BYTES + 1024 * 1024
 
 # Models offered in the ask form. Each entry: litellm model string, label, and how it is reached.
 # `api_key_env` names the environment variable holding the key; it is read by the worker only.
+# Optional per entry: `api_base` (an OpenAI-compatible server), `context_window`, and for each call
+# `timeout_s` (default 300) and `max_retries` (default 4) of transient provider errors.
 # Extra models: RLMWEB_MODELS_JSON='[{"model": "anthropic/claude-sonnet-4-5", "label": "...", "api_key_env": "ANTHROPIC_API_KEY"}]'
 OFFLINE_MODEL = "offline/heuristic"
 RLMWEB_MODELS = [

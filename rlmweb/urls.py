@@ -13,5 +13,9 @@ urlpatterns = [
     path("api/runs/", include("apps.runs.api_urls")),
     path("review/", include("apps.review.urls")),
     path("api/review/", include("apps.review.api_urls")),
+    path("api/teams/", include("apps.teams.api_urls")),
+    path("s/", include("apps.sharing.urls")),
+    path("api/sharing/", include("apps.sharing.api_urls")),
+    path("api/comments/", include("apps.comments.urls")),
     path("admin/", admin.site.urls),
 ]
