@@ -232,7 +232,10 @@ def _fork_cell(chan: Channel, repl: Any, supervisor_pid: int, msg: dict[str, Any
         lockdown.set_pdeathsig(signal.SIGKILL)
         if os.getppid() != holder_pid:
             os._exit(1)
-        return _cell_main(Channel(mine), repl, msg, keep, died_w, holder_pid, supervisor_pid)
+        try:
+            return _cell_main(Channel(mine), repl, msg, keep, died_w, holder_pid, supervisor_pid)
+        except BaseException:  # a failure of this trusted code itself (e.g. MemoryError)
+            os._exit(70)
     os.close(died_w)
     mine.close()
     chan.send({"op": "forked", "pid": pid})
@@ -280,6 +283,8 @@ def _cell_main(
     repl.call_host = call_host
     if msg["op"] == "exec":
         result: dict[str, Any] = repl.run_cell(msg["code"])
+        if result.get("memory_error"):
+            keep = False  # out of memory: discard this process, the holder keeps the state from before
     else:
         try:
             result = {"value": repl.read_variable(msg["name"])}

@@ -14,8 +14,8 @@ Runs inside the REPL process only. The security argument, in short:
   ``functools.singledispatch`` which evaluates string annotations). Allowed modules are proxies
   holding hand-picked names. ``tests/sandbox/test_hostile.py`` walks everything reachable.
 * Given that graph, iteration and item access grant nothing by themselves, so ``_getiter_`` and the
-  unpacking guards are thin; ``_getitem_`` has a fast path for plain containers and refuses
-  mapping proxies (class ``__dict__`` views) on the slow path.
+  unpacking guards are thin; ``_getitem_`` has a fast path for plain containers and, on the slow
+  path, refuses ``_``-keys of read-only namespace views (``mappingproxy``).
 * Writes (``x.a = 1``, ``x[k] = v``, ``setattr``) are allowed on plain containers and on classes
   defined in the REPL and their instances; everything else (module proxies, library objects,
   functions) is read-only.
@@ -108,20 +108,19 @@ def guarded_hasattr(ob: object, name: str) -> bool:
 # _getitem_, _getiter_, unpacking, _apply_, _inplacevar_
 # ----------------------------------------------------------------------------------------------
 _PLAIN_CONTAINERS = frozenset({list, tuple, str, dict, bytes, bytearray, range})
-_NO_ITEM_ACCESS = frozenset({types.MappingProxyType})
 
 
 def guarded_getitem(ob: Any, index: Any) -> Any:
     if type(ob) in _PLAIN_CONTAINERS:
         return ob[index]
-    if type(ob) in _NO_ITEM_ACCESS:
-        raise TypeError(f"item access on {type(ob).__name__} objects is not available in the sandbox")
+    if type(ob) is types.MappingProxyType and type(index) is str and index.startswith("_"):
+        # Read-only namespace views (e.g. Pattern.groupindex) are fine; a class namespace's
+        # private entries are not, should one ever become reachable.
+        raise KeyError(f"{index!r}: keys starting with '_' are not available in the sandbox")
     return ob[index]
 
 
 def guarded_iter(ob: Any) -> Any:
-    if type(ob) in _NO_ITEM_ACCESS:
-        raise TypeError(f"iterating {type(ob).__name__} objects is not available in the sandbox")
     return iter(ob)
 
 
@@ -206,11 +205,9 @@ def guarded_write(ob: Any) -> Any:
     t = type(ob)
     if t is dict or t is list:
         return ob
-    if t in USER_CLASSES or (t is type and ob in USER_CLASSES):
+    if t in USER_CLASSES or (isinstance(ob, type) and ob in USER_CLASSES):
         return ob
     if isinstance(ob, _WRITABLE_CONTAINERS):
-        return ob
-    if isinstance(ob, type) and ob in USER_CLASSES:
         return ob
     return _ReadOnly(t.__name__ if not isinstance(ob, type) else f"class {ob.__name__}")
 

@@ -77,13 +77,13 @@ def _kill_group(pgid: int) -> None:
 
 
 _SIGNAL_NAMES = {
-    signal.SIGKILL: "killed (SIGKILL) by the system, most likely because the machine ran out of memory",
-    signal.SIGXCPU: "stopped because it used up its CPU time limit",
+    signal.SIGKILL: "was killed (SIGKILL) by the system, most likely because the machine ran out of memory",
+    signal.SIGXCPU: "was stopped because it used up its CPU time limit",
     signal.SIGSEGV: "crashed (segmentation fault, e.g. a C-level stack overflow)",
     signal.SIGABRT: "crashed (aborted)",
     signal.SIGBUS: "crashed (bus error)",
-    signal.SIGXFSZ: "stopped for trying to write a file",
-    signal.SIGSYS: "stopped for making a forbidden system call",
+    signal.SIGXFSZ: "was stopped for trying to write a file",
+    signal.SIGSYS: "was stopped for making a forbidden system call",
 }
 
 
@@ -379,14 +379,18 @@ class Sandbox:
             )
         stdout = done.get("stdout")
         error = done.get("error")
+        out_of_memory = bool(done.get("memory_error")) and not done.get("commit")
         return CellResult(
             stdout=stdout if isinstance(stdout, str) else "",
             error=error if isinstance(error, str) else None,
             duration_s=duration,
             output_truncated=bool(done.get("truncated")),
-            final=answer,
-            killed=False,
-            state_note=None,
+            final=None if out_of_memory else answer,
+            killed=out_of_memory,
+            state_note=(
+                f"The cell ran out of memory (the limit is {self.limits.memory_bytes / 1024**3:g} GiB) and was "
+                "discarded; variables are as they were before this cell."
+            ) if out_of_memory else None,
         )
 
     def _killed_result(self, outcome: tuple[str, Any, str], duration: float) -> CellResult:
@@ -410,8 +414,9 @@ class Sandbox:
             error = f"The cell was stopped: it broke the REPL protocol ({detail})."
             note = f"The cell was killed; {before}."
         else:
-            error = (f"The cell's process was {detail}. Use less memory (the limit is "
-                     f"{self.limits.memory_bytes / 1024**3:g} GiB) or split the work.")
+            error = f"The cell's process {detail}."
+            if "memory" in detail:
+                error += f" Use less memory (the limit is {self.limits.memory_bytes / 1024**3:g} GiB) or split the work."
             note = f"The cell was killed; {before}."
         return CellResult(stdout="", error=error, duration_s=duration, output_truncated=False,
                           final=None, killed=True, state_note=note)

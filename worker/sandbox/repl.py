@@ -188,11 +188,13 @@ class Repl:
         self.final = None
         started = time.perf_counter()
         error: str | None = None
+        memory_error = False
         code, error = compile_cell(source, filename)
         if code is not None:
             try:
                 exec(code, self.globals)
             except BaseException as exc:  # SystemExit, KeyboardInterrupt and all: the cell just fails
+                memory_error = isinstance(exc, MemoryError)
                 error = self.format_error(exc, filename)
         notes = self._restore_reserved()
         if notes:
@@ -203,6 +205,7 @@ class Repl:
             "truncated": self.output.truncated,
             "final": self.final,
             "duration_s": time.perf_counter() - started,
+            "memory_error": memory_error,
         }
 
     def _restore_reserved(self) -> str:
