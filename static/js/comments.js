@@ -1,0 +1,192 @@
+// Comments on a run and on its cells and sub-call nodes.
+//
+// Mounts a panel on the run page (into #comments if the page has one, else at the end of <main>)
+// and gives every element whose id is `cell-<cell_id>` or `node-<node_id>` a small "comment"
+// button, watching the page with a MutationObserver because the explorer renders those live.
+// It only talks to /api/comments/…; on any page that is not a signed-in run page (a share link,
+// a list) it does nothing.
+(function () {
+  "use strict";
+
+  var match = location.pathname.match(/^\/runs\/([0-9a-fA-F-]{36})\/?$/);
+  var host = document.getElementById("comments");
+  var runId = (host && host.dataset.runId) || (match && match[1]);
+  if (!runId || !window.fetch) return;
+
+  var api = "/api/comments/runs/" + runId + "/";
+  var TARGET = /^(cell|node)-([A-Za-z0-9_.:-]{1,64})$/;
+  var state = { comments: [], canComment: false, loaded: false, open: {} };
+  var scheduled = false;
+
+  function csrf() {
+    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function request(method, url, body) {
+    return fetch(url, {
+      method: method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf(), "Accept": "application/json" },
+      body: body ? JSON.stringify(body) : undefined,
+    }).then(function (r) {
+      if (r.status === 204) return {};
+      return r.json().then(function (data) {
+        if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
+        return data;
+      });
+    });
+  }
+
+  function load() {
+    return request("GET", api).then(function (data) {
+      state.comments = data.comments;
+      state.canComment = data.can_comment;
+      state.loaded = true;
+      render();
+    }).catch(function () { /* not allowed or offline: leave the page as it is */ });
+  }
+
+  function forTarget(kind, id) {
+    return state.comments.filter(function (c) { return c.target_kind === kind && c.target_id === (id || ""); });
+  }
+
+  function commentItem(c) {
+    var li = el("li", { "class": "comment", "data-comment": c.id });
+    var head = el("div", { "class": "comment-head muted" });
+    head.appendChild(el("strong", {}, c.author || "(deleted user)"));
+    head.appendChild(document.createTextNode(" · " + new Date(c.created_at).toLocaleString() + (c.edited_at ? " · edited" : "")));
+    if (c.target_kind !== "run") {
+      var a = el("a", { href: "#" + c.target_kind + "-" + c.target_id }, " on " + c.target_kind + " " + c.target_id);
+      head.appendChild(a);
+    }
+    if (c.can_delete) {
+      var del = el("button", { type: "button", "class": "linklike comment-delete" }, "delete");
+      del.addEventListener("click", function () {
+        if (!window.confirm("Delete this comment?")) return;
+        request("DELETE", "/api/comments/" + c.id + "/").then(load).catch(alert);
+      });
+      head.appendChild(document.createTextNode(" "));
+      head.appendChild(del);
+    }
+    li.appendChild(head);
+    li.appendChild(el("div", { "class": "comment-body" }, c.body));
+    return li;
+  }
+
+  function form(kind, id, onDone) {
+    var f = el("form", { "class": "comment-form" });
+    var label = kind === "run" ? "Comment on this run" : "Comment on " + kind + " " + id;
+    var area = el("textarea", { name: "body", rows: "3", maxlength: "5000", "aria-label": label, placeholder: label + "…" });
+    var button = el("button", { type: "submit", "class": "small primary" }, "Comment");
+    var error = el("p", { "class": "error", hidden: "" });
+    f.appendChild(area);
+    f.appendChild(button);
+    f.appendChild(error);
+    f.addEventListener("submit", function (event) {
+      event.preventDefault();
+      button.disabled = true;
+      request("POST", api, { body: area.value, target_kind: kind, target_id: id || "" })
+        .then(function () { area.value = ""; error.hidden = true; return load(); })
+        .then(onDone || function () {})
+        .catch(function (e) { error.textContent = e.message; error.hidden = false; })
+        .then(function () { button.disabled = false; });
+    });
+    return f;
+  }
+
+  function panel() {
+    var section = host;
+    if (!section) {
+      section = el("section", { id: "comments", "class": "card comments-panel" });
+      (document.querySelector("main") || document.body).appendChild(section);
+      host = section;
+    }
+    section.replaceChildren();
+    section.appendChild(el("h2", {}, "Comments (" + state.comments.length + ")"));
+    var list = el("ul", { "class": "plain comment-list" });
+    state.comments.forEach(function (c) { list.appendChild(commentItem(c)); });
+    if (!state.comments.length) list.appendChild(el("li", { "class": "empty" }, "No comments yet."));
+    section.appendChild(list);
+    if (state.canComment) section.appendChild(form("run", ""));
+  }
+
+  function decorate(target) {
+    var m = target.id.match(TARGET);
+    if (!m) return;
+    var kind = m[1], id = m[2];
+    var button = target.querySelector(":scope > .comment-affordance");
+    if (!button) {
+      button = el("button", { type: "button", "class": "linklike small comment-affordance" });
+      button.addEventListener("click", function (event) {
+        event.stopPropagation();
+        state.open[target.id] = !state.open[target.id];
+        thread(target, kind, id);
+      });
+      target.appendChild(button);
+    }
+    var n = forTarget(kind, id).length;
+    var text = n ? "💬 " + n : "💬 comment";
+    if (button.textContent !== text) button.textContent = text;
+    button.setAttribute("aria-label", (n ? n + " comments on " : "Comment on ") + kind + " " + id);
+    thread(target, kind, id);
+  }
+
+  function thread(target, kind, id) {
+    var box = target.querySelector(":scope > .comment-thread");
+    if (!state.open[target.id]) { if (box) box.remove(); return; }
+    if (box && box.dataset.count === String(forTarget(kind, id).length)) return;
+    if (box) box.remove();
+    box = el("div", { "class": "comment-thread card" });
+    box.dataset.count = String(forTarget(kind, id).length);
+    box.addEventListener("click", function (event) { event.stopPropagation(); });
+    var list = el("ul", { "class": "plain comment-list" });
+    forTarget(kind, id).forEach(function (c) { list.appendChild(commentItem(c)); });
+    box.appendChild(list);
+    if (state.canComment) box.appendChild(form(kind, id));
+    target.appendChild(box);
+  }
+
+  function decorateAll() {
+    if (!state.loaded) return;
+    document.querySelectorAll('[id^="cell-"], [id^="node-"]').forEach(decorate);
+  }
+
+  function render() {
+    panel();
+    decorateAll();
+  }
+
+  function ours(node) {
+    return node.nodeType === 1 && node.matches(".comment-affordance, .comment-thread, #comments");
+  }
+
+  var observer = new MutationObserver(function (mutations) {
+    // Our own buttons and threads are mutations too: only the explorer's new nodes need a look.
+    var foreign = mutations.some(function (m) {
+      if (m.target.closest && m.target.closest(".comment-thread, #comments")) return false;
+      return Array.prototype.some.call(m.addedNodes, function (n) { return !ours(n); });
+    });
+    if (!foreign || scheduled) return;
+    scheduled = true;
+    window.requestAnimationFrame(function () { scheduled = false; decorateAll(); });
+  });
+
+  var style = el("style", {}, ".comment-affordance{margin-left:.4rem;font-size:.8em}" +
+    ".comment-thread{margin:.4rem 0;padding:.5rem .7rem;font-size:.9em}" +
+    ".comment-list{list-style:none;padding:0;margin:.3rem 0}.comment{margin-bottom:.5rem}" +
+    ".comment-body{white-space:pre-wrap}.comment-form textarea{min-height:3rem}");
+  document.head.appendChild(style);
+
+  load().then(function () {
+    observer.observe(document.body, { childList: true, subtree: true });
+  });
+  setInterval(function () { if (!document.hidden) load(); }, 30000);
+})();
