@@ -156,6 +156,7 @@ else:
     # A durable broker on the local filesystem: tasks are serialised and consumed by a real worker
     # (the one `manage.py serve` starts in-process), no service needed.
     CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT = "rlmweb.broker:Transport"  # kombu's, with atomic message writes
     CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_RESULT_BACKEND = embedded_broker(DATA_DIR)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
