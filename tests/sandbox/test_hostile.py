@@ -123,7 +123,7 @@ def test_there_are_at_least_forty_cases():
     assert len(REFUSALS) + len(hostile_tests) >= 40
 
 
-@pytest.mark.parametrize("module", ["os", "sys", "subprocess", "socket", "ctypes", "importlib", "marshal", "io", "pickle", "gc", "inspect", "signal"])
+@pytest.mark.parametrize("module", ["os", "sys", "subprocess", "socket", "ctypes", "importlib", "marshal", "io", "pickle", "gc", "inspect", "signal", "time"])
 def test_import_outside_allowlist_names_the_allowlist(sandbox, module):
     result = run(sandbox, f"import {module}")
     refused(result, f"import of {module!r} is not allowed", "allowed modules: bisect, collections")

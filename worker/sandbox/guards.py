@@ -38,6 +38,7 @@ import random
 import re
 import statistics
 import string
+import sys
 import textwrap
 import types
 import unicodedata
@@ -384,6 +385,13 @@ def guarded_import(
     fromlist: tuple[str, ...] | list[str] | None = (),
     level: int = 0,
 ) -> ModuleProxy:
+    if level == 0 and type(fromlist) is list and fromlist in ([], ["__doc__"]) and name in sys.modules:
+        # PyImport_Import (C code such as datetime.strftime importing `time`, or _json importing
+        # json.decoder) calls the __import__ of the running frame's builtins with a *list* as
+        # fromlist ([] on 3.11, ["__doc__"] before), then takes the module from sys.modules itself:
+        # the REPL never sees it. Compiled import statements pass None or a tuple, and restricted
+        # code cannot reach __import__ to call it directly.
+        return sys.modules[name]
     if level != 0:
         raise ImportError("relative imports are not available in the sandbox")
     proxy = PROXIES.get(name) if type(name) is str else None

@@ -1,0 +1,96 @@
+"""Locating document text inside prompts (worker/sandbox/ranges.py)."""
+
+from __future__ import annotations
+
+import random
+import string
+import time
+
+import pytest
+
+from worker.sandbox.ranges import DocumentIndex
+
+
+def _text(n: int, seed: int) -> str:
+    rnd = random.Random(seed)
+    words = ["".join(rnd.choices(string.ascii_lowercase, k=rnd.randint(2, 9))) for _ in range(5000)]
+    out, size = [], 0
+    while size < n:
+        w = rnd.choice(words)
+        out.append(w)
+        size += len(w) + 1
+    return " ".join(out)[:n]
+
+
+DOC0 = _text(200_000, 1)
+DOC1 = _text(50_000, 2)
+
+
+@pytest.fixture(scope="module")
+def index():
+    return DocumentIndex([DOC0, DOC1])
+
+
+def test_a_plain_slice(index):
+    assert index.find(DOC0[12_345:54_321]) == [{"doc": 0, "start": 12_345, "end": 54_321}]
+
+
+def test_slices_of_several_documents_with_instructions_around(index):
+    prompt = "Question: who?\n" + DOC1[100:3000] + "\n---\n" + DOC0[777:1500] + "\nAnswer briefly."
+    assert index.find(prompt) == [
+        {"doc": 1, "start": 100, "end": 3000},
+        {"doc": 0, "start": 777, "end": 1500},
+    ]
+
+
+def test_spans_shorter_than_the_minimum_are_ignored(index):
+    assert index.find("x" * 10 + DOC0[5000:5040] + "y" * 10) == []
+    found = index.find("x" * 10 + DOC0[5000:5070] + "y" * 10)
+    assert found == [{"doc": 0, "start": 5000, "end": 5070}]
+
+
+def test_text_in_no_document(index):
+    assert index.find(_text(20_000, 99)) == []
+    assert index.find("") == []
+
+
+def test_every_reported_range_is_really_in_the_prompt(index):
+    rnd = random.Random(5)
+    for _ in range(30):
+        parts = []
+        for _ in range(rnd.randint(1, 4)):
+            doc_no = rnd.randint(0, 1)
+            doc = (DOC0, DOC1)[doc_no]
+            a = rnd.randint(0, len(doc) - 500)
+            parts.append(doc[a : a + rnd.randint(64, 500)])
+            parts.append(_text(rnd.randint(0, 100), rnd.randint(100, 10_000)))
+        prompt = "|".join(parts)
+        for r in index.find(prompt):
+            assert r["end"] - r["start"] >= 64
+            assert (DOC0, DOC1)[r["doc"]][r["start"] : r["end"]] in prompt
+
+
+def test_no_documents():
+    assert DocumentIndex([]).find("anything at all " * 10) == []
+
+
+def test_large_document_is_fast():
+    doc = _text(10_000_000, 3)
+    index = DocumentIndex([doc])
+    started = time.perf_counter()
+    first = index.find(doc[4_000_000:4_100_000])  # includes building the index
+    build_and_find = time.perf_counter() - started
+    started = time.perf_counter()
+    again = index.find("Summarise this:\n" + doc[9_000_001:9_100_000] + "\nThanks.")
+    find_only = time.perf_counter() - started
+    assert first == [{"doc": 0, "start": 4_000_000, "end": 4_100_000}]
+    assert again == [{"doc": 0, "start": 9_000_001, "end": 9_100_000}]
+    assert build_and_find < 2.0, build_and_find
+    assert find_only < 0.05, find_only
+
+
+def test_scan_budget_bounds_foreign_text():
+    index = DocumentIndex([DOC0], max_probes=100_000)
+    started = time.perf_counter()
+    assert index.find("z" * 5_000_000 + DOC0[:1000]) == []  # gave up before the document text
+    assert time.perf_counter() - started < 1.0
