@@ -98,7 +98,21 @@ class Classification:
 # helpers ----------------------------------------------------------------------------------------
 
 def of_type(events: Events, type_: str) -> list[dict]:
-    return [e["data"] for e in events if e["type"] == type_]
+    return [e["data"] for e in events if e.get("type") == type_ and isinstance(e.get("data"), dict)]
+
+
+def text(data: dict, key: str) -> str:
+    """A text field of an event; "" when missing or null. Events are data (hand-edited imports, older
+    engines), so a field of the wrong type is read, not trusted."""
+    value = data.get(key)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def number(data: dict, key: str) -> float:
+    value = data.get(key)
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def last_of_type(events: Events, type_: str) -> dict | None:
@@ -110,10 +124,10 @@ def finish(events: Events, facts: RunFacts) -> dict:
     """status, stop_reason, forced_final, failure_reason: the run.finished event, else the run's fields."""
     data = last_of_type(events, "run.finished") or {}
     return {
-        "status": data.get("status") or facts.status,
-        "stop_reason": data.get("stop_reason") or facts.stop_reason or "",
+        "status": text(data, "status") or facts.status,
+        "stop_reason": text(data, "stop_reason") or facts.stop_reason or "",
         "forced_final": bool(data.get("forced_final", facts.forced_final)),
-        "failure_reason": data.get("failure_reason") or facts.failure_reason or "",
+        "failure_reason": text(data, "failure_reason") or facts.failure_reason or "",
     }
 
 
@@ -161,7 +175,7 @@ def similar_groups(texts: list[str], threshold: float) -> list[list[int]]:
 
 
 def subcall_prompts(events: Events) -> list[str]:
-    return [d.get("prompt") or "" for d in of_type(events, "subcall.started")]
+    return [text(d, "prompt") for d in of_type(events, "subcall.started")]
 
 
 def error_kind(error: str, killed: bool = False) -> str:
@@ -181,15 +195,15 @@ def error_kind(error: str, killed: bool = False) -> str:
 def cell_errors(events: Events) -> dict:
     """How many cells ran and failed, and the failures by kind: stored with every review."""
     finished = of_type(events, "cell.finished")
-    failed = [d for d in finished if d.get("error") or d.get("killed")]
-    kinds = Counter(error_kind(d.get("error") or "", bool(d.get("killed"))) for d in failed)
-    top = [d for d in finished if (d.get("depth") or 0) == 0]
+    failed = [d for d in finished if text(d, "error") or d.get("killed") is True]
+    kinds = Counter(error_kind(text(d, "error"), d.get("killed") is True) for d in failed)
+    top = [d for d in finished if number(d, "depth") == 0]
     return {
         "cells": len(finished),
         "failed": len(failed),
         "kinds": dict(kinds.most_common()),
-        "last_top_cell_failed": bool(top and (top[-1].get("error") or top[-1].get("killed"))),
-        "examples": [(d.get("error") or "killed")[:300] for d in failed[:3]],
+        "last_top_cell_failed": bool(top and (text(top[-1], "error") or top[-1].get("killed") is True)),
+        "examples": [(text(d, "error") or "killed")[:300] for d in failed[:3]],
     }
 
 
@@ -307,8 +321,8 @@ def pattern_verification_loop(events: Events, facts: RunFacts) -> dict | None:
     turns) that are about the same thing (shingle Jaccard >= VERIFICATION_JACCARD): the paper's
     re-derive-the-answer-again loop."""
     texts = [p for p in subcall_prompts(events) if VERIFICATION_WORDS.search(p[:PROMPT_COMPARE_CHARS])]
-    texts += [t.get("content") or "" for t in of_type(events, "root.turn")
-              if VERIFICATION_WORDS.search((t.get("content") or "")[:PROMPT_COMPARE_CHARS])]
+    texts += [text(t, "content") for t in of_type(events, "root.turn")
+              if VERIFICATION_WORDS.search(text(t, "content")[:PROMPT_COMPARE_CHARS])]
     if len(texts) < VERIFICATION_MIN_CALLS:
         return None
     for group in similar_groups(texts[:MAX_PROMPTS_COMPARED], VERIFICATION_JACCARD):
@@ -320,10 +334,10 @@ def pattern_verification_loop(events: Events, facts: RunFacts) -> dict | None:
 def final_came_from_code(events: Events) -> bool:
     """Whether the last top-level cell set the answer with FINAL(<expression>) or FINAL_VAR: then the
     answer is a computed value by construction. FINAL("a literal") in code is still judged."""
-    cells = [d for d in of_type(events, "cell.started") if (d.get("depth") or 0) == 0]
+    cells = [d for d in of_type(events, "cell.started") if number(d, "depth") == 0]
     if not cells:
         return False
-    code = cells[-1].get("code") or ""
+    code = text(cells[-1], "code")
     if "FINAL_VAR(" in code:
         return True
     return any(not arg.lstrip().startswith(("'", '"')) for arg in re.findall(r"\bFINAL\(([^)]*)", code))
@@ -338,13 +352,13 @@ def pattern_answer_not_in_computed_values(events: Events, facts: RunFacts) -> di
     Not judged for FINAL_VAR answers or FINAL(expression) in code (computed by construction), nor for
     runs that computed nothing (direct mode)."""
     answer_event = last_of_type(events, "final.answer")
-    answer = (answer_event or {}).get("answer") or facts.final_answer
-    source = (answer_event or {}).get("source") or facts.answer_source
+    answer = text(answer_event or {}, "answer") or facts.final_answer
+    source = text(answer_event or {}, "source") or facts.answer_source
     if not answer or source == "FINAL_VAR" or final_came_from_code(events):
         return None
     cells = of_type(events, "cell.finished")[-LAST_CELLS_CONSIDERED:]
-    responses = [d.get("response") or "" for d in of_type(events, "subcall.finished")][-LAST_SUBCALLS_CONSIDERED:]
-    evidence = [d.get("stdout") or "" for d in cells] + [d.get("state_note") or "" for d in cells] + responses
+    responses = [text(d, "response") for d in of_type(events, "subcall.finished")][-LAST_SUBCALLS_CONSIDERED:]
+    evidence = [text(d, "stdout") for d in cells] + [text(d, "state_note") for d in cells] + responses
     if not any(text.strip() for text in evidence):
         return None
     answer_words = words(answer)
@@ -369,8 +383,9 @@ def pattern_subcall_fanout(events: Events, facts: RunFacts) -> dict | None:
     if len(started) < FANOUT_MIN_SUBCALLS:
         return None
     run_started = last_of_type(events, "run.started") or {}
-    doc_chars = sum(int(d.get("chars") or 0) for d in run_started.get("documents") or [])
-    prompt_chars = sum(int(d.get("prompt_chars") or len(d.get("prompt") or "")) for d in started)
+    documents = run_started.get("documents")
+    doc_chars = sum(number(d, "chars") for d in documents if isinstance(d, dict)) if isinstance(documents, list) else 0
+    prompt_chars = sum(number(d, "prompt_chars") or len(text(d, "prompt")) for d in started)
     reads = prompt_chars / max(doc_chars, 1)
     per_10k = len(started) / max(doc_chars, 1) * 10_000
     if reads <= FANOUT_MAX_READS and per_10k <= FANOUT_MAX_CALLS_PER_10K_CHARS:

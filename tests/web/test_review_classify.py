@@ -5,6 +5,8 @@ runs through the simulated provider are in test_review_engine.py.
 """
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apps.review import classify as c
 from apps.review.classify import RunFacts, classify
@@ -245,3 +247,27 @@ def test_classification_is_fast_on_thousands_of_subcalls():
     started = time.monotonic()
     classify(t.events)
     assert time.monotonic() - started < 10
+
+
+# robustness ----------------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+event_types = st.sampled_from(["run.started", "root.turn", "cell.started", "cell.finished", "subcall.started",
+                               "subcall.finished", "cost.updated", "final.answer", "run.finished"])
+field_names = st.sampled_from(["prompt", "response", "stdout", "error", "killed", "depth", "code", "content",
+                               "answer", "source", "status", "stop_reason", "forced_final", "documents",
+                               "prompt_chars", "state_note", "failure_reason"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(event_types, st.dictionaries(field_names, json_values, max_size=6)), max_size=25))
+def test_the_classifier_never_fails_on_odd_events(items):
+    """Whatever a (future, buggy or hand-edited) event stream holds, classification answers."""
+    events = [{"seq": i + 1, "type": t, "ts": 0.0, "data": d} for i, (t, d) in enumerate(items)]
+    result = classify(events)
+    assert result.outcome in c.OUTCOMES
+    assert set(result.patterns) <= set(c.PATTERNS)
