@@ -20,7 +20,14 @@ Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
 - run.finished: status, failure_reason, stop_reason, totals, forced_final
 
 `totals` = {cost_usd (sum of known costs), cost_unknown_calls, prompt_tokens, completion_tokens,
-iterations, subcalls, max_depth_reached, elapsed_s}. A cost of None means unknown, never zero.
+iterations (top-level root turns), subcalls (all depths), max_depth_reached, elapsed_s}. A cost of
+None means unknown, never zero.
+
+Cost bookkeeping: every model call is counted once, in its root.turn or its llm subcall.finished;
+run totals are the sum of those. A subcall.finished of kind "rlm" carries the roll-up of its child
+RLM's subtree (already counted in the child's own events; None if any part was unknown). A failed
+call (error set) costs 0: providers do not bill failed requests. Root turns replayed from a root
+script have model "script" and cost 0.
 """
 
 import threading

@@ -3,6 +3,15 @@
 One `RunState` is shared by the top-level RLM and every child RLM of a run: it holds the event
 emitter, the LM client, the running totals and the stop flag. Each `RLM` owns one REPL sandbox
 and one conversation with its root model.
+
+Depth: the top-level root is depth 0 and its sub-calls depth 1. A child RLM started by rlm_query
+from depth d sits at depth d+1 and its own sub-calls at d+2, so `max_depth` bounds the deepest
+model call: with the default 1, rlm_query is a plain sub-call (the paper's setting); with 2, one
+level of child RLMs; with 0, no sub-calls at all.
+
+Stopping: a crossed budget stops the whole run with its stop_reason. After iterations, sub-calls
+or depth, the root still gets one last turn to give its best answer; money, time, cancellation
+and provider failures stop at once (running cells are interrupted).
 """
 
 import itertools
