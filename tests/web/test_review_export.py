@@ -5,6 +5,8 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from apps.review.export import FORMAT, ImportFailed, export_lines, import_lines, run_record
 from apps.review.models import Feedback, Label, Rating, RunReview
@@ -181,3 +183,24 @@ def test_admin_import_form_shows_errors(client, team):
     upload.name = "bad.jsonl"
     response = client.post("/admin/review/runreview/import/", {"file": upload, "team": team.pk})
     assert response.status_code == 200 and b"not JSON" in response.content
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payloads=st.lists(st.dictionaries(st.text(max_size=6), json_values, max_size=4), max_size=6),
+       question=st.text(min_size=1, max_size=50).filter(lambda q: "\x00" not in q))
+def test_any_event_payload_round_trips(team, payloads, question):
+    t = Trajectory(question=question)
+    for data in payloads:
+        t.emit("cell.finished", **data)
+    source = run_from(team, t.finish("failed", "no_final_answer", "none"), question=question)
+    [imported] = import_lines(export_lines([source]), team)
+    assert events_of(imported) == events_of(source)
+    assert imported.question == question
