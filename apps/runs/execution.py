@@ -8,7 +8,8 @@ import logging
 import threading
 from datetime import timedelta
 
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from worker.engine import DocumentInput, Limits, RunSpec
@@ -16,7 +17,7 @@ from worker.engine import run as engine_run
 from worker.engine.events import Event
 from worker.engine.llm import ModelOptions
 
-from .models import Run, RunStatus
+from .models import Run, RunEvent, RunStatus
 from .models_config import model_choices
 from .sink import DatabaseSink, persist_events, publish_events
 
@@ -34,7 +35,8 @@ def build_spec(run: Run, root_script: list[str] | None = None) -> RunSpec:
     ]
     limits = Limits(**{k: v for k, v in (run.limits or {}).items() if k in LIMIT_KEYS})
     options = {
-        m.model: ModelOptions(api_base=m.api_base, api_key_env=m.api_key_env, context_window=m.context_window)
+        m.model: ModelOptions(api_base=m.api_base, api_key_env=m.api_key_env, context_window=m.context_window,
+                              **_call_options(m.model))
         for m in model_choices()
     }
     return RunSpec(
@@ -47,6 +49,12 @@ def build_spec(run: Run, root_script: list[str] | None = None) -> RunSpec:
         model_options=options,
         root_script=root_script,
     )
+
+
+def _call_options(model: str) -> dict:
+    """`timeout_s` and `max_retries` of a model's RLMWEB_MODELS entry, where the operator set them."""
+    entry = next((m for m in settings.RLMWEB_MODELS if m.get("model") == model), {})
+    return {k: entry[k] for k in ("timeout_s", "max_retries") if entry.get(k) is not None}
 
 
 class RunWatch:
@@ -77,13 +85,43 @@ class RunWatch:
             beat = 0.0
             while not self._stop.wait(0.5):
                 beat += 0.5
-                if beat >= HEARTBEAT_S:
-                    beat = 0.0
-                    Run.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
-                if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
-                    self.cancelled.set()
+                try:
+                    if beat >= HEARTBEAT_S:
+                        Run.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+                        beat = 0.0
+                    if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+                        self.cancelled.set()
+                except Exception:  # a database hiccup must not end the heartbeat: the run would look lost
+                    logger.warning("Heartbeat of run %s failed; retrying", self.run_id, exc_info=True)
+                    connection.close()
         finally:
             close_old_connections()
+
+
+def recorded_totals(run_id) -> dict:
+    """A run's totals summed from its recorded model calls (root turns and plain sub-calls; an
+    rlm_query's own event repeats its children's). For runs the engine could not finish itself: a
+    batch can end between a call and the totals event after it, and the run must still add up."""
+    kinds: dict[str, str] = {}
+    calls: list[dict] = []
+    iterations = max_depth = 0
+    rows = RunEvent.objects.filter(run_id=run_id, type__in=("root.turn", "subcall.started", "subcall.finished"))
+    for type_, data in rows.order_by("seq").values_list("type", "data").iterator():
+        if type_ == "root.turn":
+            calls.append(data)
+            iterations += data.get("depth") == 0
+        elif type_ == "subcall.started":
+            kinds[data.get("node_id")] = data.get("kind")
+            max_depth = max(max_depth, data.get("depth") or 0)
+        elif kinds.get(data.get("node_id")) == "llm":
+            calls.append(data)
+    known = [c["cost_usd"] for c in calls if c.get("cost_usd") is not None]
+    return {
+        "cost_usd": round(sum(known), 10), "cost_unknown_calls": len(calls) - len(known),
+        "prompt_tokens": sum(c.get("prompt_tokens") or 0 for c in calls),
+        "completion_tokens": sum(c.get("completion_tokens") or 0 for c in calls),
+        "iterations": iterations, "subcalls": len(kinds), "max_depth_reached": max_depth,
+    }
 
 
 def _finish_with(run_id, last_seq: int, status: str, reason: str, stop_reason: str = "") -> None:
@@ -93,7 +131,7 @@ def _finish_with(run_id, last_seq: int, status: str, reason: str, stop_reason: s
         type="run.finished",
         ts=timezone.now().timestamp(),
         data={"status": status, "failure_reason": reason, "stop_reason": stop_reason or None,
-              "totals": None, "forced_final": False},
+              "totals": recorded_totals(run_id), "forced_final": False},
     )
     persist_events(run_id, [event])
     publish_events(run_id, [event])
@@ -113,16 +151,22 @@ def run_execute(run_id, worker: str = "", root_script: list[str] | None = None) 
         _finish_with(run.pk, run.last_seq, RunStatus.CANCELLED, "Cancelled before it started.", "cancelled")
         return RunStatus.CANCELLED
     sink = DatabaseSink(run.pk)
+    failure = ""
     try:
         with RunWatch(run.pk) as watch:
             spec = build_spec(run, root_script)
-            engine_run(spec, sink, should_stop=watch.should_stop)
+            engine_run(spec, sink, should_stop=lambda: watch.should_stop() or sink.failed)
     except Exception as exc:
         logger.exception("Run %s crashed", run_id)
+        failure = f"Internal error: {type(exc).__name__}: {exc}"
+    try:
         sink.close()
-        _finish_with(run.pk, sink.last_seq, RunStatus.FAILED, f"Internal error: {type(exc).__name__}: {exc}")
-    else:
-        sink.close()
+    except Exception as exc:  # the engine was stopped when the sink gave up; say why the run ended
+        logger.exception("Recording the events of run %s failed", run_id)
+        failure = f"Recording the run's events failed: {type(exc).__name__}: {exc}"
+    if failure:  # numbered after the last event that reached the database, so seqs stay contiguous
+        last_seq = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).first() or 0
+        _finish_with(run.pk, last_seq, RunStatus.FAILED, failure)
     final = Run.objects.get(pk=run_id)
     if not final.is_finished:  # the engine returned without its terminal event: never leave it running
         _finish_with(final.pk, final.last_seq, RunStatus.FAILED, "The engine stopped without a final status.")

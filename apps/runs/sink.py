@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from worker.engine.events import Event
@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.05
 MAX_BATCH = 200
+# A batch that fails on a database error is retried (a locked SQLite file, a PostgreSQL restart or
+# failover): backoff 0.2 s doubling, about 6 s in all, before the sink gives up and the run fails.
+PERSIST_ATTEMPTS = 6
+RETRY_BACKOFF_S = 0.2
 
 
 def group_name(run_id) -> str:
@@ -95,10 +99,17 @@ class DatabaseSink:
         self._thread = threading.Thread(target=self._loop, name=f"sink-{run_id}", daemon=True)
         self._thread.start()
 
+    @property
+    def failed(self) -> bool:
+        """Persisting gave up: the run cannot be recorded any more and should stop."""
+        return self._error is not None
+
     def write(self, event: Event) -> None:
         with self._cond:
             if self._closed:
                 raise RuntimeError("sink is closed")
+            if self._error is not None:  # nothing more can be recorded; the run is being stopped
+                return
             self._buffer.append(event)
             self.last_seq = event.seq
             if len(self._buffer) >= MAX_BATCH or event.type == "run.finished":
@@ -127,7 +138,7 @@ class DatabaseSink:
                 if done:
                     return
                 if batch:
-                    persist_events(self.run_id, batch)
+                    self._persist(batch)
                     publish_events(self.run_id, batch)
                     time.sleep(0)  # let the engine threads run between flushes
         except BaseException as exc:  # surfaced by close(); the run is then marked failed
@@ -136,3 +147,21 @@ class DatabaseSink:
         finally:
             close_old_connections()
             connection.close()
+
+    def _persist(self, batch: list[Event]) -> None:
+        for attempt in range(1, PERSIST_ATTEMPTS + 1):
+            try:
+                persist_events(self.run_id, batch)
+                return
+            except (OperationalError, InterfaceError):
+                if attempt == PERSIST_ATTEMPTS:
+                    raise
+                logger.warning("Persisting %d events of run %s failed (attempt %d); retrying", len(batch),
+                               self.run_id, attempt, exc_info=True)
+                connection.close()  # a broken connection is replaced on the next query
+                time.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1))
+                try:  # the commit may have succeeded with only its acknowledgement lost
+                    if RunEvent.objects.filter(run_id=self.run_id, seq=batch[-1].seq).exists():
+                        return
+                except (OperationalError, InterfaceError):
+                    pass
