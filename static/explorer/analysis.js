@@ -1,0 +1,269 @@
+// Derived views of a trajectory: context coverage, failure-pattern flags and search.
+// Pure functions of the model, so tests and the benchmark can call them without a page.
+
+/** Per document: merged covered spans, covered chars, fraction, and how many ranges read it. */
+export function coverage(model) {
+  const perDoc = model.documents.map((doc) => ({ name: doc.name, chars: doc.chars || 0, raw: [] }));
+  for (const node of model.nodeOrder) {
+    for (const r of node.ranges) {
+      const doc = perDoc[r.doc];
+      if (!doc || !(r.end > r.start)) continue;
+      doc.raw.push([Math.max(0, r.start), r.end, node.id]);
+    }
+  }
+  return perDoc.map((doc) => {
+    const sorted = doc.raw.map((r) => [r[0], r[1]]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const spans = [];
+    for (const [s, e] of sorted) {
+      const last = spans[spans.length - 1];
+      if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+      else spans.push([s, e]);
+    }
+    let covered = 0;
+    const limit = doc.chars || Infinity;
+    for (const [s, e] of spans) covered += Math.max(0, Math.min(e, limit) - Math.min(s, limit));
+    return {
+      name: doc.name, chars: doc.chars, spans, covered, reads: doc.raw.length,
+      fraction: doc.chars ? covered / doc.chars : 0, ranges: doc.raw,
+    };
+  });
+}
+
+/** Sub-call nodes whose ranges include a character offset of a document. */
+export function nodesAt(model, docIndex, offset, limit = 50) {
+  const out = [];
+  for (const node of model.nodeOrder) {
+    if (node.ranges.some((r) => r.doc === docIndex && r.start <= offset && offset < r.end)) {
+      out.push(node);
+      if (out.length >= limit) break;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags
+
+function normalise(text) {
+  return String(text || "").toLowerCase().replace(/\s+/g, " ").trim();
+}
+
+function fnv(str) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < str.length; i += 1) {
+    h ^= str.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+const MINHASH_K = 24;
+const BANDS = 6; // 6 bands of 4 rows: pairs with Jaccard ≳ 0.7 almost always collide in some band
+const ROWS = MINHASH_K / BANDS;
+const SEEDS = Array.from({ length: MINHASH_K }, (_, i) => [
+  (Math.imul(i + 1, 0x9e3779b1) | 1) >>> 0, Math.imul(i + 7, 0x85ebca6b) >>> 0,
+]);
+
+/** A MinHash signature over word 3-shingles (at most ~600 shingles sampled evenly). */
+function signature(text) {
+  const words = normalise(text).split(" ");
+  const n = Math.max(1, words.length - 2);
+  const step = Math.max(1, Math.floor(n / 600));
+  const sig = new Uint32Array(MINHASH_K).fill(0xffffffff);
+  for (let i = 0; i < n; i += step) {
+    const h = fnv(`${words[i]} ${words[i + 1] || ""} ${words[i + 2] || ""}`);
+    for (let k = 0; k < MINHASH_K; k += 1) {
+      const v = (Math.imul(h ^ SEEDS[k][1], SEEDS[k][0]) ^ (h >>> 15)) >>> 0;
+      if (v < sig[k]) sig[k] = v;
+    }
+  }
+  return sig;
+}
+
+function similarity(a, b) {
+  let same = 0;
+  for (let k = 0; k < MINHASH_K; k += 1) if (a[k] === b[k]) same += 1;
+  return same / MINHASH_K;
+}
+
+function find(parent, x) {
+  while (parent[x] !== x) {
+    parent[x] = parent[parent[x]];
+    x = parent[x];
+  }
+  return x;
+}
+
+/** Distinctive tokens of a text: words of four letters or more, and anything with a digit. */
+function keyTokens(text) {
+  const tokens = normalise(text).match(/[\p{L}\p{N}]+(?:[._-][\p{L}\p{N}]+)*/gu) || [];
+  return new Set(tokens.filter((t) => t.length >= 4 || /\d/.test(t)));
+}
+
+/** Markdown emphasis and list marks are presentation, not part of the computed value. */
+function plain(text) {
+  return String(text || "").replace(/[*_`#>]+/g, " ").replace(/^\s*[-+]\s+/gm, " ");
+}
+
+/**
+ * Failure patterns from the paper, as flags: [{id, severity, title, detail, items: [{kind, id}]}].
+ * - duplicate-prompts: the same sub-call prompt sent more than once (exact, after whitespace).
+ * - near-duplicate-prompts: groups of ≥ 3 sub-calls whose prompts are near-identical (MinHash of
+ *   word 3-shingles, estimated Jaccard ≥ 0.8) but not exact copies: re-verification loops.
+ * - final-not-computed: the final answer appears neither in the last cells' output nor in the
+ *   last sub-call responses (FINAL_VAR answers come from a computed variable and are exempt).
+ * - forced-final, cell errors and failed sub-calls are reported as well.
+ */
+export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
+  const out = [];
+  const nodes = model.nodeOrder.filter((n) => n.prompt);
+
+  // Exact duplicates.
+  const byPrompt = new Map();
+  for (const n of nodes) {
+    const key = normalise(n.prompt);
+    if (!byPrompt.has(key)) byPrompt.set(key, []);
+    byPrompt.get(key).push(n);
+  }
+  const dupGroups = [...byPrompt.values()].filter((g) => g.length > 1).sort((a, b) => b.length - a.length);
+  if (dupGroups.length) {
+    const repeats = dupGroups.reduce((s, g) => s + g.length - 1, 0);
+    out.push({
+      id: "duplicate-prompts", severity: "warn",
+      title: `Same sub-call prompt repeated: ${repeats} repeat${repeats === 1 ? "" : "s"} in ${dupGroups.length} group${dupGroups.length === 1 ? "" : "s"}`,
+      detail: "Identical prompts were sent more than once; the answers were already known.",
+      groups: dupGroups.slice(0, 20).map((g) => g.map((n) => n.id)),
+    });
+  }
+
+  // Near duplicates: one representative per exact group, MinHash + LSH banding, union-find.
+  const reps = [...byPrompt.values()].map((g) => g[0]);
+  if (reps.length >= minGroup) {
+    const sigs = reps.map((n) => signature(n.prompt));
+    const parent = reps.map((_, i) => i);
+    for (let b = 0; b < BANDS; b += 1) {
+      const buckets = new Map();
+      for (let i = 0; i < reps.length; i += 1) {
+        let key = "";
+        for (let r = 0; r < ROWS; r += 1) key += `${sigs[i][b * ROWS + r]},`;
+        const bucket = buckets.get(key);
+        if (bucket === undefined) buckets.set(key, i);
+        else if (find(parent, bucket) !== find(parent, i) && similarity(sigs[bucket], sigs[i]) >= nearThreshold) {
+          parent[find(parent, i)] = find(parent, bucket);
+        }
+      }
+    }
+    const groups = new Map();
+    for (let i = 0; i < reps.length; i += 1) {
+      const root = find(parent, i);
+      if (!groups.has(root)) groups.set(root, []);
+      groups.get(root).push(...byPrompt.get(normalise(reps[i].prompt)));
+    }
+    const near = [...groups.values()]
+      .filter((g) => g.length >= minGroup && new Set(g.map((n) => normalise(n.prompt))).size > 1)
+      .sort((a, b) => b.length - a.length);
+    if (near.length) {
+      const total = near.reduce((s, g) => s + g.length, 0);
+      out.push({
+        id: "near-duplicate-prompts", severity: "warn",
+        title: `Many near-identical sub-calls: ${total} calls in ${near.length} group${near.length === 1 ? "" : "s"}`,
+        detail: "Prompts that differ only slightly (≥ 80% shared word shingles): often the same check run again and again.",
+        groups: near.slice(0, 20).map((g) => g.map((n) => n.id)),
+      });
+    }
+  }
+
+  // The final answer against what the trajectory computed last.
+  const final = model.final;
+  if (final && final.answer && final.source !== "FINAL_VAR" && model.isFinished) {
+    const rootCells = model.cellOrder.filter((c) => c.scope === "root" && c.result);
+    const lastCells = rootCells.slice(-3);
+    const lastNodes = model.nodeOrder.filter((n) => n.result && !n.result.error).slice(-20);
+    const values = [
+      ...lastCells.map((c) => c.result.stdout),
+      ...lastNodes.map((n) => n.result.response),
+    ].filter(Boolean);
+    const answer = normalise(plain(final.answer));
+    const haystack = values.map(normalise);
+    let found = haystack.some((v) => v.includes(answer) || (v.length >= 8 && answer.includes(v)));
+    if (!found) {
+      // Values with digits (codes, counts, dates) must all appear; otherwise most of the words.
+      const want = keyTokens(plain(final.answer));
+      const have = new Set();
+      for (const v of values) for (const t of keyTokens(v)) if (want.has(t)) have.add(t);
+      const digits = [...want].filter((t) => /\d/.test(t));
+      if (digits.length) found = digits.every((t) => have.has(t));
+      else if (want.size) found = have.size / want.size >= 0.5;
+    }
+    if (!found && values.length) {
+      out.push({
+        id: "final-not-computed", severity: "bad",
+        title: "Final answer not among the last computed values",
+        detail: "The answer text is found neither in the last cells' output nor in the last sub-call responses: the model may have answered from its own reasoning instead of the trajectory.",
+        groups: [[...lastCells.map((c) => c.id), ...lastNodes.slice(-5).map((n) => n.id)]],
+      });
+    }
+  }
+  if (model.run.forced_final) {
+    out.push({
+      id: "forced-final", severity: "warn", title: "Answer forced at a limit",
+      detail: `The run hit a limit (${model.run.stop_reason || "budget"}) and the root was asked once more for its best answer.`,
+      groups: [],
+    });
+  }
+  const failedCells = model.cellOrder.filter((c) => c.result && (c.result.error || c.result.killed));
+  if (failedCells.length) {
+    out.push({
+      id: "cell-errors", severity: "info",
+      title: `${failedCells.length} cell${failedCells.length === 1 ? "" : "s"} raised an error`,
+      detail: "", groups: [failedCells.slice(0, 30).map((c) => c.id)],
+    });
+  }
+  const failedNodes = model.nodeOrder.filter((n) => n.result && n.result.error);
+  if (failedNodes.length) {
+    out.push({
+      id: "subcall-errors", severity: "info",
+      title: `${failedNodes.length} sub-call${failedNodes.length === 1 ? "" : "s"} failed`,
+      detail: "", groups: [failedNodes.slice(0, 30).map((n) => n.id)],
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search
+
+/** Find `query` (case-insensitive) in turns, code, outputs, prompts and responses. */
+export function search(model, query, limit = 200) {
+  const q = query.trim().toLowerCase();
+  const results = [];
+  let total = 0;
+  if (q.length < 2) return { results, total };
+  const consider = (target, field, text) => {
+    if (!text) return;
+    const i = text.toLowerCase().indexOf(q);
+    if (i < 0) return;
+    total += 1;
+    if (results.length < limit) {
+      const from = Math.max(0, i - 60);
+      results.push({
+        target, field, before: (from > 0 ? "…" : "") + text.slice(from, i),
+        match: text.slice(i, i + q.length), after: text.slice(i + q.length, i + q.length + 80),
+      });
+    }
+  };
+  for (const t of model.turns) consider({ kind: "turn", id: t.id }, "reasoning", t.content);
+  for (const c of model.cellOrder) {
+    consider({ kind: "cell", id: c.id }, "code", c.code);
+    if (c.result) {
+      consider({ kind: "cell", id: c.id }, "output", c.result.stdout);
+      consider({ kind: "cell", id: c.id }, "error", c.result.error);
+    }
+  }
+  for (const n of model.nodeOrder) {
+    consider({ kind: "node", id: n.id }, "prompt", n.prompt);
+    if (n.result) consider({ kind: "node", id: n.id }, "response", n.result.response || n.result.error);
+  }
+  if (model.final) consider({ kind: "final", id: "final" }, "final answer", model.final.answer);
+  return { results, total };
+}

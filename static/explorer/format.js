@@ -1,0 +1,77 @@
+// Small formatting helpers shared by every view. Everything that builds HTML strings escapes here.
+import { isOffline } from "./model.js";
+
+const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+export function esc(text) {
+  return String(text ?? "").replace(/[&<>"']/g, (c) => ESC[c]);
+}
+
+export function num(n) {
+  return Number(n || 0).toLocaleString("en-US");
+}
+
+export function usd(value) {
+  if (value == null) return "unknown";
+  const v = Number(value);
+  if (v === 0) return "$0";
+  if (v < 0.0001) return "<$0.0001";
+  return `$${v < 1 ? v.toFixed(4) : v.toFixed(2)}`;
+}
+
+/** A total: "unknown" when nothing was priced, "≥ $x (n calls unpriced)" when some were not. */
+export function totalCost(cost, unknownCalls, pricedCalls = null) {
+  if (unknownCalls && !cost && pricedCalls !== true) {
+    return `unknown (${unknownCalls} call${unknownCalls === 1 ? "" : "s"} unpriced)`;
+  }
+  if (unknownCalls) return `≥ ${usd(cost)} (${unknownCalls} call${unknownCalls === 1 ? "" : "s"} unpriced)`;
+  return usd(cost);
+}
+
+export function seconds(s) {
+  if (s == null || Number.isNaN(s)) return "–";
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  const rest = Math.floor(s % 60);
+  if (m < 60) return `${m} min ${String(rest).padStart(2, "0")} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
+}
+
+export function clock(s) {
+  const total = Math.max(0, Math.floor(s || 0));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = total % 60;
+  const mm = String(m).padStart(2, "0");
+  const ss = String(sec).padStart(2, "0");
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+export const OFFLINE_NOTE = "offline heuristic stand-in, not a language model";
+
+/** A model name, with the offline heuristic clearly labelled wherever it appears. */
+export function modelHtml(model) {
+  if (!model) return "";
+  if (isOffline(model)) {
+    return `<span class="model">${esc(model)}</span> <span class="badge-offline" title="${OFFLINE_NOTE}">heuristic stand-in</span>`;
+  }
+  return `<span class="model">${esc(model)}</span>`;
+}
+
+export function preview(text, n = 120) {
+  const flat = String(text || "").replace(/\s+/g, " ").trim();
+  return flat.length > n ? `${flat.slice(0, n - 1)}…` : flat;
+}
+
+export function el(tag, attrs = {}, html = null) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  if (html !== null) node.innerHTML = html;
+  return node;
+}
