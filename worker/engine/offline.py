@@ -69,7 +69,8 @@ def extract_answer(prompt: str) -> str:
     return best if best is not None and best_score > 0 else NOT_FOUND
 
 
-PROBE = '''I will start by probing the context: its type, size and how each document begins.
+PROBE = '''(Offline heuristic stand-in, not a language model: it runs a fixed probe, filter and fan-out program.)
+I will start by probing the context: its type, size and how each document begins.
 
 ```repl
 docs = context if isinstance(context, list) else [context]
