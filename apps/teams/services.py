@@ -80,11 +80,25 @@ def team_create(user: AbstractBaseUser, name: str) -> Team:
     return team
 
 
+@transaction.atomic
 def team_delete(user: AbstractBaseUser, team: Team) -> None:
-    """Delete a team with everything in it (documents, runs, share links, comments). Owners only."""
+    """Delete a team with everything in it (runs, share links, comments, documents and their files).
+
+    Owners only; never a personal team; not while a run is still queued or running (its worker
+    would write events for a run that no longer exists).
+    """
+    from apps.documents.services import document_delete
+    from apps.runs.models import FINISHED_STATUSES, Run
+
     require(user, "delete_team", team, "Only an owner can delete the team.")
     if team.personal:
         raise ValidationError("A personal team cannot be deleted.", code="personal")
+    if Run.objects.filter(team=team).exclude(status__in=FINISHED_STATUSES).exists():
+        raise ValidationError("The team has runs still queued or running; cancel them first.", code="busy")
+    # Runs first: they protect the documents they read.
+    Run.objects.filter(team=team).delete()
+    for document in team.documents.all():
+        document_delete(user=user, document=document)
     team.delete()
 
 

@@ -17,6 +17,13 @@ from tests.web.runs_factories import make_run
 pytestmark = pytest.mark.django_db
 
 
+def django_capture_on_commit():
+    """Run on_commit callbacks (file removal) inside the test's transaction."""
+    from django.test import TestCase
+
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
 @pytest.fixture
 def shared(user):
     """A shared team owned by alice."""
@@ -137,6 +144,23 @@ def test_only_owner_deletes_team_with_its_name(client, user, shared):
     assert Team.objects.filter(pk=shared.pk).exists()
     client.post(reverse("team_delete", args=[shared.pk]), {"confirm": "Legal"})
     assert not Team.objects.filter(pk=shared.pk).exists()
+
+
+def test_deleting_a_team_deletes_its_runs_documents_and_files(user, shared):
+    from apps.documents.models import Document
+    from apps.runs.models import Run, RunStatus
+    from tests.web.runs_factories import make_document
+
+    doc = make_document(shared, user=user)
+    run = make_run(shared, user, [doc], status=RunStatus.RUNNING)
+    with pytest.raises(ValidationError, match="still queued or running"):
+        services.team_delete(user, shared)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    with django_capture_on_commit():
+        services.team_delete(user, shared)
+    assert not Team.objects.filter(pk=shared.pk).exists()
+    assert not Run.objects.filter(pk=run.pk).exists() and not Document.objects.filter(pk=doc.pk).exists()
+    assert not doc.text_path.exists()
 
 
 # --- invites ---------------------------------------------------------------------------------------
