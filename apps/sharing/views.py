@@ -14,7 +14,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import select_template
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -25,7 +24,6 @@ from . import services
 from .models import ShareLink
 
 MAX_EVENTS_PER_REQUEST = 5000
-EXPLORER_TEMPLATES = ["runs/run_detail.html", "sharing/run_shared_fallback.html"]
 
 
 @dataclass(frozen=True)
@@ -47,10 +45,17 @@ class SharedRun:
     status: str
     status_display: str
     mode: str
+    mode_display: str
     root_model: str
     sub_model: str
     final_answer: str
+    answer_source: str
     failure_reason: str
+    stop_reason: str
+    limits: dict
+    iterations: int
+    subcalls: int
+    tokens: int
     is_finished: bool
     cost_display: str
     created_at: object
@@ -59,6 +64,9 @@ class SharedRun:
 
     def get_status_display(self) -> str:
         return self.status_display
+
+    def get_mode_display(self) -> str:
+        return self.mode_display
 
 
 def _private(response):
@@ -87,8 +95,10 @@ def _active_link(request, token: str, as_json: bool = False):
 def _shared_run(run: Run) -> SharedRun:
     return SharedRun(
         pk=str(run.pk), id=str(run.pk), question=run.question, status=run.status,
-        status_display=run.get_status_display(), mode=run.mode, root_model=run.root_model,
-        sub_model=run.sub_model, final_answer=run.final_answer, failure_reason=run.failure_reason,
+        status_display=run.get_status_display(), mode=run.mode, mode_display=run.get_mode_display(),
+        root_model=run.root_model, sub_model=run.sub_model, final_answer=run.final_answer,
+        answer_source=run.answer_source, failure_reason=run.failure_reason, stop_reason=run.stop_reason,
+        limits=run.limits or {}, iterations=run.iterations, subcalls=run.subcalls, tokens=run.tokens,
         is_finished=run.is_finished, cost_display=run_selectors.cost_display(run), created_at=run.created_at,
         finished_at=run.finished_at, last_seq=run.last_seq,
     )
@@ -124,7 +134,7 @@ def share_page(request, token: str):
         "show_document_text": link.show_document_text,
         "share_expires_at": link.expires_at,
     }
-    return _private(render(request, select_template(EXPLORER_TEMPLATES).template.name, context))
+    return _private(render(request, "sharing/run_shared.html", context))
 
 
 def _int_param(request, name: str, default: int, low: int, high: int) -> int:
