@@ -158,7 +158,7 @@ export class SubcallTree {
       tokens = `${num(res.prompt_tokens + res.completion_tokens)} tok · ${seconds(res.latency_s)}`;
       cost = item.callKind === "rlm" && roll ? `Σ ${totalCost(roll.cost, roll.unknown)}` : usd(res.cost_usd);
     }
-    const batch = item.batch_id ? `<span class="muted">#${item.batch_index}</span>` : "";
+    const batch = item.batch_id ? ` <span class="muted">#${item.batch_index}</span>` : "";
     row.innerHTML = `${indent}${caret}<span class="kind kind-${item.callKind}">${item.callKind}</span>` +
       `<span class="tid">${esc(item.id)}${batch}</span>` +
       `<span class="tmodel">${esc(item.model.split("/").pop())}${isOffline(item.model) ? ' <span class="badge-offline" title="offline heuristic stand-in">heuristic</span>' : ""}</span>` +

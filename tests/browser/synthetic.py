@@ -149,7 +149,7 @@ def make_trajectory(n_nodes: int = 60, *, seed: int = 7, model: str = OFFLINE, f
     b.cell_finished(c, started, stdout="2 [2000000, 300000]\n" + b.words(30))
 
     # Fan-out: the bulk of the nodes, in cells of at most 2,000 sub-calls.
-    fan = max(4, n_nodes - 12)
+    fan = max(4, n_nodes - 11)  # + 1 rlm, 3 in the child, 7 verifications
     chunk = 1200
     done = 0
     while done < fan:
