@@ -122,3 +122,11 @@ def test_one_failed_prompt_in_a_batch_comes_back_as_an_error_string(provider, wr
     answers = eval(result.final_answer)  # noqa: S307 - our own repr of a list of str
     assert answers[0] == "ECHO: good" and answers[2] == "ECHO: fine"
     assert answers[1].startswith("ERROR:")
+
+
+def test_a_prompt_larger_than_the_sub_models_window_is_refused_before_calling(provider, write_doc, sink):
+    doc = write_doc("a.txt", "word " * 200_000)
+    script = [repl("r = llm_query(context)"), repl("r = llm_query(context[:1000])"), 'FINAL_VAR("r")']
+    result = run(sim_spec(provider, [doc], root_script=script), sink)  # gpt-4o-mini: 128,000 tokens
+    assert "llm_query refused" in result.cells[0]["error"] and "Split it" in result.cells[0]["error"]
+    assert len(provider.requests) == 1 and result.subcalls == 1

@@ -482,8 +482,12 @@ class RLM:
                   batch_index: int | None = None, mapped: list[dict] | None = None) -> str:
         state = self.state
         depth = self.depth + 1
-        state.admit_subcall(depth)
         model = model or state.spec.sub_model
+        window = state.client.context_window(model)
+        if window is not None and len(prompt) > 4 * window:  # ~4 characters per token in prose
+            raise SandboxCallError(f"llm_query refused: the prompt has {len(prompt):,} characters, more than the "
+                                   f"~{window:,}-token window of {model} holds. Split it into smaller slices.")
+        state.admit_subcall(depth)
         node_id = state.new_id("n")
         state.emit(ev.SUBCALL_STARTED, node_id=node_id, parent_id=self.node_id, cell_id=self.cell_id, depth=depth,
                    kind="llm", model=model, prompt=cap(prompt), prompt_chars=len(prompt),
