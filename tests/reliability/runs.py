@@ -50,33 +50,43 @@ def wait_finished(run_ids, timeout: float = 60.0) -> list[Run]:
 
 
 def assert_recorded_whole(run: Run) -> list[dict]:
-    """Events 1..last_seq each once; a finished run ends with exactly one run.finished; the run's
-    status, answer and totals equal what its events say (the sum of the model calls)."""
+    """`check_recorded_whole` for a run in this process's database; returns its events."""
+    from apps.runs.selectors import run_summary
+
     run.refresh_from_db()
     events = [e.to_dict() for e in RunEvent.objects.filter(run=run).order_by("seq")]
+    check_recorded_whole(run_summary(run), events)
+    return events
+
+
+def check_recorded_whole(run: dict, events: list[dict]) -> None:
+    """A run (as the JSON API gives it) and its events: events 1..last_seq each once; a finished run
+    ends with exactly one run.finished; the run's status, answer and totals are what its events say
+    (its cost and tokens the sum of its model calls)."""
     seqs = [e["seq"] for e in events]
-    assert seqs == list(range(1, len(events) + 1)) and run.last_seq == len(events), (run.pk, seqs[-5:], run.last_seq)
+    assert seqs == list(range(1, len(events) + 1)) and run["last_seq"] == len(events), (
+        run["id"], seqs[-5:], run["last_seq"])
     finished = [e for e in events if e["type"] == "run.finished"]
-    if run.status not in FINISHED_STATUSES:
+    if run["status"] not in FINISHED_STATUSES:
         assert not finished
-        return events
+        return
     assert len(finished) == 1 and events[-1]["type"] == "run.finished", [e["type"] for e in events[-3:]]
     data = finished[0]["data"]
-    assert (run.status, run.failure_reason, run.stop_reason) == (
+    assert (run["status"], run["failure_reason"], run["stop_reason"]) == (
         data["status"], data["failure_reason"] or "", data["stop_reason"] or "")
     answers = [e["data"]["answer"] for e in events if e["type"] == "final.answer"]
-    assert run.final_answer == (answers[-1] if answers else "")
+    assert run["final_answer"] == (answers[-1] if answers else "")
     kinds = {e["data"]["node_id"]: e["data"]["kind"] for e in events if e["type"] == "subcall.started"}
     calls = [e["data"] for e in events if e["type"] == "root.turn"] + [
         e["data"] for e in events if e["type"] == "subcall.finished" and kinds[e["data"]["node_id"]] == "llm"]
     known = [c["cost_usd"] for c in calls if c["cost_usd"] is not None]
-    assert abs(run.cost_usd - sum(known)) < 1e-9, (run.cost_usd, sum(known))
-    assert run.cost_unknown_calls == len(calls) - len(known)
-    assert run.prompt_tokens == sum(c["prompt_tokens"] for c in calls)
-    assert run.completion_tokens == sum(c["completion_tokens"] for c in calls)
-    assert run.subcalls == len(kinds)
+    totals = run["totals"]
+    assert abs(totals["cost_known_usd"] - sum(known)) < 1e-9, (totals, sum(known))
+    assert totals["cost_unknown_calls"] == len(calls) - len(known)
+    assert totals["prompt_tokens"] == sum(c["prompt_tokens"] for c in calls)
+    assert totals["completion_tokens"] == sum(c["completion_tokens"] for c in calls)
+    assert totals["subcalls"] == len(kinds)
     turns = sum(1 for e in events if e["type"] == "root.turn" and e["data"]["depth"] == 0)
     # The engine counts an iteration when it starts the root's call, so a root call that failed for
     # good counts one without a root.turn event.
-    assert turns <= run.iterations <= turns + 1, (run.iterations, turns)
-    return events
+    assert turns <= totals["iterations"] <= turns + 1, (totals["iterations"], turns)
