@@ -233,6 +233,9 @@ RATE_LIMITS = {
     "upload": (env_int("RLMWEB_RATE_UPLOAD_PER_MINUTE", 60), 60),
 }
 MAX_CONCURRENT_RUNS_PER_TEAM = env_int("RLMWEB_MAX_CONCURRENT_RUNS_PER_TEAM", 10)
+# A running run whose worker has not beaten its heartbeat (every 5 s) for this long is failed as
+# "worker lost" by any worker's sweep.
+RUN_LOST_AFTER_S = env_int("RLMWEB_WORKER_LOST_AFTER_S", 60)
 
 # --- Security headers and cookies ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -34,6 +34,13 @@ def mark_lost_runs() -> int:
 SWEEP_INTERVAL_S = 30.0
 
 
+def sweep_interval_s() -> float:
+    """Every 30 s, or more often when runs are declared lost sooner (twice per RUN_LOST_AFTER_S)."""
+    from django.conf import settings
+
+    return min(SWEEP_INTERVAL_S, settings.RUN_LOST_AFTER_S / 2)
+
+
 @worker_ready.connect
 def _sweep_lost_runs(sender=None, **kwargs) -> None:
     """Every worker sweeps, now and then every 30 s: it fails the runs whose worker stopped
@@ -51,6 +58,6 @@ def _sweep_lost_runs(sender=None, **kwargs) -> None:
                     sweep()
                 except Exception:
                     logger.exception("Sweep %s failed", sweep.__name__)
-            time.sleep(SWEEP_INTERVAL_S)
+            time.sleep(sweep_interval_s())
 
     threading.Thread(target=loop, name="sweep-lost-runs", daemon=True).start()

@@ -24,7 +24,6 @@ from .sink import DatabaseSink, persist_events, publish_events
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
-STALE_AFTER = timedelta(seconds=60)
 LIMIT_KEYS = ("max_iterations", "max_depth", "max_subcalls", "max_cost_usd", "max_wall_s")
 
 
@@ -185,8 +184,11 @@ def _classify(run: Run) -> None:
         logger.exception("Classifying run %s failed; the periodic sweep will retry", run.pk)
 
 
-def runs_mark_lost(stale_after: timedelta = STALE_AFTER) -> int:
-    """Fail running runs whose worker stopped beating (killed, crashed, machine lost)."""
+def runs_mark_lost(stale_after: timedelta | None = None) -> int:
+    """Fail running runs whose worker stopped beating (killed, crashed, machine lost) for longer
+    than `stale_after` (default: settings.RUN_LOST_AFTER_S)."""
+    if stale_after is None:
+        stale_after = timedelta(seconds=settings.RUN_LOST_AFTER_S)
     cutoff = timezone.now() - stale_after
     lost = 0
     for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff):
