@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -232,6 +232,16 @@ def _expiry_days(raw: str | None) -> int | None:
 
 
 @login_required
+@require_GET
+def share_manage(request, run_id):
+    """The run's share links on a page of their own (the same panel the run page includes)."""
+    run = _run_or_404(request, run_id)
+    if not services.can_share(request.user, run):
+        raise PermissionDenied("Only the run's creator or the team's admins can share it by link.")
+    return render(request, "sharing/share_manage.html", {"run": run})
+
+
+@login_required
 @require_POST
 def share_create(request, run_id):
     """Create a link from the panel's form and show it once."""
@@ -256,4 +266,7 @@ def share_revoke(request, link_id):
         raise Http404("No such share link.")
     services.share_revoke(request.user, link)
     messages.success(request, "Share link revoked: it no longer opens the run.")
+    target = request.POST.get("next", "")
+    if target == reverse("share_manage", args=[link.run_id]):
+        return redirect(target)
     return redirect("run_detail", run_id=link.run_id)

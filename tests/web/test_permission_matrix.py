@@ -145,6 +145,8 @@ ROWS = [
     Row("DELETE", "/api/teams/{team}/", exp(401, 404, 403, 403, 403, 204), json=True, changed="team_deleted",
         allowed=(OW,), prepare="finish_runs"),
     # --- share links: managing them (signed in) ------------------------------------------------------
+    Row("GET", "/s/runs/{run}/", exp(302, 404, 403, 403, 200)),
+    Row("GET", "/s/runs/{member_run}/", exp(302, 404, 403, 200)),
     Row("POST", "/s/runs/{run}/new/", exp(302, 404, 403, 403, 201)),
     Row("POST", "/s/runs/{member_run}/new/", exp(302, 404, 403, 201)),
     Row("POST", "/s/links/{link}/revoke/", exp(302, 404, 403, 403, 302), changed="link_revoked", allowed=(A, OW)),
