@@ -3,6 +3,8 @@
 // Mounts a panel on the run page (into #comments if the page has one, else at the end of <main>)
 // and gives every element whose id is `cell-<cell_id>` or `node-<node_id>` a small "comment"
 // button, watching the page with a MutationObserver because the explorer renders those live.
+// The explorer's detail pane (#node-detail, whose data-item names the selected cell or sub-call)
+// gets the same button, so a sub-call is commented on where its prompt and response are shown.
 // It only talks to /api/comments/…; on any page that is not a signed-in run page (a share link,
 // a list) it does nothing.
 (function () {
@@ -15,6 +17,7 @@
 
   var api = "/api/comments/runs/" + runId + "/";
   var TARGET = /^(cell|node)-([A-Za-z0-9_.:-]{1,64})$/;
+  var TARGET_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
   var state = { comments: [], canComment: false, loaded: false, open: {} };
   var scheduled = false;
 
@@ -118,40 +121,60 @@
     if (state.canComment) section.appendChild(form("run", ""));
   }
 
-  function decorate(target) {
-    var m = target.id.match(TARGET);
-    if (!m) return;
-    var kind = m[1], id = m[2];
-    var button = target.querySelector(":scope > .comment-affordance");
-    if (!button) {
-      button = el("button", { type: "button", "class": "linklike small comment-affordance" });
-      button.addEventListener("click", function (event) {
-        event.stopPropagation();
-        state.open[target.id] = !state.open[target.id];
-        thread(target, kind, id);
-      });
-      target.appendChild(button);
+  // What an element is about: a notebook cell (`cell-c3`), a node element (`node-n17`), or the
+  // explorer's detail pane (`#node-detail`, showing the selected cell or sub-call in data-item).
+  function targetOf(elm) {
+    if (elm.id === "node-detail") {
+      var item = elm.dataset.item;
+      if (!item || !TARGET_ID.test(item)) return null;
+      var heading = elm.querySelector("h2");
+      var kind = heading && /^\s*Cell\b/.test(heading.textContent) ? "cell" : "node";
+      return { kind: kind, id: item, key: "detail:" + kind + ":" + item };
     }
-    var n = forTarget(kind, id).length;
-    var text = n ? "💬 " + n : "💬 comment";
-    if (button.textContent !== text) button.textContent = text;
-    button.setAttribute("aria-label", (n ? n + " comments on " : "Comment on ") + kind + " " + id);
-    thread(target, kind, id);
+    var m = elm.id.match(TARGET);
+    return m ? { kind: m[1], id: m[2], key: elm.id } : null;
   }
 
-  function thread(target, kind, id) {
-    var box = target.querySelector(":scope > .comment-thread");
-    if (!state.open[target.id]) { if (box) box.remove(); return; }
-    if (box && box.dataset.count === String(forTarget(kind, id).length)) return;
+  function decorate(elm) {
+    var t = targetOf(elm);
+    if (!t) return;
+    var button = elm.querySelector(":scope > .comment-affordance");
+    if (button && button.dataset.key !== t.key) { button.remove(); button = null; }
+    if (!button) {
+      button = el("button", { type: "button", "class": "linklike small comment-affordance" });
+      button.dataset.key = t.key;
+      button.addEventListener("click", function (event) {
+        event.stopPropagation();
+        var now = targetOf(elm);
+        if (!now) return;
+        state.open[now.key] = !state.open[now.key];
+        thread(elm, now);
+      });
+      elm.appendChild(button);
+    }
+    var n = forTarget(t.kind, t.id).length;
+    var text = n ? n + (n === 1 ? " comment" : " comments") : "comment";
+    if (button.textContent !== text) button.textContent = text;
+    button.setAttribute("aria-label", (n ? n + " comments on " : "Comment on ") + t.kind + " " + t.id);
+    thread(elm, t);
+  }
+
+  function thread(elm, t) {
+    var box = elm.querySelector(":scope > .comment-thread");
+    if (box && box.dataset.key !== t.key) { box.remove(); box = null; }
+    if (!state.open[t.key]) { if (box) box.remove(); return; }
+    var count = String(forTarget(t.kind, t.id).length);
+    if (box && box.dataset.count === count) return;
     if (box) box.remove();
     box = el("div", { "class": "comment-thread card" });
-    box.dataset.count = String(forTarget(kind, id).length);
+    box.dataset.key = t.key;
+    box.dataset.count = count;
     box.addEventListener("click", function (event) { event.stopPropagation(); });
     var list = el("ul", { "class": "plain comment-list" });
-    forTarget(kind, id).forEach(function (c) { list.appendChild(commentItem(c)); });
+    forTarget(t.kind, t.id).forEach(function (c) { list.appendChild(commentItem(c)); });
     box.appendChild(list);
-    if (state.canComment) box.appendChild(form(kind, id));
-    target.appendChild(box);
+    if (state.canComment) box.appendChild(form(t.kind, t.id));
+    elm.appendChild(box);
   }
 
   function decorateAll() {

@@ -196,3 +196,50 @@ def test_share_by_link_and_open_signed_out(app, browser):
     shot(public, "share-link-revoked")
     owner.close()
     stranger.close()
+
+
+def test_comments_script_on_the_run_page(app, browser):
+    """static/js/comments.js on the signed-in run page: the panel, a comment on a cell through its
+    affordance (added to explorer elements rendered after load), and nothing on a share page."""
+    base, ids = app
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/runs/{ids['run']}/")
+    if not page.query_selector("script[src$='js/comments.js']"):  # until the run page includes it
+        page.add_script_tag(url=f"{base}/static/js/comments.js")
+    page.wait_for_selector("#explorer[data-ready='1']", timeout=60_000)
+    page.wait_for_selector("#comments h2")
+    page.click("#cell-c1 > .comment-affordance")
+    page.fill("#cell-c1 .comment-thread textarea", "Here it reads the clause.")
+    page.click("#cell-c1 .comment-thread button[type=submit]")
+    page.wait_for_selector("#cell-c1 > .comment-affordance:text('1 comment')")
+    page.wait_for_selector("#comments .comment-body:text('Here it reads the clause.')")
+    # A sub-call: selected in the tree, shown in the detail pane, commented on there.
+    page.goto(f"{base}/runs/{ids['run']}/#node-n1")
+    if not page.query_selector("script[src$='js/comments.js']"):
+        page.add_script_tag(url=f"{base}/static/js/comments.js")
+    page.wait_for_selector("#node-detail[data-item='n1'] > .comment-affordance", timeout=30_000)
+    page.click("#node-detail > .comment-affordance")
+    page.fill("#node-detail .comment-thread textarea", "The sub-call got it right.")
+    page.click("#node-detail .comment-thread button[type=submit]")
+    page.wait_for_selector("#node-detail > .comment-affordance:text('1 comment')")
+    page.wait_for_selector("#comments a[href='#node-n1']")
+    shot(page, "comments-on-run-page")
+    assert not errors, errors
+
+    page.goto(f"{base}/s/runs/{ids['run']}/")
+    page.click("#share-create-button")
+    url = page.text_content("#share-url").strip()
+    page.goto(url)
+    page.add_script_tag(url=f"{base}/static/js/comments.js")
+    page.wait_for_selector("#explorer[data-ready='1']", timeout=60_000)
+    assert page.query_selector("#comments") is None and page.query_selector(".comment-affordance") is None
+    assert "Here it reads the clause." not in page.inner_text("body")
+    context.close()
