@@ -234,8 +234,13 @@ export class CostChart {
     const right = width - 64;
     const top = 18;
     const bottom = height - 18;
-    const maxCost = Math.max(...series.map((p) => p.cost), 1e-9);
-    const maxTok = Math.max(...series.map((p) => p.tokens), 1);
+    let topCost = 0;
+    let maxTok = 1;
+    for (const p of series) {
+      if (p.cost > topCost) topCost = p.cost;
+      if (p.tokens > maxTok) maxTok = p.tokens;
+    }
+    const maxCost = Math.max(topCost, 1e-9);
     const x = (t) => left + ((t - t0) / span) * (right - left);
     const line = (key, max, color, dash) => {
       ctx.strokeStyle = color;
@@ -260,7 +265,7 @@ export class CostChart {
     line("cost", maxCost, "#1c7c47", []);
     const last = series[series.length - 1];
     ctx.fillStyle = "#1c7c47";
-    ctx.fillText(usd(maxCost), 4, top + 8);
+    ctx.fillText(usd(topCost), 4, top + 8);
     ctx.fillText("cost", 4, top + 22);
     ctx.fillStyle = "#7a4cc2";
     ctx.fillText(num(maxTok), right + 6, top + 8);

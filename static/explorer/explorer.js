@@ -291,7 +291,7 @@ export class Explorer {
       this.q('[data-field="final-source"]').textContent = m.final.source ? `(${m.final.source}${r.forced_final ? ", forced at a limit" : ""})` : "";
     }
     const cancel = this.q("#cancel-form");
-    if (cancel && m.isFinished) cancel.hidden = true;
+    if (cancel && m.isFinished) cancel.remove(); // form.inline's display rule would beat [hidden]
     this.renderCounters();
   }
 

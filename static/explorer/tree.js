@@ -113,9 +113,16 @@ export class SubcallTree {
       row.style.display = "";
       this.paintRow(row, r, rollups);
     }
+    // Rows are recycled: anything that decorates them listens for this and decorates again.
+    vp.dispatchEvent(new CustomEvent("rlm:rows-rendered", { detail: { first, last } }));
     if (this.active >= 0 && this.rows[this.active]) {
-      vp.setAttribute("aria-activedescendant", `row-${this.rows[this.active].item.id}`);
+      vp.setAttribute("aria-activedescendant", this.rowId(this.rows[this.active].item));
     }
+  }
+
+  /** Row ids follow the deep links: `node-n17` for a sub-call, `tree-cell-c3` for a cell group. */
+  rowId(item) {
+    return item.kind === "cell" ? `tree-cell-${item.id}` : `node-${item.id}`;
   }
 
   paintRow(row, r, rollups) {
@@ -125,7 +132,7 @@ export class SubcallTree {
     if (row._stamp === stamp) return;
     row._stamp = stamp;
     row.style.transform = `translateY(${r * ROW_HEIGHT}px)`;
-    row.id = `row-${item.id}`;
+    row.id = this.rowId(item);
     row.dataset.key = key;
     row.dataset.index = r;
     row.setAttribute("aria-level", level + 1);

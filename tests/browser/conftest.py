@@ -13,8 +13,10 @@ from .synthetic import make_trajectory
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium():
+    """A browser per test: Playwright's sync API allows one running instance at a time, and other
+    modules here start their own."""
     if CHROMIUM is None:
         pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

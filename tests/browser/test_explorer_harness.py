@@ -109,7 +109,7 @@ def test_search_links_to_the_matching_items(page, harness):
     node_link.click()
     assert page.evaluate("location.hash") == target
     expect(page.locator("#node-detail")).to_have_attribute("data-item", target.removeprefix("#node-"))
-    expect(page.locator(f"#row-{target.removeprefix('#node-')}")).to_have_attribute("aria-selected", "true")
+    expect(page.locator(target)).to_have_attribute("aria-selected", "true")
     # A cell result scrolls to the cell.
     page.fill("#search-input", "hitz")
     page.press("#search-input", "Enter")
@@ -123,14 +123,14 @@ def test_search_links_to_the_matching_items(page, harness):
 def test_deep_links_open_and_scroll_to_the_item(page, harness):
     harness.open(page, "big", "#node-n9000")
     expect(page.locator("#node-detail")).to_have_attribute("data-item", "n9000")
-    row = page.locator("#row-n9000")
+    row = page.locator("#node-n9000")
     expect(row).to_have_attribute("aria-selected", "true")
     expect(row).to_be_in_viewport()
     # A depth-2 node inside the child RLM: its ancestors are expanded even when collapsed before.
     page.click('[data-action="collapse-all"]')
     child_node = next(e["data"]["node_id"] for e in events_of(harness.data["big"], "subcall.started") if e["data"]["depth"] == 2)
     page.evaluate(f"location.hash = '#node-{child_node}'")
-    expect(page.locator(f"#row-{child_node}")).to_have_attribute("aria-selected", "true")
+    expect(page.locator(f"#node-{child_node}")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#node-detail")).to_contain_text("of child RLM")
 
     # A cell inside a collapsed child RLM is opened and scrolled into view.
@@ -192,7 +192,7 @@ def test_partial_state_shows_running_items(page, harness):
     finished = {e["data"]["node_id"] for e in events_of(data, "subcall.finished")}
     (running,) = started - finished
     page.evaluate(f"location.hash = '#node-{running}'")
-    expect(page.locator(f"#row-{running} .pill.running")).to_have_text("running")
+    expect(page.locator(f"#node-{running} .pill.running")).to_have_text("running")
     expect(page.locator("#node-detail")).to_contain_text("Waiting for the response")
     expect(root.locator('[data-counter="subcalls"]')).to_contain_text("(1 running)")
     screenshot(page, "explorer-partial")
