@@ -171,6 +171,14 @@ ROWS = [
         allowed=(A, OW)),
 ]
 
+# Review (staff's queue: site staff only, not a team role; feedback on a run: the team).
+ROWS += [
+    Row("GET", "/review/", exp(302, 302, 302)),
+    Row("GET", "/api/review/runs/{run}/feedback/", API_READ),
+    Row("GET", "/api/review/runs/{other_run}/feedback/", exp(401, 200, 404)),
+    Row("POST", "/api/review/runs/{run}/feedback/", exp(401, 404, 200), body={"rating": "up"}, json=True),
+]
+
 WS_ROWS = [
     Row("WS", "/ws/runs/{run}/", exp(4401, 4403, OPEN)),
     Row("WS", "/ws/runs/{missing}/", exp(4401, 4404, 4404)),
