@@ -1,0 +1,186 @@
+"""The trajectory explorer on a recorded 10,000-node trajectory, in headless chromium.
+
+Generates the trajectory (tests/browser/synthetic.py), serves static/ and it from 127.0.0.1, loads
+the explorer's harness page and reports, as the median of a few fresh page loads:
+- first paint / first contentful paint (the browser's paint timing entries);
+- data loaded (fetch and JSON parse done), first rows rendered (all events folded into the model,
+  header, notebook and the first virtualised tree rows in the DOM), ready (timeline, cost chart,
+  coverage and flags drawn too), interactive (ready, then a click on a tree row has opened its
+  details and the next frame painted);
+- scrolling the tree: time per frame over 30 jumps, and how many rows the DOM holds.
+Baseline in the same run: the same 10,000 rows rendered without virtualisation (every row a DOM
+element), its build-to-paint time, scroll frame time and DOM size.
+
+Writes benchmarks/results/explorer.json and prints a markdown table.
+"""
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, serve_static  # noqa: E402
+from tests.browser.synthetic import make_trajectory  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "explorer.json"
+NODES = 10_000
+LOADS = 3
+
+MEASURE_LOAD = """async () => {
+  const ex = window.RLMExplorer.current;
+  const mark = (name) => performance.getEntriesByName(name)[0].startTime;
+  const paints = Object.fromEntries(performance.getEntriesByType("paint").map((p) => [p.name, p.startTime]));
+  // A click on a tree row, until its details are shown and the next frame has painted.
+  const row = document.querySelectorAll("#subcall-tree .tree-row")[5];
+  const clickStart = performance.now();
+  row.click();
+  const shown = document.getElementById("node-detail").dataset.item === row.dataset.key;
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const interactive = performance.now();
+  return {
+    first_paint_ms: paints["first-paint"], first_contentful_paint_ms: paints["first-contentful-paint"],
+    data_loaded_ms: mark("explorer-data"), first_rows_ms: mark("explorer-mounted"),
+    ready_ms: mark("explorer-ready"), click_response_ms: interactive - clickStart,
+    interactive_ms: interactive, click_opened_details: shown,
+    events: ex.model.seqs.length, nodes: ex.model.nodeOrder.length, tree_rows: ex.tree.rows.length,
+    dom_rows: document.querySelectorAll("#subcall-tree .tree-row").length,
+    dom_elements: document.getElementsByTagName("*").length,
+    js_heap_mb: performance.memory ? performance.memory.usedJSHeapSize / 1048576 : null,
+  };
+}"""
+
+SCROLL = """async (selector) => {
+  const vp = document.querySelector(selector);
+  const frames = [];
+  for (let i = 1; i <= 30; i += 1) {
+    const t = performance.now();
+    vp.scrollTop = (vp.scrollHeight - vp.clientHeight) * (i / 30);
+    vp.dispatchEvent(new Event("scroll"));
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    frames.push(performance.now() - t);
+  }
+  frames.sort((a, b) => a - b);
+  return { median_ms: frames[15], worst_ms: frames[frames.length - 1],
+           dom_rows: vp.querySelectorAll(".tree-row").length };
+}"""
+
+NAIVE = """async () => {
+  // Baseline: the same rows, painted by the same code, but all 10,000 in the DOM at once.
+  const ex = window.RLMExplorer.current;
+  const tree = ex.tree;
+  const box = document.createElement("div");
+  box.id = "naive-tree";
+  box.className = "tree-viewport";
+  box.style.contain = "none";
+  document.querySelector("#subcall-tree").after(box);
+  const start = performance.now();
+  const rollups = ex.model.rollups();
+  for (let r = 0; r < tree.rows.length; r += 1) {
+    const row = document.createElement("div");
+    row.className = "tree-row";
+    tree.paintRow(row, r, rollups);
+    row.removeAttribute("id");
+    row.style.position = "relative";
+    row.style.transform = "";
+    box.append(row);
+  }
+  void box.offsetHeight;
+  const built = performance.now();
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return { build_ms: built - start, to_paint_ms: performance.now() - start,
+           dom_rows: box.children.length, dom_elements: document.getElementsByTagName("*").length };
+}"""
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 1) if values else None
+
+
+def main() -> int:
+    if CHROMIUM is None:
+        print("needs Debian's chromium at /usr/bin/chromium", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bench-explorer-") as tmp:
+        data_dir = Path(tmp)
+        started = time.monotonic()
+        trajectory = make_trajectory(NODES + 1, prompt_words=60)
+        path = data_dir / "trajectory.json"
+        path.write_text(json.dumps(trajectory))
+        generate_s = time.monotonic() - started
+        loads, scrolls, naive = [], [], []
+        with serve_static(data_dir) as base, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for i in range(LOADS):
+                context = browser.new_context(viewport={"width": 1440, "height": 900})
+                page = context.new_page()
+                page.goto(f"{base}/explorer/harness.html?src=/_data/trajectory.json")
+                page.wait_for_selector("#explorer[data-ready='1']", timeout=120_000)
+                loads.append(page.evaluate(MEASURE_LOAD))
+                scrolls.append(page.evaluate(SCROLL, "#subcall-tree"))
+                if i == 0:
+                    naive.append(page.evaluate(NAIVE))
+                    naive[-1]["scroll"] = page.evaluate(SCROLL, "#naive-tree")
+                context.close()
+            browser.close()
+
+    first = loads[0]
+    result = {
+        "trajectory": {"nodes": first["nodes"], "events": first["events"], "tree_rows": first["tree_rows"],
+                       "json_mb": round(path_size_mb(trajectory), 1), "generate_s": round(generate_s, 2)},
+        "loads": LOADS,
+        "explorer": {
+            key: median([load[key] for load in loads])
+            for key in ("first_paint_ms", "first_contentful_paint_ms", "data_loaded_ms", "first_rows_ms",
+                        "ready_ms", "interactive_ms", "click_response_ms", "dom_rows", "dom_elements", "js_heap_mb")
+        },
+        "click_opened_details": all(load["click_opened_details"] for load in loads),
+        "scroll": {"median_frame_ms": median([s["median_ms"] for s in scrolls]),
+                   "worst_frame_ms": max(s["worst_ms"] for s in scrolls),
+                   "dom_rows": max(s["dom_rows"] for s in scrolls)},
+        "naive_all_rows_in_dom": {
+            "build_ms": round(naive[0]["build_ms"], 1), "to_paint_ms": round(naive[0]["to_paint_ms"], 1),
+            "dom_rows": naive[0]["dom_rows"], "dom_elements": naive[0]["dom_elements"],
+            "scroll_median_frame_ms": round(naive[0]["scroll"]["median_ms"], 1),
+            "scroll_worst_frame_ms": round(naive[0]["scroll"]["worst_ms"], 1),
+        },
+        "raw_loads": loads,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+    e, s, n = result["explorer"], result["scroll"], result["naive_all_rows_in_dom"]
+    t = result["trajectory"]
+    print(f"Recorded trajectory: {t['nodes']:,} sub-call nodes, {t['events']:,} events, {t['json_mb']} MB of JSON; "
+          f"headless chromium, median of {LOADS} fresh loads (ms from navigation start).\n")
+    print("| measure | explorer (virtualised) | baseline: all rows in the DOM |")
+    print("|---|---:|---:|")
+    print(f"| first paint | {e['first_paint_ms']} | |")
+    print(f"| first contentful paint | {e['first_contentful_paint_ms']} | |")
+    print(f"| data fetched and parsed | {e['data_loaded_ms']} | |")
+    print(f"| all events processed + first tree rows rendered | {e['first_rows_ms']} | |")
+    print(f"| charts, coverage, flags drawn | {e['ready_ms']} | |")
+    print(f"| fully interactive (a row click opened its details, painted) | {e['interactive_ms']} | |")
+    print(f"| click → details painted | {e['click_response_ms']} | |")
+    print(f"| tree rows: render to paint | (in the line above) | {n['to_paint_ms']} |")
+    print(f"| tree rows in the DOM | {e['dom_rows']} (max {s['dom_rows']} while scrolling) | {n['dom_rows']:,} |")
+    print(f"| scroll jump → painted (2 frames; 33 ms is the 60 Hz floor), median / worst | {s['median_frame_ms']} / {round(s['worst_frame_ms'], 1)} | "
+          f"{n['scroll_median_frame_ms']} / {n['scroll_worst_frame_ms']} |")
+    print(f"| DOM elements on the page | {e['dom_elements']:,} | {n['dom_elements']:,} |")
+    print(f"| JS heap (MB) | {e['js_heap_mb']} | |")
+    return 0
+
+
+def path_size_mb(trajectory) -> float:
+    return len(json.dumps(trajectory)) / 1e6
+
+
+if __name__ == "__main__":
+    sys.exit(main())
