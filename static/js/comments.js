@@ -144,9 +144,16 @@
       button = el("button", { type: "button", "class": "linklike small comment-affordance" });
       button.dataset.key = t.key;
       button.addEventListener("click", function (event) {
-        event.stopPropagation();
         var now = targetOf(elm);
         if (!now) return;
+        if (virtualRow(elm)) {
+          // A row of the virtualised tree has a fixed height: the click goes on to the row, which
+          // selects it, and the thread opens in the detail pane.
+          state.open["detail:" + now.kind + ":" + now.id] = true;
+          window.setTimeout(decorateAll, 0);
+          return;
+        }
+        event.stopPropagation();
         state.open[now.key] = !state.open[now.key];
         thread(elm, now);
       });
@@ -159,7 +166,12 @@
     thread(elm, t);
   }
 
+  function virtualRow(elm) {
+    return elm.getAttribute("role") === "treeitem";
+  }
+
   function thread(elm, t) {
+    if (virtualRow(elm)) return;
     var box = elm.querySelector(":scope > .comment-thread");
     if (box && box.dataset.key !== t.key) { box.remove(); box = null; }
     if (!state.open[t.key]) { if (box) box.remove(); return; }

@@ -221,12 +221,9 @@ def test_comments_script_on_the_run_page(app, browser):
     page.click("#cell-c1 .comment-thread button[type=submit]")
     page.wait_for_selector("#cell-c1 > .comment-affordance:text('1 comment')")
     page.wait_for_selector("#comments .comment-body:text('Here it reads the clause.')")
-    # A sub-call: selected in the tree, shown in the detail pane, commented on there.
-    page.goto(f"{base}/runs/{ids['run']}/#node-n1")
-    if not page.query_selector("script[src$='js/comments.js']"):
-        page.add_script_tag(url=f"{base}/static/js/comments.js")
-    page.wait_for_selector("#node-detail[data-item='n1'] > .comment-affordance", timeout=30_000)
-    page.click("#node-detail > .comment-affordance")
+    # A sub-call: its row in the tree has the affordance; it opens the thread in the detail pane.
+    page.click("[role=treeitem]#node-n1 > .comment-affordance")
+    page.wait_for_selector("#node-detail[data-item='n1'] > .comment-thread textarea", timeout=30_000)
     page.fill("#node-detail .comment-thread textarea", "The sub-call got it right.")
     page.click("#node-detail .comment-thread button[type=submit]")
     page.wait_for_selector("#node-detail > .comment-affordance:text('1 comment')")
