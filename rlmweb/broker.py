@@ -1,19 +1,33 @@
-"""The embedded profile's filesystem broker, with every message written atomically.
+"""Celery broker transports: kombu's, with two fixes for faults rlmweb's reliability tests inject.
+
+Embedded profile: the filesystem broker, with every message written atomically.
 
 kombu's filesystem transport creates a message file under its final name and then writes it,
 while its reader takes any `*.msg` file without waiting for the writer's lock. A worker polling
 at the wrong moment reads an empty or partial message, fails to decode it, and stops consuming
 altogether ("Unrecoverable error: JSONDecodeError"): every run asked afterwards stays queued.
 Here the message is written under a name the reader ignores and renamed into place when complete.
+
+Production profile: Redis, surviving the loss of the connection a message came on. kombu 5.7
+restores (at the drop) and acknowledges (when the task ends) such messages through their channel,
+whose connection is gone by then: "AttributeError: 'NoneType' object has no attribute 'client'"
+(or 'hostname') is raised as an unrecoverable error and the worker stops consuming after any Redis
+restart or network blip. Here both are skipped when the channel has lost its connection; the
+message stays in Redis's unacked index and is delivered again after the visibility timeout, as after
+a crash. That is harmless: a run is only executed by the worker that claims it while queued, and
+extraction is idempotent.
 """
 
+import logging
 import os
 import uuid
 from time import monotonic
 
-from kombu.transport import filesystem
+from kombu.transport import filesystem, redis
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
+
+logger = logging.getLogger(__name__)
 
 
 class Channel(filesystem.Channel):
@@ -31,3 +45,34 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+class RedisQoS(redis.QoS):
+    def _connected(self) -> bool:
+        transport = self.channel.connection
+        if transport is None or transport.client is None:
+            logger.warning("The broker connection of a delivered message is gone; Redis keeps it unacked")
+            return False
+        return True
+
+    def ack(self, delivery_tag):
+        if self._connected():
+            super().ack(delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):
+        if self._connected():
+            super().reject(delivery_tag, requeue=requeue)
+
+    def restore_unacked(self, client=None):
+        if self._connected():
+            return super().restore_unacked(client)
+        self._delivered.clear()
+        return None
+
+
+class RedisChannel(redis.Channel):
+    QoS = RedisQoS
+
+
+class RedisTransport(redis.Transport):
+    Channel = RedisChannel

@@ -150,6 +150,7 @@ MEDIA_ROOT = DATA_DIR / "media"
 # --- Celery -------------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT = "rlmweb.broker:RedisTransport"  # kombu's, surviving a Redis restart
     CELERY_RESULT_BACKEND = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 6 * 3600}
 else:

@@ -296,3 +296,61 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+class Viewer:
+    """A browser following one run over the websocket: it resumes from the last seq it saw whenever
+    the socket drops, and counts what arrives twice or out of order (both must stay 0)."""
+
+    def __init__(self, base_url: str, run_id: str, who: Account, since: int = 0) -> None:
+        self.ws_base = base_url.replace("http://", "ws://")
+        self.origin = base_url
+        self.run_id = run_id
+        self.who = who
+        self.last_seq = since
+        self.seqs: list[int] = []
+        self.duplicates = 0
+        self.gaps = 0
+        self.reconnects = 0
+        self.finished = False
+        self.latencies: list[float] = []  # receipt time − the event's ts (emission), seconds
+
+    def _take(self, events: list[dict]) -> None:
+        now = time.time()
+        for event in events:
+            seq = event["seq"]
+            if seq <= self.last_seq:
+                self.duplicates += 1
+                continue
+            if seq != self.last_seq + 1:
+                self.gaps += 1
+            self.last_seq = seq
+            self.seqs.append(seq)
+            self.latencies.append(now - event["ts"])
+            self.finished = self.finished or event["type"] == "run.finished"
+
+    async def follow(self, timeout: float = 120, retry_s: float = 0.5) -> "Viewer":
+        """Read until run.finished, reconnecting from the last seq on any drop."""
+        import asyncio
+
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidHandshake, WebSocketException
+
+        deadline = time.monotonic() + timeout
+        while not self.finished:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"viewer of {self.run_id} saw seq {self.last_seq}, no run.finished")
+            url = f"{self.ws_base}/ws/runs/{self.run_id}/?since={self.last_seq}"
+            try:
+                async with connect(url, origin=self.origin, additional_headers={"Cookie": self.who.cookie},
+                                   proxy=None, max_size=None, open_timeout=10) as ws:
+                    while not self.finished:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
+                        if frame["type"] == "events":
+                            self._take(frame["events"])
+                        elif frame["type"] == "error":
+                            raise AssertionError(f"the server refused the viewer: {frame}")
+            except (OSError, WebSocketException, InvalidHandshake):
+                self.reconnects += 1
+                await asyncio.sleep(retry_s)
+        return self
