@@ -1,10 +1,13 @@
 """Helpers for reliability tests that execute runs: the simulated provider as the models offered,
-waiting for a run to end, and the invariants every recorded run must satisfy."""
+waiting for a run to end, and the invariants every recorded run must satisfy.
+
+Importable without Django set up (the load script uses it); the ORM helpers import models lazily.
+"""
 
 import re
 import time
 
-from apps.runs.models import FINISHED_STATUSES, Run, RunEvent
+FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 
 ROOT = "openai/gpt-4o"
 SUB = "openai/gpt-4o-mini"
@@ -37,7 +40,9 @@ def root_turn(request) -> int:
     return sum(1 for m in request.messages if m.get("role") == "assistant")
 
 
-def wait_finished(run_ids, timeout: float = 60.0) -> list[Run]:
+def wait_finished(run_ids, timeout: float = 60.0) -> list:
+    from apps.runs.models import Run
+
     deadline = time.monotonic() + timeout
     while True:
         runs = list(Run.objects.filter(pk__in=list(run_ids)))
@@ -49,8 +54,9 @@ def wait_finished(run_ids, timeout: float = 60.0) -> list[Run]:
         time.sleep(0.2)
 
 
-def assert_recorded_whole(run: Run) -> list[dict]:
+def assert_recorded_whole(run) -> list[dict]:
     """`check_recorded_whole` for a run in this process's database; returns its events."""
+    from apps.runs.models import RunEvent
     from apps.runs.selectors import run_summary
 
     run.refresh_from_db()

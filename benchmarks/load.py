@@ -1,0 +1,233 @@
+"""Load on loopback: 20 concurrent runs on the simulated provider and 200 websocket viewers.
+
+    python benchmarks/load.py                   # 5 minutes
+    python benchmarks/load.py --duration 60     # shorter
+
+Bounded and self-stopping: it starts the app (`manage.py serve`, embedded profile, in a temporary
+data directory; or, with DATABASE_URL and REDIS_URL set, uvicorn + one `celery worker` process on
+that database), keeps `--runs` runs in flight for `--duration` seconds (each a root turn that makes
+sub-calls of `--latency` s in batches, then FINAL), follows every run with `--viewers / --runs`
+websocket viewers, polls pages as a user would, samples the servers' memory, then stops
+everything. Reports per viewer the events dropped or duplicated against the run's record (both must
+be 0), resident memory over time (must stay flat), and page response p50/p95 (target p95 < 300 ms).
+Writes benchmarks/results/load.json and prints a markdown table.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from tests.reliability.runs import KEY_ENV, ROOT, SUB, repl, root_turn, sim_models  # noqa: E402
+from tests.reliability.stack import AppStack, Viewer, descendants  # noqa: E402
+from worker.simulated import SimulatedProvider  # noqa: E402
+
+ROUNDS = 10  # batches of sub-calls per run
+BATCH = 4
+PAGE_P95_TARGET_MS = 300
+
+
+def responder(request) -> str:
+    if request.model == "gpt-4o-mini":
+        return "fine"
+    code = (f"for r in range({ROUNDS}):\n"
+            f"    out = llm_query_batched([f'round {{r}} part {{i}}' for i in range({BATCH})])\n"
+            "    print(r, out[0])")
+    return [repl(code), "FINAL(done)"][min(root_turn(request), 1)]
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Memory(threading.Thread):
+    """Samples the resident memory of the server processes (not their REPL children) every few s."""
+
+    def __init__(self, pids: dict[str, int], every_s: float = 5.0) -> None:
+        super().__init__(daemon=True)
+        self.pids, self.every_s = pids, every_s
+        self.samples: list[dict] = []
+        self.started = time.monotonic()
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            sample = {"t": round(time.monotonic() - self.started, 1)}
+            sample.update({name: round(rss_mb(pid), 1) for name, pid in self.pids.items()})
+            sample["repl_processes"] = sum(len(descendants(pid)) for pid in self.pids.values())
+            self.samples.append(sample)
+            self.stop_flag.wait(self.every_s)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def drive(app: AppStack, who, doc: str, args, deadline: float) -> tuple[list[dict], list[float]]:
+    """Keep `args.runs` runs in flight until the deadline; every run followed by its viewers."""
+    per_run = max(1, args.viewers // args.runs)
+    results: list[dict] = []
+    page_ms: list[float] = []
+    http = httpx.AsyncClient(base_url=app.base_url, timeout=30, headers={"Cookie": who.cookie})
+    api = httpx.AsyncClient(base_url=app.base_url, timeout=30, headers=who.headers)
+    recent: list[str] = []
+
+    async def one_run(slot: int) -> None:
+        while time.monotonic() < deadline:
+            response = await api.post("/api/runs/", json={"question": f"load slot {slot}", "documents": [doc],
+                                                          "root_model": ROOT, "sub_model": SUB})
+            if response.status_code != 201:
+                raise RuntimeError(f"ask refused: {response.status_code} {response.text}")
+            run_id = response.json()["id"]
+            recent.append(run_id)
+            viewers = [Viewer(app.base_url, run_id, who) for _ in range(per_run)]
+            await asyncio.gather(*(v.follow(timeout=args.duration + 300) for v in viewers))
+            events = []
+            while True:
+                page = (await api.get(f"/api/runs/{run_id}/events/", params={"since": len(events),
+                                                                              "limit": 5000})).json()
+                events += page["events"]
+                if not page["more"]:
+                    break
+            summary = (await api.get(f"/api/runs/{run_id}/")).json()
+            expected = [e["seq"] for e in events]
+            for v in viewers:
+                received = set(v.seqs)
+                results.append({"run": run_id, "status": summary["status"], "events": len(expected),
+                                "dropped": sum(1 for s in expected if s not in received),
+                                "duplicated": v.duplicates + len(v.seqs) - len(received),
+                                "out_of_order": v.gaps, "reconnects": v.reconnects,
+                                "latency_p95_ms": round(percentile(v.latencies, 0.95) * 1000, 1)})
+
+    async def pages() -> None:
+        """A person clicking around: run list, a run's page, its events JSON, the API, every 200 ms."""
+        while time.monotonic() < deadline:
+            targets = ["/runs/", "/documents/"]
+            if recent:
+                run_id = recent[-1]
+                targets += [f"/runs/{run_id}/", f"/runs/{run_id}/events.json", f"/api/runs/{run_id}/"]
+            for url in targets:
+                client = api if url.startswith("/api/") else http
+                started = time.perf_counter()
+                response = await client.get(url)
+                page_ms.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    raise RuntimeError(f"GET {url}: {response.status_code}")
+                await asyncio.sleep(0.2)
+
+    await asyncio.gather(pages(), *(one_run(i) for i in range(args.runs)))
+    await http.aclose()
+    await api.aclose()
+    return results, page_ms
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=300, help="seconds of load (runs then finish)")
+    parser.add_argument("--runs", type=int, default=20, help="runs in flight at once")
+    parser.add_argument("--viewers", type=int, default=200, help="websocket viewers in all")
+    parser.add_argument("--latency", type=float, default=0.2, help="simulated model latency, s")
+    args = parser.parse_args()
+    production = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+
+    with SimulatedProvider(responder=responder, latency_s=args.latency) as provider, \
+            tempfile.TemporaryDirectory(prefix="rlmweb-load-") as tmp:
+        env = {"RLMWEB_MODELS_JSON": json.dumps(sim_models(provider.base_url)[1:]), KEY_ENV: "sk-sim",
+               "RLMWEB_MAX_CONCURRENT_RUNS_PER_TEAM": str(args.runs * 2), "RLMWEB_RATE_ASK_PER_MINUTE": "100000"}
+        with AppStack(Path(tmp), extra_env=env, production=production, worker_concurrency=args.runs) as app:
+            who = app.account("load")
+            doc = app.upload(who, "load.txt", "The secret code is PLUM-42.\n" * 1000)
+            pids = {"web_rss_mb": app.web.pid}
+            if production:
+                pids["worker_rss_mb"] = app.worker_procs[0].pid
+            memory = Memory(pids)
+            memory.start()
+            started = time.monotonic()
+            results, page_ms = asyncio.run(drive(app, who, doc, args, started + args.duration))
+            took = time.monotonic() - started
+            memory.stop_flag.set()
+            memory.join()
+
+    first = [s for s in memory.samples if s["t"] >= 30][:6] or memory.samples[:3]
+    last = memory.samples[-6:]
+    growth = {name: round(statistics.mean(s[name] for s in last) - statistics.mean(s[name] for s in first), 1)
+              for name in pids}
+    runs = {r["run"]: r for r in results}
+    summary = {
+        "profile": "production" if production else "embedded",
+        "duration_s": round(took, 1),
+        "runs_in_flight": args.runs,
+        "viewers": args.viewers,
+        "runs_finished": len(runs),
+        "runs_succeeded": sum(1 for r in runs.values() if r["status"] == "succeeded"),
+        "events_per_run_median": statistics.median(r["events"] for r in runs.values()) if runs else 0,
+        "viewer_sessions": len(results),
+        "events_delivered": sum(r["events"] - r["dropped"] for r in results),
+        "dropped": sum(r["dropped"] for r in results),
+        "duplicated": sum(r["duplicated"] for r in results),
+        "out_of_order": sum(r["out_of_order"] for r in results),
+        "reconnects": sum(r["reconnects"] for r in results),
+        "viewer_latency_p95_ms_median": statistics.median(r["latency_p95_ms"] for r in results) if results else None,
+        "page_requests": len(page_ms),
+        "page_p50_ms": round(percentile(page_ms, 0.50), 1),
+        "page_p95_ms": round(percentile(page_ms, 0.95), 1),
+        "rss_growth_mb": growth,
+        "memory": memory.samples,
+        "model_latency_s": args.latency,
+    }
+    summary["targets"] = {
+        "no_dropped_or_duplicated": summary["dropped"] == summary["duplicated"] == 0,
+        "page_p95_under_300_ms": summary["page_p95_ms"] < PAGE_P95_TARGET_MS,
+        "memory_flat_under_50_mb_growth": all(g < 50 for g in growth.values()),
+    }
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "load.json").write_text(json.dumps(summary, indent=2))
+
+    rss = ", ".join(f"{name.removesuffix('_rss_mb')} {memory.samples[0][name]:.0f}→{memory.samples[-1][name]:.0f} MB"
+                    f" ({growth[name]:+.0f} MB after warm-up)" for name in pids)
+    rows = [
+        ("profile", summary["profile"], ""),
+        ("duration", f"{took:.0f} s", ""),
+        ("runs finished (in flight at once)", f"{len(runs)} ({args.runs}), {summary['runs_succeeded']} succeeded", ""),
+        ("viewer sessions (viewers at once)", f"{len(results)} ({args.viewers})", ""),
+        ("events delivered to viewers", f"{summary['events_delivered']:,}", ""),
+        ("dropped / duplicated / out of order", f"{summary['dropped']} / {summary['duplicated']} / "
+                                                f"{summary['out_of_order']}",
+         "met" if summary["targets"]["no_dropped_or_duplicated"] else "MISSED"),
+        ("websocket reconnects", str(summary["reconnects"]), ""),
+        ("emission → viewer p95 (median viewer)", f"{summary['viewer_latency_p95_ms_median']} ms", ""),
+        ("page response p50 / p95", f"{summary['page_p50_ms']} / {summary['page_p95_ms']} ms "
+                                    f"({len(page_ms)} requests)",
+         "met" if summary["targets"]["page_p95_under_300_ms"] else "MISSED"),
+        ("resident memory", rss, "met" if summary["targets"]["memory_flat_under_50_mb_growth"] else "MISSED"),
+    ]
+    print("| load (loopback, simulated provider) | figure | target |\n|---|---|---|")
+    for name, value, target in rows:
+        print(f"| {name} | {value} | {target} |")
+    return 0 if all(summary["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
