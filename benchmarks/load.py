@@ -5,7 +5,7 @@
 
 Bounded and self-stopping: it starts the app (`manage.py serve`, embedded profile, in a temporary
 data directory; or, with DATABASE_URL and REDIS_URL set, uvicorn + one `celery worker` process on
-that database), keeps `--runs` runs in flight for `--duration` seconds (each a root turn that makes
+that database, with a private redis-server as broker and channel layer), keeps `--runs` runs in flight for `--duration` seconds (each a root turn that makes
 sub-calls of `--latency` s in batches, then FINAL), follows every run with `--viewers / --runs`
 websocket viewers, polls pages as a user would, samples the servers' memory, then stops
 everything. Reports per viewer the events dropped or duplicated against the run's record (both must
@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from tests.reliability.runs import KEY_ENV, ROOT, SUB, repl, root_turn, sim_models  # noqa: E402
-from tests.reliability.stack import AppStack, Viewer, descendants  # noqa: E402
+from tests.reliability.stack import AppStack, Proc, RedisServer, Viewer, descendants, free_port  # noqa: E402
 from worker.simulated import SimulatedProvider  # noqa: E402
 
 ROUNDS = 10  # batches of sub-calls per run
@@ -149,13 +149,30 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20, help="runs in flight at once")
     parser.add_argument("--viewers", type=int, default=200, help="websocket viewers in all")
     parser.add_argument("--latency", type=float, default=0.2, help="simulated model latency, s")
+    parser.add_argument("--serve-provider", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_provider:
+        with SimulatedProvider(responder=responder, latency_s=args.latency, port=args.serve_provider):
+            print("serving", flush=True)
+            threading.Event().wait()
     production = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
 
-    with SimulatedProvider(responder=responder, latency_s=args.latency) as provider, \
-            tempfile.TemporaryDirectory(prefix="rlmweb-load-") as tmp:
-        env = {"RLMWEB_MODELS_JSON": json.dumps(sim_models(provider.base_url)[1:]), KEY_ENV: "sk-sim",
+    with tempfile.TemporaryDirectory(prefix="rlmweb-load-") as tmp:
+        # The provider gets its own process: hundreds of model calls a second must not compete for
+        # this process's interpreter with the viewers being measured.
+        port = free_port()
+        provider = Proc([sys.executable, __file__, "--serve-provider", str(port), "--latency", str(args.latency)],
+                        dict(os.environ), Path(tmp) / "provider.log")
+        base_url = f"http://127.0.0.1:{port}/v1"
+        while "serving" not in provider.output():
+            if not provider.alive():
+                raise RuntimeError(provider.output())
+            time.sleep(0.1)
+        env = {"RLMWEB_MODELS_JSON": json.dumps(sim_models(base_url)[1:]), KEY_ENV: "sk-sim",
                "RLMWEB_MAX_CONCURRENT_RUNS_PER_TEAM": str(args.runs * 2), "RLMWEB_RATE_ASK_PER_MINUTE": "100000"}
+        redis = RedisServer(Path(tmp)).start() if production else None  # a private broker and channel layer
+        if redis is not None:
+            env["REDIS_URL"] = redis.url
         with AppStack(Path(tmp), extra_env=env, production=production, worker_concurrency=args.runs) as app:
             who = app.account("load")
             doc = app.upload(who, "load.txt", "The secret code is PLUM-42.\n" * 1000)
@@ -169,6 +186,9 @@ def main() -> int:
             took = time.monotonic() - started
             memory.stop_flag.set()
             memory.join()
+        provider.stop()
+        if redis is not None:
+            redis.stop()
 
     first = [s for s in memory.samples if s["t"] >= 30][:6] or memory.samples[:3]
     last = memory.samples[-6:]
