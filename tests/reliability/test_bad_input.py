@@ -243,3 +243,33 @@ def test_websocket_garbage_and_huge_frames_close_4400_and_change_nothing(team, u
     async_to_sync(scenario)()
     assert table_counts() == before
     assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+
+# --- share tokens ----------------------------------------------------------------------------------
+
+
+def test_malformed_unknown_expired_and_revoked_share_tokens_are_refused_and_change_nothing(team, user, doc):
+    from datetime import timedelta
+
+    from django.test import Client
+    from django.utils import timezone
+
+    from apps.sharing.models import ShareLink
+    from apps.sharing.services import share_create, share_revoke
+
+    run = make_run(team, user, [doc], status=RunStatus.SUCCEEDED)
+    expired_link, expired = share_create(user, run, expires_in_days=1)
+    ShareLink.objects.filter(pk=expired_link.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    revoked_link, revoked = share_create(user, run)
+    share_revoke(user, revoked_link)
+    anonymous = Client()
+    before = table_counts()
+    for token, statuses in [
+        ("x", {404}), ("a" * 5000, {404}), ("%00", {404}), ("..%2F..%2Fetc", {404}), ("%E2%98%83" * 20, {404}),
+        ("' OR 1=1 --", {404}), (str(uuid.uuid4()), {404}), (expired, {410}), (revoked, {410}),
+    ]:
+        for suffix in ("", "events.json", "trajectory.json", "documents/0/text"):
+            response = anonymous.get(f"/s/{token}/{suffix}")
+            assert response.status_code in statuses | {404} and response.status_code < 500, (token, suffix)
+        assert anonymous.get(f"/s/{token}/").status_code in statuses, token
+    assert table_counts() == before
