@@ -12,7 +12,12 @@ pytestmark = pytest.mark.slow
 
 
 def race(transport, tmp_path, producers: int = 4, each: int = 150) -> tuple[list, list]:
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "polling_interval": 0}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+        "polling_interval": 0,
+    }
     received, errors = [], []
     done = threading.Event()
     payload = "x" * 200_000  # large enough that a write is not a single syscall's worth of time

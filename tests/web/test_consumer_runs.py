@@ -8,14 +8,12 @@ with exactly since+1..N.
 import asyncio
 import json
 import random
-import sys
-import types
-from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from apps.runs import consumers
@@ -24,30 +22,6 @@ from apps.runs.routing import websocket_urlpatterns
 from apps.runs.sink import persist_events, publish_events
 from apps.teams.models import Membership, Role
 from tests.web.runs_factories import make_document, make_events, make_run
-
-
-def _websocket_communicator_class():
-    """channels.testing.WebsocketCommunicator. The package's __init__ also imports its live-server
-    helpers, which need daphne (not a dependency: rlmweb serves with uvicorn); without daphne, load
-    the communicator modules without that __init__."""
-    try:
-        from channels.testing import WebsocketCommunicator
-
-        return WebsocketCommunicator
-    except ModuleNotFoundError as exc:
-        if exc.name != "daphne":
-            raise
-    import channels
-
-    package = types.ModuleType("channels.testing")
-    package.__path__ = [str(Path(channels.__file__).parent / "testing")]
-    sys.modules["channels.testing"] = package
-    from channels.testing.websocket import WebsocketCommunicator
-
-    return WebsocketCommunicator
-
-
-WebsocketCommunicator = _websocket_communicator_class()
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("data_dir")]
 
