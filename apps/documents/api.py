@@ -11,6 +11,7 @@ from django.urls import reverse
 from apps.accounts.api import ApiError, api_view, json_body
 from apps.teams.models import Team
 from apps.teams.permissions import can
+from rlmweb.ids import parse_id
 
 from . import selectors, services
 from .models import Document, UploadSession
@@ -26,7 +27,7 @@ def _team(request: HttpRequest) -> Team:
     team_id = request.GET.get("team")
     if not team_id:
         return request.team
-    team = Team.objects.filter(pk=team_id if team_id.isdigit() else None).first()
+    team = Team.objects.filter(pk=parse_id(team_id)).first()
     if team is None or not can(request.user, "view", team):
         raise ApiError(404, "No such team.")
     return team
@@ -93,7 +94,7 @@ def upload_create(request: HttpRequest) -> JsonResponse:
             except services.DocumentError as exc:
                 if exc.status in (403, 404, 429):
                     raise _api_error(exc) from None
-                uploads.append({"name": str(spec.get("name", ""))[:255], "error": exc.message, "status": exc.status})
+                uploads.append({"name": str(spec.get("name") or "")[:255], "error": exc.message, "status": exc.status})
         return JsonResponse({"uploads": uploads}, status=201)
     try:
         session = _start(request, team, body, 1)
@@ -103,12 +104,17 @@ def upload_create(request: HttpRequest) -> JsonResponse:
 
 
 def _start(request: HttpRequest, team: Team, spec: dict, batch_size: int) -> UploadSession:
+    name, sha256 = spec.get("name", ""), spec.get("sha256", "")
+    if not isinstance(name, str):
+        raise services.DocumentError("name must be the file's name, a string.")
+    if not isinstance(sha256, str | None):
+        raise services.DocumentError("sha256 must be 64 hexadecimal characters.")
     return services.upload_start(
         user=request.user,
         team=team,
-        name=str(spec.get("name") or ""),
+        name=name,
         size=spec.get("size"),
-        sha256=str(spec.get("sha256") or ""),
+        sha256=sha256 or "",
         batch_size=batch_size,
     )
 
@@ -139,7 +145,7 @@ def upload_chunk(request: HttpRequest, upload_id) -> JsonResponse:
     except ValueError:
         raise ApiError(400, "Give the chunk's position as ?offset=<bytes>.") from None
     length_header = request.META.get("CONTENT_LENGTH")
-    length = int(length_header) if length_header and length_header.isdigit() else None
+    length = parse_id(length_header)
     try:
         received = services.upload_append(session, offset, request, length)
     except services.DocumentError as exc:
@@ -174,8 +180,8 @@ def documents_collection(request: HttpRequest) -> JsonResponse:
     if not can(request.user, "create", team):
         raise ApiError(403, "Your role in this team does not allow uploading documents.")
     limit = settings.MAX_UPLOAD_BYTES * settings.MAX_FILES_PER_UPLOAD + 1024 * 1024
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if length.isdigit() and int(length) > limit:
+    length = parse_id(request.META.get("CONTENT_LENGTH"))
+    if length is not None and length > limit:
         raise ApiError(413, f"The request is larger than {services.human_bytes(limit)}; nothing was stored.")
     if not request.content_type.startswith("multipart/form-data"):
         raise ApiError(400, "Send the file as multipart/form-data in a field named 'file'.")

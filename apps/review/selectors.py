@@ -10,6 +10,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.runs.models import Mode, Run
+from rlmweb.ids import parse_id
 
 from .classify import PATTERNS, SUCCESS_OUTCOMES
 from .models import PATTERN_LABELS, Feedback, Outcome, Rating, RunReview
@@ -90,8 +91,8 @@ def review_filter(reviews: QuerySet[RunReview], params, user=None) -> QuerySet[R
         reviews = reviews.filter(Q(run__root_model=get("model")) | Q(run__sub_model=get("model")))
     if get("mode") in Mode.values:
         reviews = reviews.filter(run__mode=get("mode"))
-    if str(get("team") or "").isdigit():
-        reviews = reviews.filter(run__team_id=int(get("team")))
+    if (team_id := parse_id(get("team"))) is not None:
+        reviews = reviews.filter(run__team_id=team_id)
     if get("cost") and (q := cost_q(get("cost"))) is not None:
         reviews = reviews.filter(q)
     if get("feedback") and (q := feedback_q(get("feedback"))) is not None:
@@ -102,8 +103,8 @@ def review_filter(reviews: QuerySet[RunReview], params, user=None) -> QuerySet[R
         reviews = reviews.filter(labels__name=get("label")).distinct()
     if get("assignee") == "me" and user is not None:
         reviews = reviews.filter(assignee=user)
-    elif str(get("assignee") or "").isdigit():
-        reviews = reviews.filter(assignee_id=int(get("assignee")))
+    elif (assignee_id := parse_id(get("assignee"))) is not None:
+        reviews = reviews.filter(assignee_id=assignee_id)
     if since := _date(get("since")):
         reviews = reviews.filter(run__created_at__date__gte=since)
     if until := _date(get("until")):

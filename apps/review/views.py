@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.runs.models import Mode, Run
 from apps.teams.models import Team
+from rlmweb.ids import parse_id
 
 from . import charts, selectors, services
 from .classify import PATTERNS
@@ -131,7 +132,7 @@ def review_update(request, review_id):
 def bulk(request):
     """A bulk action over the reviews ticked in the queue."""
     action = request.POST.get("action", "")
-    ids = [i for i in request.POST.getlist("review") if i.isdigit()]
+    ids = [i for i in map(parse_id, request.POST.getlist("review")) if i is not None]
     if action not in BULK_ACTIONS:
         return HttpResponseBadRequest("Unknown action.")
     if not ids:

@@ -14,6 +14,7 @@ from apps.accounts.api import ApiError, api_view, json_body
 from apps.accounts.ratelimit import RateLimited
 from apps.teams.models import Team
 from apps.teams.permissions import can
+from rlmweb.ids import parse_id
 
 from . import selectors, services
 from .models import Run
@@ -28,9 +29,10 @@ def _team(request: HttpRequest, team_id=None) -> Team:
     team_id = team_id if team_id is not None else request.GET.get("team")
     if team_id in (None, ""):
         return request.team
-    if isinstance(team_id, bool) or not (isinstance(team_id, int) or str(team_id).isdigit()):
+    team_pk = parse_id(team_id)
+    if team_pk is None:
         raise ApiError(400, "team must be a team id (an integer).", fields={"team": ["Must be an integer."]})
-    team = Team.objects.filter(pk=int(team_id)).first()
+    team = Team.objects.filter(pk=team_pk).first()
     if team is None or not can(request.user, "view", team):
         raise ApiError(404, "No such team.")
     return team

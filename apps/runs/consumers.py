@@ -31,6 +31,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.teams.permissions import can
+from rlmweb.ids import parse_id
 
 from .models import FINISHED_STATUSES, Run
 from .selectors import EVENT_PAGE, run_events_between
@@ -46,13 +47,7 @@ IDLE_CHECK_S = 3.0
 
 def parse_since(raw: object) -> int | None:
     """A resume point: a non-negative integer (str or int), else None."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw if raw >= 0 else None
-    if isinstance(raw, str) and raw.isdigit() and len(raw) < 12:
-        return int(raw)
-    return None
+    return parse_id(raw)
 
 
 @database_sync_to_async

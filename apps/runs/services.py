@@ -21,6 +21,7 @@ from apps.accounts.ratelimit import rate_limit_hit
 from apps.documents.models import Document, DocumentStatus
 from apps.teams.models import Team
 from apps.teams.permissions import can, can_change
+from apps.teams.services import team_spend_guard
 
 from .models import Mode, Run, RunDocument, RunStatus
 from .models_config import model_choice, model_choices
@@ -189,6 +190,7 @@ def run_create(
 
 
 def _check_capacity(user: AbstractBaseUser, team: Team) -> None:
+    team_spend_guard(team)
     active = Run.objects.filter(team=team, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
     if active >= settings.MAX_CONCURRENT_RUNS_PER_TEAM:
         raise ValidationError(

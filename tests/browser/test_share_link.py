@@ -212,8 +212,8 @@ def test_comments_script_on_the_run_page(app, browser):
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/")
     page.goto(f"{base}/runs/{ids['run']}/")
-    if not page.query_selector("script[src$='js/comments.js']"):  # until the run page includes it
-        page.add_script_tag(url=f"{base}/static/js/comments.js")
+    assert page.query_selector("script[src$='js/comments.js']")
+    assert page.query_selector("#feedback") and page.query_selector("#share-panel")
     page.wait_for_selector("#explorer[data-ready='1']", timeout=60_000)
     page.wait_for_selector("#comments h2")
     page.click("#cell-c1 > .comment-affordance")

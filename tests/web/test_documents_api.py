@@ -110,6 +110,16 @@ def test_chunked_upload_through_the_api_prefix(api, files):
     assert UploadSession.objects.get().document_id is not None  # kept a day, so a repeated complete is answered
 
 
+@pytest.mark.parametrize("spec", [{"name": 5, "size": 3}, {"name": ["a.txt"], "size": 3},
+                                  {"name": "a.txt", "size": 3, "sha256": 12}])
+def test_chunked_upload_refuses_names_and_hashes_that_are_not_strings(api, files, spec):
+    response = api.post("/api/documents/uploads/", spec, content_type="application/json")
+    assert response.status_code == 400 and "must be" in response.json()["error"]
+    batch = api.post("/api/documents/uploads/", {"files": [spec]}, content_type="application/json").json()
+    assert batch["uploads"][0]["status"] == 400 and "id" not in batch["uploads"][0]
+    assert not UploadSession.objects.exists()
+
+
 def test_single_request_uploads_are_rate_limited(api, files, settings):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "upload": (2, 60)}
     three = [SimpleUploadedFile(f"{i}.txt", f"file {i}\n".encode()) for i in range(3)]

@@ -124,6 +124,20 @@ def test_a_team_at_its_concurrent_run_limit_is_told_to_wait(user, team, docs, se
         ask(user, team, docs)
 
 
+def test_a_team_at_its_monthly_spending_cap_cannot_ask_and_nothing_is_created(user, team, docs, enqueued):
+    from decimal import Decimal
+
+    team.monthly_cap_usd = Decimal("1.00")
+    team.save(update_fields=["monthly_cap_usd"])
+    make_run(team, user, docs, status=RunStatus.SUCCEEDED, cost_usd=0.99)
+    ask(user, team, docs)  # under the cap: allowed
+    Run.objects.filter(team=team, status=RunStatus.SUCCEEDED).update(cost_usd=1.0)
+    before = Run.objects.count()
+    with pytest.raises(ValidationError, match=r"monthly spending cap of \$1\.00"):
+        ask(user, team, docs)
+    assert Run.objects.count() == before
+
+
 def test_asking_is_rate_limited_per_user(user, team, docs, settings):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "ask": (2, 60)}
     ask(user, team, docs)
