@@ -27,6 +27,10 @@ def pytest_configure(config):
     settings.DATA_DIR = data_dir
     settings.MEDIA_ROOT = data_dir / "media"
     if settings.PROFILE == "embedded":
+        # A file, not SQLite's shared in-memory database: the worker and websocket threads write
+        # while tests read, and shared-cache memory databases answer that with "table is locked"
+        # instead of waiting like WAL files do.
+        settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = str(data_dir / "test.sqlite3")
         options, backend = embedded_broker(data_dir)
         settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
         settings.CELERY_RESULT_BACKEND = backend
