@@ -1,11 +1,12 @@
 """JSON endpoints for documents: the chunked upload protocol (used by the page's script and by
-scripts alike), document status and stats, listing, single-request upload and deletion.
+scripts alike), document status and stats, listing, single-request upload, downloads (the original
+file and the extracted text, streamed) and deletion.
 
 Authentication is `apps.accounts.api.api_view`: an API token, or the browser session with CSRF.
 """
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import FileResponse, HttpRequest, JsonResponse
 from django.urls import reverse
 
 from apps.accounts.api import ApiError, api_view, json_body
@@ -14,8 +15,10 @@ from apps.teams.permissions import can
 from rlmweb.ids import parse_id
 
 from . import selectors, services
-from .models import Document, UploadSession
+from .models import Document, DocumentStatus, UploadSession
 from .upload_handlers import streams_uploads
+from .views import DownloadUnavailable
+from .views import document_download as _download
 
 
 def _api_error(exc: services.DocumentError) -> ApiError:
@@ -34,6 +37,8 @@ def _team(request: HttpRequest) -> Team:
 
 
 def document_json(document: Document) -> dict:
+    """A document as JSON. `file_url` downloads the original upload (null once it is gone, after a
+    failed extraction); `text_url` the extracted text (null until the document is ready)."""
     return {
         "id": str(document.pk),
         "name": document.name,
@@ -50,6 +55,9 @@ def document_json(document: Document) -> dict:
         "preview": document.preview,
         "created_at": document.created_at.isoformat(),
         "url": reverse("api_document_detail", args=[document.pk]),
+        "file_url": reverse("api_document_file", args=[document.pk]) if document.original_file else None,
+        "text_url": reverse("api_document_text", args=[document.pk])
+        if document.status == DocumentStatus.READY and document.text_file else None,
     }
 
 
@@ -233,3 +241,19 @@ def document_statuses(request: HttpRequest) -> JsonResponse:
     ids = [i for i in request.GET.get("ids", "").split(",") if i]
     return JsonResponse({"documents": [document_json(d) for d in selectors.document_statuses(request.user, ids)]})
 
+
+
+@api_view(("GET", "HEAD"))
+def document_download(request: HttpRequest, document_id, kind: str) -> FileResponse:
+    """The original upload (`…/file`) or the extracted UTF-8 text (`…/text`), streamed as an attachment.
+
+    404 for another team's or an unknown document (and for a file that is gone), 409 while the text
+    is still being extracted.
+    """
+    document = selectors.document_get_for_user(request.user, document_id)
+    if document is None:
+        raise ApiError(404, "No such document.")
+    try:
+        return _download(document, kind)
+    except DownloadUnavailable as exc:
+        raise ApiError(exc.status, exc.message) from None

@@ -1,16 +1,80 @@
-"""Pages for documents: the list with its upload area, and deletion. The upload itself is JSON
-(`apps.documents.api`), driven by static/js/upload.js."""
+"""Pages for documents: the list with its upload area, downloads, and deletion. The upload itself
+is JSON (`apps.documents.api`), driven by static/js/upload.js.
+
+Downloads (`/documents/<id>/file`, `/documents/<id>/text`, and the same under `/api/documents/`)
+are for anyone who may view the document's team; other teams get a 404. Files are streamed from
+disk by `FileResponse`, never read whole into memory.
+"""
+
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from apps.teams.permissions import can, can_change
 
 from . import selectors, services
+from .models import Document, DocumentStatus
+
+DOWNLOAD_KINDS = ("file", "text")
+
+
+class DownloadUnavailable(Exception):
+    """The document exists and may be read, but this download is not there (now, or any more)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _inside_media(relative: str) -> Path | None:
+    """The file at `relative` under MEDIA_ROOT, if it is a regular file there (never outside it)."""
+    if not relative:
+        return None
+    root = Path(settings.MEDIA_ROOT).resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
+
+
+def text_download_name(name: str) -> str:
+    """`report.pdf` → `report.txt`: the extracted text is named after the original."""
+    stem = Path(name).stem or name or "document"
+    return f"{stem}.txt"
+
+
+def document_download(document: Document, kind: str) -> FileResponse:
+    """A streamed download of the document's original upload (`file`) or its extracted text (`text`).
+
+    Raises DownloadUnavailable: 409 while the text is still being extracted, 404 when the file is
+    gone (a failed extraction keeps neither file).
+    """
+    if kind == "text":
+        if document.status == DocumentStatus.EXTRACTING:
+            raise DownloadUnavailable(409, f"The text of {document.name} is still being extracted; try again shortly.")
+        path = _inside_media(document.text_file) if document.status == DocumentStatus.READY else None
+        if path is None:
+            raise DownloadUnavailable(404, f"{document.name} has no extracted text.")
+        response = FileResponse(
+            path.open("rb"), as_attachment=True, filename=text_download_name(document.name),
+            content_type="text/plain; charset=utf-8",
+        )
+    elif kind == "file":
+        path = _inside_media(document.original_file)
+        if path is None:
+            raise DownloadUnavailable(404, f"The uploaded file of {document.name} is no longer stored.")
+        response = FileResponse(path.open("rb"), as_attachment=True, filename=document.name)
+    else:
+        raise ValueError(f"unknown download {kind!r}")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @login_required
@@ -48,3 +112,18 @@ def document_delete(request, document_id):
     else:
         messages.success(request, f"Deleted {document.name}.")
     return redirect("document_list")
+
+
+@login_required
+@require_GET
+def document_file(request, document_id, kind: str):
+    """The original upload (`kind="file"`) or the extracted text (`kind="text"`), as a download."""
+    document = selectors.document_get_for_user(request.user, document_id)
+    if document is None:
+        raise Http404("No such document.")
+    try:
+        return document_download(document, kind)
+    except DownloadUnavailable as exc:
+        if exc.status == 404:
+            raise Http404(exc.message) from None
+        return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")
