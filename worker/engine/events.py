@@ -20,7 +20,8 @@ Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
 - run.finished: status, failure_reason, stop_reason, totals, forced_final
 
 `totals` = {cost_usd (sum of known costs), cost_unknown_calls, prompt_tokens, completion_tokens,
-iterations (top-level root turns), subcalls (all depths), max_depth_reached, elapsed_s}. A cost of
+iterations (completed top-level root turns, i.e. root.turn events at depth 0, the forced last
+turn included; a root call that fails is no iteration, and max_iterations caps the unforced ones), subcalls (all depths), max_depth_reached, elapsed_s}. A cost of
 None means unknown, never zero.
 
 Cost bookkeeping: every model call is counted once, in its root.turn or its llm subcall.finished;

@@ -225,6 +225,11 @@ class RunState:
                 return
         raise RunStopped(self.stop_message)
 
+    def count_iteration(self) -> None:
+        """One more completed top-level root turn (counted once its reply is in, never before the call)."""
+        with self.lock:
+            self.iterations += 1
+
     def record(self, cost: float | None, prompt_tokens: int, completion_tokens: int) -> None:
         with self.lock:
             if cost is None:
@@ -384,14 +389,12 @@ class RLM:
     def _ask_root(self, messages: list[dict], iteration: int, forced: bool) -> str:
         state = self.state
         state.check_model_call(last_turn=forced)
-        if self.depth == 0:
-            with state.lock:
-                state.iterations += 1
         if self.script is not None:
             if not self.script:
                 state.stop("no_final_answer", "The root script ended without a final answer.")
                 raise RunStopped(state.stop_message)
             content = self.script.pop(0)
+            self._count_turn()
             state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration, content=content,
                        prompt_tokens=0, completion_tokens=0, cost_usd=0.0, latency_s=0.0, model="script",
                        forced=forced)
@@ -407,11 +410,17 @@ class RLM:
                 raise RootFailed(f"The child RLM's root model failed: {exc}") from exc
             state.stop("provider_error", f"The root model failed: {exc}")
             raise RunStopped(state.stop_message) from exc
+        self._count_turn()
         state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration, content=reply.content,
                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                    cost_usd=reply.cost_usd, latency_s=round(reply.latency_s, 4), model=model, forced=forced)
         state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens)
         return reply.content
+
+    def _count_turn(self) -> None:
+        """A root turn happened (its reply is in): the top-level root's turns are the run's iterations."""
+        if self.depth == 0:
+            self.state.count_iteration()
 
     def _act(self, content: str, iteration: int, forced: bool) -> tuple[Outcome | None, str]:
         blocks = parsing.code_blocks(content)
@@ -620,14 +629,13 @@ def _direct(state: RunState) -> Outcome:
         return Outcome(error=refusal.format(tokens=tokens))
     messages = [{"role": "system", "content": prompts.direct_system()}, {"role": "user", "content": user}]
     state.check_model_call()
-    with state.lock:
-        state.iterations += 1
     try:
         reply = state.client.complete(model, messages, should_stop=state.halted)
     except LLMError as exc:
         if not state.halted():
             state.stop("provider_error", f"The model failed: {exc}")
         return Outcome()
+    state.count_iteration()
     state.emit(ev.ROOT_TURN, node_id=None, depth=0, iteration=1, content=reply.content,
                prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd,
                latency_s=round(reply.latency_s, 4), model=model, forced=False)
