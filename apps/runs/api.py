@@ -1,4 +1,4 @@
-"""JSON API for runs: ask, list, status, events, cancel, re-run, and the models offered.
+"""JSON API for runs: ask, list, status, events, cancel, re-run, delete, and the models offered.
 
 Authentication is `apps.accounts.api.api_view` (an API token, or the browser session with CSRF).
 Errors are `{"error": message}`, with `"fields": {name: [messages]}` for invalid asks. A run of
@@ -166,9 +166,17 @@ def models_list(request: HttpRequest) -> JsonResponse:
     )
 
 
-@api_view(("GET",))
+@api_view(("GET", "DELETE"))
 def run_detail(request: HttpRequest, run_id) -> JsonResponse:
-    return JsonResponse(run_json(_run(request, run_id)))
+    """GET: the run. DELETE: delete a finished run (409 while it is queued or running: cancel first)."""
+    run = _run(request, run_id)
+    if request.method == "DELETE":
+        try:
+            services.run_delete(request.user, run)
+        except (PermissionDenied, services.RunConflict, services.RunNotFound) as exc:
+            raise _service_error(exc) from None
+        return JsonResponse({"deleted": True, "id": str(run.pk)})
+    return JsonResponse(run_json(run))
 
 
 @api_view(("GET",))

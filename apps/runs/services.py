@@ -1,4 +1,4 @@
-"""Services that change runs: ask (create and enqueue), cancel, re-run.
+"""Services that change runs: ask (create and enqueue), cancel, re-run, delete.
 
 Views, the JSON API, the CLI and the admin call these; every rule about asking lives here once.
 Validation failures raise `django.core.exceptions.ValidationError` with a dict of field errors
@@ -287,3 +287,27 @@ def run_rerun(user: AbstractBaseUser, run: Run, **overrides) -> Run:
         limits,
         rerun_of=run,
     )
+
+
+def run_delete(user: AbstractBaseUser, run: Run) -> None:
+    """Delete a finished run with everything that belongs to it, but not its documents.
+
+    Who may: the person who asked, or the team's admins and owners (`can_change`, the same rule as
+    cancelling and as deleting documents). A queued or running run is a RunConflict: cancel it
+    first. Its events, document links, comments, feedback, review and share links go with it
+    (their foreign keys cascade); re-runs of it stay, no longer pointing at it; the documents stay.
+    """
+    if not can(user, "view", run.team):
+        raise RunNotFound("No such run.")
+    if not can_change(user, run.team, run.created_by_id):
+        raise PermissionDenied("Only the person who asked, or a team admin, can delete this run.")
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().filter(pk=run.pk).first()
+        if locked is None:
+            raise RunNotFound("No such run.")
+        if not locked.is_finished:
+            raise RunConflict(
+                f"The run is {locked.get_status_display().lower()}; cancel it first, and delete it once it has stopped."
+            )
+        locked.delete()
+    logger.info("Run %s deleted by user %s", run.pk, user.pk)

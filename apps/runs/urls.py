@@ -9,6 +9,7 @@ urlpatterns = [
     path("<uuid:run_id>/", views.run_detail, name="run_detail"),
     path("<uuid:run_id>/cancel/", views.run_cancel, name="run_cancel"),
     path("<uuid:run_id>/rerun/", views.run_rerun, name="run_rerun"),
+    path("<uuid:run_id>/delete/", views.run_delete, name="run_delete"),
     path("<uuid:run_id>/events.json", views.run_events, name="run_events"),
     path("<uuid:run_id>/trajectory.json", views.run_trajectory, name="run_trajectory"),
 ]

@@ -1,4 +1,4 @@
-"""Pages about runs: ask, list, the live run page, cancel, re-run, compare, JSON for the explorer.
+"""Pages about runs: ask, list, the live run page, cancel, re-run, delete, compare, JSON for the explorer.
 
 A run of a team the user does not belong to is a 404, the same as a run that does not exist.
 """
@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.teams.permissions import can, can_change
+from apps.teams.permissions import can, can_change, role_can, role_in
 
 from . import selectors, services
 from .forms import RunForm
@@ -114,6 +114,11 @@ def run_list(request):
     search = request.GET.get("q", "")
     runs = selectors.run_list_filtered(request.team, status=status, mode=mode, search=search)
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    role = role_in(request.user, request.team)
+    for run in page.object_list:  # the same rule as can_change, with the role looked up once
+        run.deletable = run.is_finished and (
+            role_can(role, "change_any") or (run.created_by_id == request.user.pk and role_can(role, "change_own"))
+        )
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -137,6 +142,7 @@ def run_list(request):
 @require_GET
 def run_detail(request, run_id):
     run = _run_or_404(request, run_id)
+    may_change = can_change(request.user, run.team, run.created_by_id)
     return render(
         request,
         "runs/run_detail.html",
@@ -149,7 +155,9 @@ def run_detail(request, run_id):
             "cancel_url": reverse("run_cancel", args=[run.pk]),
             "rerun_url": reverse("run_rerun", args=[run.pk]),
             "cost_display": selectors.cost_display(run),
-            "can_cancel": not run.is_finished and can_change(request.user, run.team, run.created_by_id),
+            "can_cancel": not run.is_finished and may_change,
+            "can_delete": may_change,
+            "delete_url": reverse("run_delete", args=[run.pk]),
         },
     )
 
@@ -173,6 +181,27 @@ def run_cancel(request, run_id):
     if target in (reverse("run_list"), reverse("run_detail", args=[run.pk])):
         return redirect(target)
     return redirect("run_detail", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def run_delete(request, run_id):
+    """Delete a finished run (its events, comments, links…; not its documents) once confirmed."""
+    run = _run_or_404(request, run_id)
+    if request.POST.get("confirm") != "yes":
+        if not can_change(request.user, run.team, run.created_by_id):
+            raise PermissionDenied("Only the person who asked, or a team admin, can delete this run.")
+        messages.error(request, "Tick the box to confirm that the run and its trajectory should be deleted.")
+        return redirect(reverse("run_detail", args=[run.pk]) + "#delete-run")
+    try:
+        services.run_delete(request.user, run)
+    except services.RunConflict as exc:
+        messages.error(request, str(exc))
+        return redirect("run_detail", run_id=run.pk)
+    except services.RunNotFound:
+        raise Http404("No such run.") from None
+    messages.success(request, f"Deleted the run “{run.question[:80]}”; its documents are kept.")
+    return redirect("run_list")
 
 
 @login_required
