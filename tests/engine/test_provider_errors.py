@@ -26,6 +26,7 @@ def test_rate_limit_waits_as_long_as_retry_after_says(provider):
     assert (reply.content, reply.attempts) == ("ECHO: hello", 2)
     first, second = provider.requests
     assert second.received_at - first.finished_at >= 0.95
+    assert reply.latency_s >= 0.95  # the whole call, the wait included, not just the last attempt
 
 
 @pytest.mark.parametrize("kind", ["429", "500", "502", "503", "reset", "malformed", "empty"])

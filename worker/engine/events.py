@@ -7,7 +7,7 @@ Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
 
 - run.started: question, mode, root_model, sub_model, limits, documents [{name, chars}], offline
 - root.turn: node_id, depth, iteration, content, prompt_tokens, completion_tokens, cost_usd,
-  latency_s, model, forced
+  latency_s, model, forced, attempts
 - cell.started: cell_id, node_id, depth, iteration, index, code
 - cell.finished: cell_id, node_id, depth, stdout, stdout_chars, truncated, error, duration_s,
   killed, state_note
@@ -28,7 +28,11 @@ Cost bookkeeping: every model call is counted once, in its root.turn or its llm 
 run totals are the sum of those. A subcall.finished of kind "rlm" carries the roll-up of its child
 RLM's subtree (already counted in the child's own events; None if any part was unknown). A failed
 call (error set) costs 0: providers do not bill failed requests. Root turns replayed from a root
-script have model "script" and cost 0.
+script have model "script", cost 0 and attempts 0.
+
+`attempts` is the number of provider requests a call took, retries included (a root.turn's or an
+llm subcall.finished's own call). `latency_s` is the whole call's wall time, retries and the waits
+between them included.
 """
 
 import threading

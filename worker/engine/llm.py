@@ -53,7 +53,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None  # None: litellm has no price for this model (unknown, not free)
-    latency_s: float
+    latency_s: float  # the whole call: every attempt and the backoff waits between them
     attempts: int
 
 
@@ -151,9 +151,9 @@ class LLMClient:
         elif opts.api_base and not is_offline(model):
             kwargs["api_key"] = "no-key"  # local OpenAI-compatible servers need none, but the client wants one
         attempts = 0
+        started = time.monotonic()
         while True:
             attempts += 1
-            started = time.monotonic()
             try:
                 response = litellm.completion(model=model, messages=messages, **kwargs)
                 content = response.choices[0].message.content or ""

@@ -397,7 +397,7 @@ class RLM:
             self._count_turn()
             state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration, content=content,
                        prompt_tokens=0, completion_tokens=0, cost_usd=0.0, latency_s=0.0, model="script",
-                       forced=forced)
+                       forced=forced, attempts=0)
             state.emit(ev.COST_UPDATED, totals=state.totals())
             return content
         model = state.spec.root_model
@@ -413,7 +413,8 @@ class RLM:
         self._count_turn()
         state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration, content=reply.content,
                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                   cost_usd=reply.cost_usd, latency_s=round(reply.latency_s, 4), model=model, forced=forced)
+                   cost_usd=reply.cost_usd, latency_s=round(reply.latency_s, 4), model=model, forced=forced,
+                   attempts=reply.attempts)
         state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens)
         return reply.content
 
@@ -638,7 +639,7 @@ def _direct(state: RunState) -> Outcome:
     state.count_iteration()
     state.emit(ev.ROOT_TURN, node_id=None, depth=0, iteration=1, content=reply.content,
                prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd,
-               latency_s=round(reply.latency_s, 4), model=model, forced=False)
+               latency_s=round(reply.latency_s, 4), model=model, forced=False, attempts=reply.attempts)
     state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens)
     return Outcome(reply.content.strip(), "plain")
 
