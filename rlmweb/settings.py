@@ -237,6 +237,18 @@ MAX_CONCURRENT_RUNS_PER_TEAM = env_int("RLMWEB_MAX_CONCURRENT_RUNS_PER_TEAM", 10
 # A running run whose worker has not beaten its heartbeat (every 5 s) for this long is failed as
 # "worker lost" by any worker's sweep.
 RUN_LOST_AFTER_S = env_int("RLMWEB_WORKER_LOST_AFTER_S", 60)
+# A run still queued this long after it was asked, which no worker claimed, is failed by the sweep
+# as "never picked up by a worker" (its queue message was lost: the embedded queue folder wiped,
+# Redis lost it, a worker died holding it). Only when the workers could have taken it: a run asked
+# later was already claimed, or no run or extraction has kept a worker busy for the last 2 minutes;
+# a run merely waiting behind a backlog is left alone. Never touches a run a worker claimed.
+RUN_QUEUED_STALE_AFTER_S = env_int("RLMWEB_QUEUED_STALE_AFTER_S", 15 * 60)
+# A document still "extracting" whose extraction wrote no text for this long (the worker died
+# mid-extraction), or never started this long after upload while the workers were free (the task
+# was lost), is marked failed with the reason by the sweep, and its files, partial text included,
+# are removed; uploading the file again retries. Also the age after which the sweep deletes stray
+# partial text files (`<document>.txt.<random>.part`) of documents no longer extracting.
+EXTRACTION_STALE_AFTER_S = env_int("RLMWEB_EXTRACTION_STALE_AFTER_S", 30 * 60)
 
 # --- Security headers and cookies ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -166,7 +166,7 @@ def upload_sessions_clean_stale(now=None) -> int:
     # Part files whose session row is gone (a crash between the two deletions).
     known = {str(pk) for pk in UploadSession.objects.values_list("id", flat=True)}
     for part in uploads_dir().glob("*.part"):
-        if part.stem not in known and part.stat().st_mtime < cutoff.timestamp():
+        if part.stem not in known and (_mtime(part) or cutoff) < cutoff:  # gone meanwhile: nothing to do
             part.unlink(missing_ok=True)
     return removed
 
@@ -484,3 +484,134 @@ def document_delete(*, user: AbstractBaseUser, document: Document) -> None:
             f"{document.name} is used by {runs} run(s); it is kept so their answers stay reproducible.",
             status=409,
         ) from None
+
+
+# --- sweeps (run by every worker's periodic sweep, see worker.tasks.sweep_once) ---------------------
+
+
+def _mtime(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    except FileNotFoundError:
+        return None
+
+
+def _text_parts(document: Document) -> list[Path]:
+    """The partial text files extraction is writing (or left behind) for `document`."""
+    folder = Path(settings.MEDIA_ROOT) / "documents" / str(document.team_id)
+    return list(folder.glob(f"{document.pk}.txt.*.part"))
+
+
+def _last_written(parts: list[Path]) -> datetime | None:
+    times = [t for t in map(_mtime, parts) if t is not None]
+    return max(times) if times else None
+
+
+def extraction_active(since: datetime) -> bool:
+    """Whether an extraction wrote text after `since` (a worker is busy extracting)."""
+    for document in Document.objects.filter(status=DocumentStatus.EXTRACTING).only("pk", "team_id"):
+        written = _last_written(_text_parts(document))
+        if written is not None and written >= since:
+            return True
+    return False
+
+
+EXTRACTION_DIED = (
+    "Text extraction did not finish: the worker extracting this file stopped (killed, crashed or restarted) "
+    "and wrote nothing for {minutes} minutes. Upload the file again to retry."
+)
+EXTRACTION_NEVER_STARTED = (
+    "Text extraction never started: no worker picked up this file within {minutes} minutes of the upload "
+    "(the queued task was lost). Upload the file again to retry."
+)
+
+
+def documents_fail_stuck(stale_after: timedelta | None = None) -> int:
+    """Fail documents stuck `extracting` and remove their files; return how many were failed.
+
+    Stuck means: older than `stale_after` (default: settings.EXTRACTION_STALE_AFTER_S) and
+    - extraction started (its partial text file exists) but wrote nothing for `stale_after`: the
+      worker died mid-extraction (a killed worker's task is not redelivered:
+      CELERY_TASK_REJECT_ON_WORKER_LOST is off, so a file that kills its worker cannot kill the next);
+    - or extraction never started while the workers could have taken it: a document uploaded later
+      got past `extracting` (the queue is first in, first out), or the workers are idle
+      (`apps.runs.execution.workers_idle`). One waiting behind a backlog is left alone.
+
+    Failed, not re-enqueued: a re-delivery cannot tell a lost task from a file that crashes its
+    worker, and there is no record of a retry to make it happen only once. Failing is what a
+    failed extraction already does (the row stays with the reason, its files go), and uploading
+    the same file again replaces the failed document, which is the retry.
+
+    The status change is guarded (`WHERE status = 'extracting'`), so an extraction that finished
+    meanwhile is left alone; a slow one still running finds its partial file gone and gives up
+    without writing (see document_extract). Also removes partial text files older than
+    `stale_after` of documents that are no longer extracting (or no longer exist).
+    """
+    from apps.runs.execution import workers_idle
+
+    if stale_after is None:
+        stale_after = timedelta(seconds=settings.EXTRACTION_STALE_AFTER_S)
+    now = timezone.now()
+    cutoff = now - stale_after
+    minutes = max(1, round(stale_after.total_seconds() / 60))
+    idle: bool | None = None
+    failed = 0
+    for document in Document.objects.filter(status=DocumentStatus.EXTRACTING, created_at__lt=cutoff):
+        parts = _text_parts(document)
+        written = _last_written(parts)
+        if written is not None:
+            if written >= cutoff:
+                continue  # still writing
+            message = EXTRACTION_DIED.format(minutes=minutes)
+        else:
+            passed_over = Document.objects.filter(created_at__gt=document.created_at).exclude(
+                status=DocumentStatus.EXTRACTING
+            ).exists()
+            if not passed_over:
+                if idle is None:
+                    idle = workers_idle(now)
+                if not idle:
+                    continue
+            message = EXTRACTION_NEVER_STARTED.format(minutes=minutes)
+        if _extraction_give_up(document, message):
+            logger.warning("Document %s was stuck extracting; failed it", document.pk)
+            failed += 1
+    _remove_stray_text_parts(cutoff)
+    return failed
+
+
+def _extraction_give_up(document: Document, message: str) -> bool:
+    updated = Document.objects.filter(pk=document.pk, status=DocumentStatus.EXTRACTING).update(
+        status=DocumentStatus.FAILED, error=message, progress=0.0, original_file="", text_file="",
+        chars=0, lines=0, tokens_estimate=0, preview="",
+    )
+    if not updated:
+        return False
+    for path in _document_files(document):  # original, text, partial text
+        path.unlink(missing_ok=True)
+    return True
+
+
+def _remove_stray_text_parts(cutoff: datetime) -> int:
+    """Delete `<document>.txt.<random>.part` files older than `cutoff` whose document is not extracting."""
+    root = Path(settings.MEDIA_ROOT) / "documents"
+    old: dict[uuid.UUID, list[Path]] = {}
+    for part in root.glob("*/*.txt.*.part"):
+        try:
+            document_id = uuid.UUID(part.name.split(".", 1)[0])
+        except ValueError:
+            continue  # not a name extraction writes
+        written = _mtime(part)
+        if written is not None and written < cutoff:
+            old.setdefault(document_id, []).append(part)
+    extracting = set(
+        Document.objects.filter(pk__in=list(old), status=DocumentStatus.EXTRACTING).values_list("pk", flat=True)
+    )
+    removed = 0
+    for document_id, parts in old.items():
+        if document_id in extracting:
+            continue
+        for part in parts:
+            part.unlink(missing_ok=True)
+            removed += 1
+    return removed

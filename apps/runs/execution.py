@@ -9,7 +9,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from worker.engine import DocumentInput, Limits, RunSpec
@@ -186,13 +186,123 @@ def _classify(run: Run) -> None:
 
 def runs_mark_lost(stale_after: timedelta | None = None) -> int:
     """Fail running runs whose worker stopped beating (killed, crashed, machine lost) for longer
-    than `stale_after` (default: settings.RUN_LOST_AFTER_S)."""
+    than `stale_after` (default: settings.RUN_LOST_AFTER_S), and file each for review at once.
+
+    A run whose worker wrote events meanwhile (it was alive after all) makes the terminal event's
+    seq collide; that run is skipped (logged) and the others are still swept.
+    """
     if stale_after is None:
         stale_after = timedelta(seconds=settings.RUN_LOST_AFTER_S)
     cutoff = timezone.now() - stale_after
-    lost = 0
+    lost: list[Run] = []
     for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff):
-        _finish_with(run.pk, run.last_seq, RunStatus.FAILED, "Worker lost: the worker running this run stopped "
-                     "responding (killed or crashed). Events recorded before that are kept.", "worker_lost")
-        lost += 1
-    return lost
+        try:
+            _finish_with(run.pk, run.last_seq, RunStatus.FAILED, "Worker lost: the worker running this run stopped "
+                         "responding (killed or crashed). Events recorded before that are kept.", "worker_lost")
+        except Exception:
+            logger.exception("Marking run %s lost failed; the next sweep retries", run.pk)
+            continue
+        lost.append(run)
+    for run in lost:
+        _classify(run)
+    return len(lost)
+
+
+# A worker counts as busy when a run is running, a run finished this recently (its slot is just
+# being handed to the next message), or an extraction wrote text this recently.
+BUSY_WITHIN = timedelta(minutes=2)
+
+
+def workers_idle(now=None) -> bool:
+    """Whether no worker slot is plausibly busy: nothing running, nothing just finished, no
+    extraction writing. A message still in the queue would have been taken by an idle worker."""
+    from apps.documents.services import extraction_active
+
+    since = (now or timezone.now()) - BUSY_WITHIN
+    if Run.objects.filter(status=RunStatus.RUNNING).exists():
+        return False
+    if Run.objects.filter(finished_at__gte=since).exists():
+        return False
+    return not extraction_active(since)
+
+
+NEVER_PICKED_UP = (
+    "Never picked up by a worker: the run was still queued {minutes} minutes after it was asked and no worker "
+    "had claimed it (its queue message was lost, e.g. the queue was wiped or the broker lost it). Nothing ran "
+    "and nothing was spent; re-run it to try again."
+)
+
+
+def runs_fail_unclaimed(stale_after: timedelta | None = None) -> int:
+    """Fail runs queued longer than `stale_after` (default: settings.RUN_QUEUED_STALE_AFTER_S)
+    that no worker will ever claim, with their terminal event, and file each for review.
+
+    Fail, not re-enqueue. A re-enqueue would be safe against double execution (`run_execute`
+    claims with `UPDATE … WHERE status = 'queued'`, so a second delivery of the same run finds it
+    claimed and returns), but "once" needs a record that it was done, which the Run has no column
+    for; without one every sweep would add another message. A run that starts hours after it was
+    asked also spends money the user may no longer expect, and a lost run keeps counting against
+    the team's concurrent-run limit until it ends. Failed, it says why, frees the slot, and the
+    user re-runs it with one click.
+
+    Lost, not just waiting: a run that went through the broker (it has a task id) is failed only
+    when the workers could have taken it, i.e. a run asked after it has already been claimed by a
+    worker (the queue is first in, first out), or the workers are idle (`workers_idle`). A run
+    queued behind a long backlog is left alone. A run without a task id was never enqueued (the
+    CLI executes those itself, at once): if it is still queued, its process is gone.
+
+    Never touches a claimed run: the status change is the same guarded UPDATE the worker's claim
+    is, in one transaction with the terminal event, so exactly one of the two wins. A queued run
+    whose cancellation was requested ends cancelled instead.
+
+    The stop reason is "worker_lost", so review files it with the other runs the workers lost;
+    the failure reason says it never started.
+    """
+    if stale_after is None:
+        stale_after = timedelta(seconds=settings.RUN_QUEUED_STALE_AFTER_S)
+    now = timezone.now()
+    stale = list(Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=now - stale_after).order_by("created_at"))
+    if not stale:
+        return 0
+    idle = workers_idle(now)
+    reason = NEVER_PICKED_UP.format(minutes=max(1, round(stale_after.total_seconds() / 60)))
+    ended: list[Run] = []
+    for run in stale:
+        passed_over = Run.objects.exclude(task_id="").filter(
+            created_at__gt=run.created_at, started_at__isnull=False
+        ).exists()
+        if run.task_id and not (idle or passed_over):
+            continue
+        try:
+            if run.cancel_requested:
+                done = _finish_queued(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", "cancelled")
+            else:
+                done = _finish_queued(run.pk, RunStatus.FAILED, reason, "worker_lost")
+        except Exception:
+            logger.exception("Failing unclaimed run %s failed; the next sweep retries", run.pk)
+            continue
+        if done:
+            logger.warning("Run %s was never picked up by a worker; failed it", run.pk)
+            ended.append(run)
+    for run in ended:
+        _classify(run)
+    return len(ended)
+
+
+def _finish_queued(run_id, status: str, reason: str, stop_reason: str) -> bool:
+    """End a still-queued run with its terminal event; False (and nothing written) if it is not
+    queued any more. The guard is the worker's own claim condition, so the two cannot both win."""
+    with transaction.atomic():
+        if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=status):
+            return False
+        last_seq = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).get()
+        event = Event(
+            seq=last_seq + 1,
+            type="run.finished",
+            ts=timezone.now().timestamp(),
+            data={"status": status, "failure_reason": reason, "stop_reason": stop_reason,
+                  "totals": None, "forced_final": False},
+        )
+        persist_events(run_id, [event])
+    publish_events(run_id, [event])
+    return True
