@@ -1,11 +1,21 @@
 """Accounting: what iterations, attempts, latency and a child RLM's roll-up count, exactly."""
 
+import threading
+
+import pytest
+
 from worker.engine import run
+from worker.engine.events import EventEmitter
+from worker.engine.runner import RLM, RunState
 from worker.simulated import Fault
 
 from .conftest import ROOT, repl, sim_spec
 
 RETRY_AFTER_S = 0.5
+
+
+def by_node(sink, type_: str, node_id: str) -> dict:
+    return next(e.data for e in sink.of_type(type_) if e.data["node_id"] == node_id)
 
 # iterations: completed top-level root turns ----------------------------------------------------
 
@@ -95,3 +105,118 @@ def test_a_failed_subcalls_latency_covers_all_its_attempts(provider, write_doc, 
     run(spec, sink)
     done = sink.of_type("subcall.finished")[0].data
     assert done["attempts"] == 3 and done["error"] and done["latency_s"] >= 0.4
+
+
+# a child RLM's roll-up: its own subtree, nothing else ------------------------------------------------
+
+def child_root(request) -> str:
+    """The root model of each child RLM, told apart by its question; sub-calls echo."""
+    first_user = next(m["content"] for m in request.messages if m["role"] == "user")
+    turn = sum(1 for m in request.messages if m["role"] == "assistant")
+    if "CHEAP" in first_user:
+        return [repl("s = llm_query('short')"), "FINAL(cheap done)"][turn]
+    # the expensive child: a long sub-call prompt, then a nested child RLM, then its answer
+    if "EXPENSIVE" in first_user:
+        return [repl("s = llm_query('long ' + 'word ' * 4000)"),
+                repl("g = rlm_query('GRANDCHILD', context='grandchild context text')"),
+                "FINAL(expensive done)"][turn]
+    return "FINAL(grandchild done)"
+
+
+def responder(request) -> str:
+    if request.model == "gpt-4o":
+        return child_root(request)
+    return "ECHO"
+
+
+def own_calls(sink, node_id: str) -> list[dict]:
+    """The model calls a child RLM made itself: its root turns and its plain sub-calls."""
+    turns = [e.data for e in sink.of_type("root.turn") if e.data["node_id"] == node_id]
+    llm = {e.data["node_id"] for e in sink.of_type("subcall.started")
+           if e.data["parent_id"] == node_id and e.data["kind"] == "llm"}
+    return turns + [e.data for e in sink.of_type("subcall.finished") if e.data["node_id"] in llm]
+
+
+def subtree(sink, node_id: str) -> list[dict]:
+    calls = own_calls(sink, node_id)
+    for e in sink.of_type("subcall.started"):
+        if e.data["parent_id"] == node_id and e.data["kind"] == "rlm":
+            calls += subtree(sink, e.data["node_id"])
+    return calls
+
+
+def test_concurrent_children_are_each_charged_only_their_own_subtree(provider, write_doc, sink):
+    """Two child RLMs at once (the sandbox's handler, called from two threads): each one's
+    subcall.finished carries exactly the sum of its own subtree's calls, not what the other
+    spent meanwhile."""
+    provider.responder = responder
+    provider.latency_s = 0.15
+    doc = write_doc("a.txt", "abc")
+    spec = sim_spec(provider, [doc], max_depth=3)
+    state = RunState(spec, EventEmitter(sink), lambda: False)
+    top = RLM(state, 0, None, spec.question, [("a.txt", doc.path)], [(0, 0)])
+    answers: dict[str, str] = {}
+    barrier = threading.Barrier(2)
+
+    def ask(name: str) -> None:
+        barrier.wait()
+        answers[name] = top.handle("rlm_query", {"prompt": name, "context": f"{name} context"})
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in ("CHEAP", "EXPENSIVE")]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        state.close()
+    assert answers == {"CHEAP": "cheap done", "EXPENSIVE": "expensive done"}
+
+    children = {e.data["prompt"]: e.data["node_id"] for e in sink.of_type("subcall.started")
+                if e.data["kind"] == "rlm"}
+    assert set(children) == {"CHEAP", "EXPENSIVE", "GRANDCHILD"}
+    # they really overlapped: each child's first root request came before the other's last reply
+    spans = {}
+    for name in ("CHEAP", "EXPENSIVE"):
+        mine = [r for r in provider.requests if r.model == "gpt-4o" and name in r.messages[1]["content"]]
+        spans[name] = (mine[0].received_at, mine[-1].finished_at)
+    assert spans["CHEAP"][0] < spans["EXPENSIVE"][1] and spans["EXPENSIVE"][0] < spans["CHEAP"][1]
+
+    rolled = {}
+    for name, node_id in children.items():
+        done = by_node(sink, "subcall.finished", node_id)
+        calls = subtree(sink, node_id)
+        assert done["error"] is None
+        assert done["cost_usd"] == pytest.approx(sum(c["cost_usd"] for c in calls), rel=1e-9, abs=1e-15)
+        assert done["prompt_tokens"] == sum(c["prompt_tokens"] for c in calls)
+        assert done["completion_tokens"] == sum(c["completion_tokens"] for c in calls)
+        assert done["attempts"] == sum(c["attempts"] for c in calls)
+        rolled[name] = done
+    assert rolled["EXPENSIVE"]["cost_usd"] > 2 * rolled["CHEAP"]["cost_usd"] > 0
+    assert rolled["CHEAP"]["attempts"] == 3  # two root turns and one sub-call, no retries
+    # the grandchild rolls up into the expensive child only, and nothing is counted twice
+    totals = state.totals()
+    assert totals["cost_usd"] == pytest.approx(rolled["CHEAP"]["cost_usd"] + rolled["EXPENSIVE"]["cost_usd"],
+                                               rel=1e-9)
+    assert totals["prompt_tokens"] == rolled["CHEAP"]["prompt_tokens"] + rolled["EXPENSIVE"]["prompt_tokens"]
+    assert totals["iterations"] == 0  # only the top-level root's turns are iterations
+
+
+def test_a_childs_node_counts_the_retries_and_failed_calls_of_its_subtree(provider, write_doc, sink):
+    provider.faults = [Fault("429", when=lambda r: r.prompt == "retried", retry_after=0.1),
+                       Fault("400", when=lambda r: r.prompt == "refused")]
+    provider.root_replies = [  # the child RLM's root
+        repl("a = llm_query('retried')\ntry:\n    llm_query('refused')\nexcept RuntimeError:\n    pass"),
+        "FINAL(child done)",
+    ]
+    doc = write_doc("a.txt", "abc")
+    script = [repl("r = rlm_query('Ask twice', context='some text')"), 'FINAL_VAR("r")']
+    result = run(sim_spec(provider, [doc], root_script=script, max_depth=2), sink)
+    assert result.final_answer == "child done"
+    node = next(e.data["node_id"] for e in sink.of_type("subcall.started") if e.data["kind"] == "rlm")
+    done = by_node(sink, "subcall.finished", node)
+    calls = subtree(sink, node)
+    assert sorted(c["attempts"] for c in calls) == [1, 1, 1, 2]  # two root turns, one retried, one refused
+    assert done["attempts"] == 5 == len(provider.requests)
+    assert done["cost_usd"] == pytest.approx(result.cost_usd, rel=1e-9)  # the child made every priced call
+    assert done["prompt_tokens"] == result.prompt_tokens

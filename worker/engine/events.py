@@ -26,12 +26,14 @@ None means unknown, never zero.
 
 Cost bookkeeping: every model call is counted once, in its root.turn or its llm subcall.finished;
 run totals are the sum of those. A subcall.finished of kind "rlm" carries the roll-up of its child
-RLM's subtree (already counted in the child's own events; None if any part was unknown). A failed
-call (error set) costs 0: providers do not bill failed requests. Root turns replayed from a root
+RLM's subtree: the sums of prompt_tokens, completion_tokens, cost_usd and attempts over the child's
+own root turns, its llm sub-calls and its own child RLMs (each already counted in its own event; cost
+None if any part was unknown), and nothing else that ran meanwhile. A failed call (error set) costs 0:
+providers do not bill failed requests; its attempts still count in the roll-up. Root turns replayed from a root
 script have model "script", cost 0 and attempts 0.
 
 `attempts` is the number of provider requests a call took, retries included (a root.turn's or an
-llm subcall.finished's own call). `latency_s` is the whole call's wall time, retries and the waits
+llm subcall.finished's own call; for an rlm node, its subtree's). `latency_s` is the whole call's wall time, retries and the waits
 between them included.
 """
 

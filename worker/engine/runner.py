@@ -19,9 +19,9 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from worker.engine import events as ev
@@ -89,6 +89,27 @@ class RunResult:
     prompt_tokens: int
     completion_tokens: int
     cells: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Usage:
+    """What the model calls of one RLM's subtree took: its own root turns and sub-calls, and those of
+    its child RLMs. Failed calls add their attempts and nothing else (providers do not bill them)."""
+
+    cost_usd: float = 0.0
+    cost_unknown_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    attempts: int = 0
+
+    def add(self, cost: float | None, prompt_tokens: int, completion_tokens: int, attempts: int) -> None:
+        if cost is None:
+            self.cost_unknown_calls += 1
+        else:
+            self.cost_usd += cost
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.attempts += attempts
 
 
 @dataclass
@@ -230,8 +251,13 @@ class RunState:
         with self.lock:
             self.iterations += 1
 
-    def record(self, cost: float | None, prompt_tokens: int, completion_tokens: int) -> None:
+    def record(self, cost: float | None, prompt_tokens: int, completion_tokens: int, attempts: int = 1,
+               usages: Iterable[Usage] = ()) -> None:
+        """One successful model call: into the run totals and into `usages` (the calling RLM's and
+        its ancestors'), under one lock, so a child's roll-up holds its own subtree's calls only."""
         with self.lock:
+            for usage in usages:
+                usage.add(cost, prompt_tokens, completion_tokens, attempts)
             if cost is None:
                 self.cost_unknown_calls += 1
             else:
@@ -243,6 +269,17 @@ class RunState:
             self.emit(ev.COST_UPDATED, totals=self.totals())  # under the lock: totals never go backwards
         if over:
             self.stop("max_cost", f"Stopped: the run spent ${self.cost_usd:.4f}, reaching its cost limit of ${cap:g}.")
+
+    def record_failed(self, attempts: int, usages: Iterable[Usage]) -> None:
+        """A model call that failed for good: its attempts count in the roll-ups; it costs nothing."""
+        with self.lock:
+            for usage in usages:
+                usage.attempts += attempts
+
+    def usage_of(self, usage: Usage) -> Usage:
+        """A consistent copy of a roll-up that other threads may still be adding to."""
+        with self.lock:
+            return replace(usage)
 
     def totals(self) -> dict:
         with self.lock:
@@ -304,8 +341,11 @@ class RLM:
     """One root model working one REPL: the top-level run (depth 0) or a child started by rlm_query."""
 
     def __init__(self, state: RunState, depth: int, node_id: str | None, question: str,
-                 documents: list[tuple[str, str]], doc_map: DocMap, script: list[str] | None = None) -> None:
+                 documents: list[tuple[str, str]], doc_map: DocMap, script: list[str] | None = None,
+                 parent: "RLM | None" = None) -> None:
         self.state = state
+        self.parent = parent
+        self.usage = Usage()  # this RLM's subtree: what its rlm_query node reports when it ends
         self.depth = depth
         self.node_id = node_id
         self.question = question
@@ -404,6 +444,7 @@ class RLM:
         try:
             reply = state.client.complete(model, messages, should_stop=state.halted)
         except LLMError as exc:
+            state.record_failed(exc.attempts, self._lineage())
             if state.halted():
                 raise RunStopped(state.stop_message) from exc
             if self.depth > 0:
@@ -415,8 +456,17 @@ class RLM:
                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                    cost_usd=reply.cost_usd, latency_s=round(reply.latency_s, 4), model=model, forced=forced,
                    attempts=reply.attempts)
-        state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens)
+        state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens, reply.attempts, self._lineage())
         return reply.content
+
+    def _lineage(self) -> list[Usage]:
+        """The roll-ups a call made by this RLM (its root or its REPL) counts in: its own and its ancestors'."""
+        usages: list[Usage] = []
+        rlm: RLM | None = self
+        while rlm is not None:
+            usages.append(rlm.usage)
+            rlm = rlm.parent
+        return usages
 
     def _count_turn(self) -> None:
         """A root turn happened (its reply is in): the top-level root's turns are the run's iterations."""
@@ -511,6 +561,7 @@ class RLM:
         try:
             reply = state.client.complete(model, messages, should_stop=state.halted)
         except LLMError as exc:  # providers do not bill failed requests: cost 0, known
+            state.record_failed(exc.attempts, self._lineage())
             state.emit(ev.SUBCALL_FINISHED, node_id=node_id, response="", response_chars=0, prompt_tokens=0,
                        completion_tokens=0, cost_usd=0.0, latency_s=round(time.monotonic() - started, 4),
                        error=str(exc), attempts=exc.attempts)
@@ -521,7 +572,7 @@ class RLM:
                    response_chars=len(reply.content), prompt_tokens=reply.prompt_tokens,
                    completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd,
                    latency_s=round(reply.latency_s, 4), error=None, attempts=reply.attempts)
-        state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens)
+        state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens, reply.attempts, self._lineage())
         return reply.content
 
     def _batch(self, prompts_: list, model: str | None, ranges) -> list[str]:
@@ -567,7 +618,6 @@ class RLM:
         state.emit(ev.SUBCALL_STARTED, node_id=node_id, parent_id=self.node_id, cell_id=self.cell_id, depth=depth,
                    kind="rlm", model=state.spec.root_model, prompt=cap(prompt), prompt_chars=len(prompt),
                    ranges=ranges, batch_id=None, batch_index=None)
-        before = state.totals()
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="rlm-child-") as tmp:
             docs = []
@@ -575,19 +625,18 @@ class RLM:
                 path = Path(tmp) / f"context_{i}.txt"
                 path.write_text(text, encoding="utf-8")
                 docs.append((f"context_{i}" if len(texts) > 1 else "context", str(path)))
+            child = RLM(state, depth, node_id, prompt, docs, child_map, parent=self)
             try:
-                outcome = RLM(state, depth, node_id, prompt, docs, child_map).run()
+                outcome = child.run()
             except Exception as exc:  # a child's sandbox failing is the parent's error to handle
                 outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
-        after = state.totals()
+        used = state.usage_of(child.usage)  # its own subtree, whatever ran alongside it
         error = None if outcome.answer is not None else (outcome.error or state.stop_message or "no answer")
         answer = outcome.answer or ""
         state.emit(ev.SUBCALL_FINISHED, node_id=node_id, response=cap(answer), response_chars=len(answer),
-                   prompt_tokens=after["prompt_tokens"] - before["prompt_tokens"],
-                   completion_tokens=after["completion_tokens"] - before["completion_tokens"],
-                   cost_usd=(round(after["cost_usd"] - before["cost_usd"], 10)
-                             if after["cost_unknown_calls"] == before["cost_unknown_calls"] else None),
-                   latency_s=round(time.monotonic() - started, 4), error=error, attempts=1)
+                   prompt_tokens=used.prompt_tokens, completion_tokens=used.completion_tokens,
+                   cost_usd=round(used.cost_usd, 10) if not used.cost_unknown_calls else None,
+                   latency_s=round(time.monotonic() - started, 4), error=error, attempts=used.attempts)
         if outcome.answer is None:
             if state.stopping():
                 raise RunStopped(state.stop_message)
