@@ -20,21 +20,22 @@ Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
 - run.finished: status, failure_reason, stop_reason, totals, forced_final
 
 `totals` = {cost_usd (sum of known costs), cost_unknown_calls, prompt_tokens, completion_tokens,
-iterations (completed top-level root turns, i.e. root.turn events at depth 0, the forced last
-turn included; a root call that fails is no iteration, and max_iterations caps the unforced ones), subcalls (all depths), max_depth_reached, elapsed_s}. A cost of
-None means unknown, never zero.
+iterations, subcalls (all depths), max_depth_reached, elapsed_s}. A cost of None means unknown,
+never zero. `iterations` counts completed top-level root turns, i.e. the root.turn events at
+depth 0 (the forced last turn included): a root call that fails is no iteration. max_iterations
+caps the unforced turns, so a run forced at the limit has up to max_iterations + 1.
 
 Cost bookkeeping: every model call is counted once, in its root.turn or its llm subcall.finished;
 run totals are the sum of those. A subcall.finished of kind "rlm" carries the roll-up of its child
-RLM's subtree: the sums of prompt_tokens, completion_tokens, cost_usd and attempts over the child's
-own root turns, its llm sub-calls and its own child RLMs (each already counted in its own event; cost
-None if any part was unknown), and nothing else that ran meanwhile. A failed call (error set) costs 0:
-providers do not bill failed requests; its attempts still count in the roll-up. Root turns replayed from a root
-script have model "script", cost 0 and attempts 0.
+RLM's subtree: the sums of prompt_tokens, completion_tokens, cost_usd and attempts over the
+child's own root turns, its llm sub-calls and its own child RLMs (each already counted in its own
+event; cost None if any part was unknown), and nothing else that ran meanwhile. A failed call
+(error set) costs 0, as providers do not bill failed requests, but its attempts still count in the
+roll-up. Root turns replayed from a root script have model "script", cost 0 and attempts 0.
 
-`attempts` is the number of provider requests a call took, retries included (a root.turn's or an
-llm subcall.finished's own call; for an rlm node, its subtree's). `latency_s` is the whole call's wall time, retries and the waits
-between them included.
+`attempts`: the provider requests a call took, retries included (for an rlm node, its subtree's).
+`latency_s`: the whole call's wall time, every attempt and the backoff waits between them included
+(for an rlm node, the child RLM's whole run).
 """
 
 import threading
