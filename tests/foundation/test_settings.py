@@ -12,7 +12,7 @@ from tests.helpers import REPO
 
 
 def test_production_profile_passes_the_deploy_check():
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}  # set by browser tests
     env.update(
         RLMWEB_SECRET_KEY="k" * 20 + "x7#Qz!p2@Lm9$Rt4^Wv6&Yb8*Nc1(Hd3)Jf5",
         DATABASE_URL="postgres://rlmweb@127.0.0.1:1/rlmweb",

@@ -159,7 +159,9 @@ def test_memory_bomb_string(sandbox):
 
 
 def test_memory_bomb_growing_list_leaves_no_garbage(sandbox):
-    result = run(sandbox, "chunks = []\nwhile True:\n    chunks.append('x' * 10**7)")
+    # 10**8 per step reaches the 1 GiB limit in a few steps, long before the 3 s cell timeout even
+    # on a loaded machine.
+    result = run(sandbox, "chunks = []\nwhile True:\n    chunks.append('x' * 10**8)")
     assert result.killed and "MemoryError" in result.error
     refused(run(sandbox, "chunks"), "NameError")
     # the memory is back: a 300 MB string fits again under the 1 GiB limit
