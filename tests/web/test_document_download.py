@@ -1,6 +1,8 @@
 """Downloading a document's original upload and its extracted text: the page links, the JSON API,
 who may (anyone who may view the team; other teams get a 404), and that files are streamed."""
 
+from pathlib import Path
+
 import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -162,3 +164,53 @@ def test_the_documents_page_links_both_downloads(api, user, files):
     assert response.status_code == 200 and body(response) == NOTES
     assert page.get(f"/documents/{waiting['id']}/text").status_code == 409
     assert Document.objects.get(pk=waiting["id"]).status == DocumentStatus.EXTRACTING
+
+
+# --- in a real browser: rows the upload script adds get working download links ---------------------
+
+
+@pytest.fixture
+def browser_page(live_server, user, monkeypatch):
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    client = Client()
+    client.force_login(user)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        context = browser.new_context(accept_downloads=True)
+        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+        try:
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_uploaded_row_gets_its_download_links_once_ready(browser_page, live_server, celery_worker, files, tmp_path):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    notes = tmp_path / "field notes.md"
+    notes.write_bytes(NOTES)
+    page.goto(live_server.url + "/documents/")
+    page.set_input_files("#file-input", [str(notes)])
+    expect(page.locator(".upload-item", has_text="field notes.md").locator(".upload-state")).to_have_text(
+        "Ready", timeout=60_000)
+    document = Document.objects.get()
+    row = page.locator(f'tr[data-doc-id="{document.pk}"]')
+    expect(row.locator("a.download-text")).to_be_visible()
+    expect(row.locator("a.download-file")).to_have_attribute("href", f"/documents/{document.pk}/file")
+    for link, filename in (("a.download-file", "field notes.md"), ("a.download-text", "field notes.txt")):
+        with page.expect_download() as info:
+            row.locator(link).click()
+        download = info.value
+        assert download.suggested_filename == filename
+        assert Path(download.path()).read_bytes() == NOTES
