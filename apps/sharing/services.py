@@ -27,7 +27,7 @@ EXPIRY_DAYS_MAX = 365
 SHARED_FIELDS: dict[str, frozenset[str]] = {
     "run.started": frozenset({"question", "mode", "root_model", "sub_model", "limits", "documents", "offline"}),
     "root.turn": frozenset({"node_id", "depth", "iteration", "content", "prompt_tokens", "completion_tokens",
-                            "cost_usd", "latency_s", "model", "forced"}),
+                            "cost_usd", "latency_s", "attempts", "model", "forced"}),
     "cell.started": frozenset({"cell_id", "node_id", "depth", "iteration", "index", "code"}),
     "cell.finished": frozenset({"cell_id", "node_id", "depth", "stdout", "stdout_chars", "truncated", "error",
                                 "duration_s", "killed", "state_note"}),

@@ -451,7 +451,7 @@ export class Explorer {
       ["Launched by", `${n.cell_id ? `cell <a href="#cell-${esc(n.cell_id)}">${esc(n.cell_id)}</a>` : "–"}${n.parent_id ? ` of child RLM <a href="#node-${esc(n.parent_id)}">${esc(n.parent_id)}</a>` : ""}`],
       ["Batch", n.batch_id ? `${esc(n.batch_id)} #${n.batch_index}` : "single call"],
       ["Tokens", r ? `${num(r.prompt_tokens)} prompt + ${num(r.completion_tokens)} completion` : "–"],
-      ["Latency", r ? `${seconds(r.latency_s)}${r.attempts > 1 ? ` (${r.attempts} attempts)` : ""}` : "running"],
+      ["Latency", r ? `${seconds(r.latency_s)}${r.attempts > 1 ? (n.callKind === "rlm" ? ` (${r.attempts} provider requests in its subtree)` : ` (${r.attempts} attempts)`) : ""}` : "running"],
       ["Cost", r ? usd(r.cost_usd) : "–"],
     ];
     if (n.callKind === "rlm" && roll) rows.push(["Subtree", `${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))} · <a href="#rlm-${esc(n.id)}">turns in the trajectory</a>`]);

@@ -109,7 +109,7 @@ export class TrajectoryModel {
           scope, node_id: d.node_id ?? null, depth: d.depth || 0, iteration: d.iteration,
           content: d.content || "", prompt_tokens: d.prompt_tokens || 0,
           completion_tokens: d.completion_tokens || 0, cost_usd: d.cost_usd ?? null,
-          latency_s: d.latency_s || 0, model: d.model || "", forced: Boolean(d.forced),
+          latency_s: d.latency_s || 0, attempts: d.attempts ?? 1, model: d.model || "", forced: Boolean(d.forced),
           id: `turn-${scope}-${d.iteration}`, cells: [],
         };
         this.turns.push(turn);

@@ -92,7 +92,7 @@ export class Notebook {
     art.innerHTML =
       `<header class="nb-turn-head"><span class="nb-label">Turn ${turn.iteration}</span>` +
       `${turn.depth ? `<span class="muted">depth ${turn.depth}</span>` : ""}` +
-      `${modelHtml(turn.model)}<span class="muted">${tokens} · ${usd(turn.cost_usd)} · ${seconds(turn.latency_s)}</span>` +
+      `${modelHtml(turn.model)}<span class="muted">${tokens} · ${usd(turn.cost_usd)} · ${seconds(turn.latency_s)}${turn.attempts > 1 ? ` (${turn.attempts} attempts)` : ""}</span>` +
       `${turn.forced ? '<span class="pill warn" title="Asked for a final answer at a limit">forced</span>' : ""}` +
       `</header><div class="nb-reasoning md">${body}</div><div class="nb-cells"></div>`;
     container.append(art);
