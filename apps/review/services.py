@@ -5,6 +5,7 @@ it again (the backfill command, a re-delivered task) only refreshes what the cla
 never touches what reviewers decided.
 """
 
+import logging
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -17,6 +18,8 @@ from apps.teams.permissions import can
 
 from .classify import RunFacts, classify
 from .models import Feedback, Label, Rating, ReviewState, RunReview
+
+logger = logging.getLogger(__name__)
 
 
 class FeedbackInvalid(ValueError):
@@ -59,7 +62,12 @@ def reviews_classify_pending(everything: bool = False) -> int:
         runs = runs.filter(review__isnull=True)
     done = 0
     for run in runs.iterator():
-        if review_classify(run) is not None:
+        try:
+            review = review_classify(run)
+        except Exception:  # one run whose events break a rule must not keep the others unreviewed
+            logger.exception("Classifying run %s failed", run.pk)
+            continue
+        if review is not None:
             done += 1
     return done
 

@@ -186,6 +186,23 @@ def test_a_run_cancelled_before_it_started_is_classified_by_the_next_sweep(team,
     assert RunReview.objects.get(run=run).outcome == "cancelled"
 
 
+def test_one_run_that_cannot_be_classified_does_not_keep_the_others_unreviewed(team, user, monkeypatch):
+    from apps.review import services as review_services
+
+    broken = make_run(team, user, status=RunStatus.SUCCEEDED)
+    fine = make_run(team, user, status=RunStatus.SUCCEEDED)
+    real = review_services.review_classify
+
+    def review_classify(run):
+        if run.pk == broken.pk:
+            raise ValueError("a rule tripped over this run")
+        return real(run)
+
+    monkeypatch.setattr(review_services, "review_classify", review_classify)
+    assert review_services.reviews_classify_pending() == 1
+    assert RunReview.objects.filter(run=fine).exists() and not RunReview.objects.filter(run=broken).exists()
+
+
 # --- documents stuck extracting ---------------------------------------------------------------------
 
 
