@@ -45,9 +45,13 @@ MAX_CLIENT_FRAME = 64 * 1024
 IDLE_CHECK_S = 3.0
 
 
+MAX_SINCE = 10**11  # far beyond any run's event count; larger is a client bug, not a resume point
+
+
 def parse_since(raw: object) -> int | None:
-    """A resume point: a non-negative integer (str or int), else None."""
-    return parse_id(raw)
+    """A resume point: a non-negative integer (str or int) below MAX_SINCE, else None."""
+    since = parse_id(raw)
+    return since if since is not None and since < MAX_SINCE else None
 
 
 @database_sync_to_async
