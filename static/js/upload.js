@@ -200,6 +200,9 @@
       const form = row.querySelector(".delete-form");
       form.action = form.dataset.actionTemplate.replace("00000000-0000-0000-0000-000000000000", doc.id);
       form.dataset.name = doc.name;
+      row.querySelectorAll("a.download-file, a.download-text").forEach(function (link) {
+        link.href = link.dataset.hrefTemplate.replace("00000000-0000-0000-0000-000000000000", doc.id);
+      });
       const empty = tbody.querySelector(".empty-row");
       if (empty) empty.remove();
       tbody.prepend(row);
@@ -223,6 +226,8 @@
     const pick = row.querySelector(".pick-doc");
     pick.disabled = !ready;
     if (!ready) pick.checked = false;
+    row.querySelector("a.download-file").hidden = doc.status === "failed";  // a failed extraction removes the file
+    row.querySelector("a.download-text").hidden = !ready;
     const ask = row.querySelector(".ask-link");
     ask.hidden = !ready;
     ask.href = "/runs/new/?documents=" + doc.id;
