@@ -7,6 +7,13 @@ while its reader takes any `*.msg` file without waiting for the writer's lock. A
 at the wrong moment reads an empty or partial message, fails to decode it, and stops consuming
 altogether ("Unrecoverable error: JSONDecodeError"): every run asked afterwards stays queued.
 Here the message is written under a name the reader ignores and renamed into place when complete.
+Its exchange table (`control/<exchange>.exchange`) has the same flaw: a binder creates the file,
+then locks and writes it, so a second binder or a publisher in between reads an empty file and
+fails with JSONDecodeError. And kombu records a binding in the process's memory before it writes
+the file, so another thread of the same process skips binding, finds no table and drops its
+message as undeliverable. Here the file is opened without truncation and read, changed and written
+under its exclusive lock, and the table a publisher routes by is the file's bindings plus the ones
+this process has declared.
 
 Production profile: Redis, surviving the loss of the connection a message came on. kombu 5.7
 restores (at the drop) and acknowledges (when the task ends) such messages through their channel,
@@ -24,8 +31,8 @@ import uuid
 from time import monotonic
 
 from kombu.transport import filesystem, redis
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +48,51 @@ class Channel(filesystem.Channel):
             os.replace(partial, final)
         except OSError as exc:
             raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+    def get_table(self, exchange):
+        table = self._read_table(exchange)
+        declared = self.state.exchanges.get(exchange, {}).get("table", [])
+        for routing_key, pattern, queue in declared:
+            entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+            if entry not in table:
+                table.append(entry)
+        return table
+
+    def _read_table(self, exchange) -> list:
+        file = self._exchange_file(exchange)
+        try:
+            with file.open("rb") as handle:
+                filesystem.lock(handle, filesystem.LOCK_SH)
+                try:
+                    raw = handle.read()
+                finally:
+                    filesystem.unlock(handle)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise filesystem.ChannelError(f"Cannot open {file}") from exc
+        return [filesystem.exchange_queue_t(*q) for q in loads(bytes_to_str(raw))] if raw else []
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        file = self._exchange_file(exchange)
+        self.control_folder.mkdir(exist_ok=True)
+        entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        try:
+            with file.open("a+b", buffering=0) as handle:  # created if missing, never truncated on open
+                filesystem.lock(handle, filesystem.LOCK_EX)
+                try:
+                    handle.seek(0)
+                    raw = handle.read()
+                    queues = [filesystem.exchange_queue_t(*q) for q in loads(bytes_to_str(raw))] if raw else []
+                    if entry not in queues:
+                        queues.insert(0, entry)
+                        handle.truncate(0)  # appends now start at 0
+                        handle.write(str_to_bytes(dumps(queues)))
+                finally:
+                    filesystem.unlock(handle)
+        except OSError as exc:
+            raise filesystem.ChannelError(f"Cannot open {file}") from exc
 
 
 class Transport(filesystem.Transport):

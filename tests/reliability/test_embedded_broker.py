@@ -2,6 +2,7 @@
 messages are being written never reads a partial message, and every message arrives once."""
 
 import threading
+import time
 
 import pytest
 from kombu import Connection
@@ -22,20 +23,28 @@ def race(transport, tmp_path, producers: int = 4, each: int = 150) -> tuple[list
     done = threading.Event()
     payload = "x" * 200_000  # large enough that a write is not a single syscall's worth of time
 
+    (tmp_path / "control").mkdir()  # as rlmweb.settings.embedded_broker does before any worker starts
+
     def produce(p: int) -> None:
-        with Connection("filesystem://", transport=transport, transport_options=options) as conn:
-            queue = conn.SimpleQueue("q")
-            for i in range(each):
-                queue.put({"id": f"{p}-{i}", "pad": payload})
+        try:
+            with Connection("filesystem://", transport=transport, transport_options=options) as conn:
+                queue = conn.SimpleQueue("q")
+                for i in range(each):
+                    queue.put({"id": f"{p}-{i}", "pad": payload})
+        except Exception as exc:  # a producer that dies must fail the test, not lose its messages quietly
+            errors.append(exc)
 
     def consume() -> None:
         with Connection("filesystem://", transport=transport, transport_options=options) as conn:
             queue = conn.SimpleQueue("q")
+            idle_since = time.monotonic()
             while not (done.is_set() and len(received) + len(errors) >= producers * each):
                 try:
                     message = queue.get(timeout=0.5)
                 except queue.Empty:
-                    if done.is_set():
+                    # A get that times out may still be handed a message it fetched; keep polling
+                    # until the producers are done and nothing has come for a while.
+                    if done.is_set() and time.monotonic() - idle_since > 10:
                         return
                     continue
                 except Exception as exc:  # the stock transport: a partial file fails to decode
@@ -43,6 +52,7 @@ def race(transport, tmp_path, producers: int = 4, each: int = 150) -> tuple[list
                     continue
                 received.append(message.payload["id"])
                 message.ack()
+                idle_since = time.monotonic()
 
     consumer = threading.Thread(target=consume)
     consumer.start()
