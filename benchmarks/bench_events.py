@@ -161,7 +161,7 @@ def main() -> int:
         if key == "target":
             continue
         layer, pipeline = key.split("/")
-        name = "rlmweb: DatabaseSink, 50 ms batches" if pipeline == "batched" else "naive: 1 write + 1 send per event"
+        name = "rlmweb: DatabaseSink, batched while writing" if pipeline == "batched" else "naive: 1 write + 1 send per event"
         paced = r["paced"]
         latency = f"{paced['p50_ms']} / {paced['p95_ms']} / {paced['p99_ms']}" if paced else \
             f"cannot keep up (max {r['throughput']['events_per_s']:,}/s)"

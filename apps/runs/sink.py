@@ -1,7 +1,9 @@
 """The engine's event sink for the web app: persist, then publish.
 
-Events are buffered for a few milliseconds and written in one transaction together with the run
-fields they determine (totals, status, answer), so a run's row always agrees with its events.
+Events are written by one thread per run in transactions together with the run fields they
+determine (totals, status, answer), so a run's row always agrees with its events. The writer
+starts on the first event it is given, and everything emitted while it writes becomes the next
+batch: no event waits for a timer, and a busy run still gets few, large transactions.
 After the commit, the batch goes to the run's channel group for live viewers. Viewers that miss
 a message catch up from the database by sequence number, so publishing is best-effort.
 """
@@ -112,8 +114,8 @@ class DatabaseSink:
                 return
             self._buffer.append(event)
             self.last_seq = event.seq
-            if len(self._buffer) >= MAX_BATCH or event.type == "run.finished":
-                self._cond.notify()
+            if len(self._buffer) == 1 or len(self._buffer) >= MAX_BATCH or event.type == "run.finished":
+                self._cond.notify()  # wakes the writer only when it is waiting for events
 
     def close(self) -> None:
         """Flush everything and stop; re-raises a persistence error, if one happened."""
