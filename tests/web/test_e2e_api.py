@@ -114,3 +114,9 @@ def test_upload_extract_ask_and_read_back_through_the_api(user, celery_worker):
     # The run is listed with its answer.
     listed = api.call("GET", "/api/runs/")["runs"]
     assert [r["id"] for r in listed] == [run["id"]] and NEEDLE in listed[0]["final_answer"]
+    # And the run page a signed-in member opens shows the same answer.
+    browser = Client()
+    browser.force_login(user)
+    page = browser.get(f"/runs/{run['id']}/")
+    assert page.status_code == 200
+    assert NEEDLE in page.content.decode() and "Succeeded" in page.content.decode()
