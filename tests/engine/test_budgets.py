@@ -64,3 +64,16 @@ def test_cancellation_is_noticed_during_a_cell(provider, write_doc, sink):
     assert (result.status, result.stop_reason) == ("cancelled", "cancelled")
     assert len(provider.requests) < 10
     assert sink.events[-1].data["status"] == "cancelled"
+
+
+def test_a_cell_killed_for_its_time_limit_does_not_lose_the_run(provider, write_doc, sink):
+    """The README's promise: the killed cell has no effect (variables as before it), the root is told, the run
+    carries on to its answer."""
+    doc = write_doc("a.txt", "abc")
+    script = [repl("kept = 'before'"), repl("kept = 'changed'\nwhile True:\n    pass"),
+              repl("answer = kept\nFINAL_VAR('answer')")]
+    result = run(sim_spec(provider, [doc], root_script=script, cell_timeout_s=1.0), sink)
+    assert (result.status, result.final_answer) == ("succeeded", "before")
+    killed = [e.data for e in sink.events if e.type == "cell.finished" and e.data["killed"]]
+    assert len(killed) == 1 and killed[0]["error"].startswith("TimeoutError")
+    assert "variables are as they were before this cell" in killed[0]["state_note"]
