@@ -44,17 +44,44 @@ export function nodesAt(model, docIndex, offset, limit = 50) {
 // ---------------------------------------------------------------------------------------------
 // Flags
 
-function normalise(text) {
-  return String(text || "").toLowerCase().replace(/\s+/g, " ").trim();
+/** JavaScript's white space and line terminators: what `\s` and `trim()` match. */
+function isSpace(c) {
+  if (c <= 32) return c === 32 || (c >= 9 && c <= 13);
+  if (c < 0xa0) return false;
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 ||
+    c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
 }
 
-function fnv(str) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < str.length; i += 1) {
-    h ^= str.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+/** Lower case, runs of white space as one space, trimmed: `.replace(/\s+/g, " ").trim()` in one
+ * pass that keeps the already single-spaced stretches as slices (the regex is the slow part on
+ * 10,000 prompts). */
+function normalise(text) {
+  const s = String(text || "").toLowerCase();
+  const n = s.length;
+  let i = 0;
+  while (i < n && isSpace(s.charCodeAt(i))) i += 1;
+  let out = "";
+  let from = i;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c > 32 && c < 0xa0) {
+      i += 1;
+      continue;
+    }
+    if (!isSpace(c)) {
+      i += 1;
+      continue;
+    }
+    let j = i + 1;
+    while (j < n && isSpace(s.charCodeAt(j))) j += 1;
+    if (j === n) return out + s.slice(from, i); // trailing white space
+    if (c !== 32 || j !== i + 1) {
+      out += `${s.slice(from, i)} `;
+      from = j;
+    }
+    i = j;
   }
-  return h >>> 0;
+  return out + s.slice(from, n);
 }
 
 const MINHASH_K = 24;
@@ -64,19 +91,67 @@ const SEEDS = Array.from({ length: MINHASH_K }, (_, i) => [
   (Math.imul(i + 1, 0x9e3779b1) | 1) >>> 0, Math.imul(i + 7, 0x85ebca6b) >>> 0,
 ]);
 
-/** A MinHash signature over word 3-shingles (at most ~600 shingles sampled evenly). */
-function signature(text) {
-  const words = normalise(text).split(" ");
-  const n = Math.max(1, words.length - 2);
+const SEED_MUL = Uint32Array.from(SEEDS, (s) => s[0]);
+const SEED_XOR = Uint32Array.from(SEEDS, (s) => s[1]);
+const FNV_PRIME = 0x01000193;
+
+/** FNV-1a over text[from, to), continuing from state h (the same values as `fnv` on the slice). */
+function fnvRange(h, text, from, to) {
+  for (let i = from; i < to; i += 1) h = Math.imul(h ^ text.charCodeAt(i), FNV_PRIME);
+  return h;
+}
+
+/** A MinHash signature over word 3-shingles (at most ~600 shingles sampled evenly) of a
+ * normalised text (lower case, single spaces, trimmed). Each shingle is hashed in place, so the
+ * values are those of `fnv("w1 w2 w3")` without building the strings. */
+function signatureOfNormalised(norm) {
+  // Word boundaries: normalised text has single spaces, so word j is norm[starts[j], ends[j]).
+  let count = 1;
+  for (let i = norm.indexOf(" "); i >= 0; i = norm.indexOf(" ", i + 1)) count += 1;
+  const starts = new Int32Array(count);
+  const ends = new Int32Array(count);
+  let w = 0;
+  let from = 0;
+  for (let i = norm.indexOf(" "); i >= 0; i = norm.indexOf(" ", i + 1)) {
+    starts[w] = from;
+    ends[w] = i;
+    w += 1;
+    from = i + 1;
+  }
+  starts[w] = from;
+  ends[w] = norm.length;
+  const n = Math.max(1, count - 2);
   const step = Math.max(1, Math.floor(n / 600));
   const sig = new Uint32Array(MINHASH_K).fill(0xffffffff);
   for (let i = 0; i < n; i += step) {
-    const h = fnv(`${words[i]} ${words[i + 1] || ""} ${words[i + 2] || ""}`);
+    let h;
+    if (i + 2 < count) {
+      h = fnvRange(0x811c9dc5, norm, starts[i], ends[i + 2]) >>> 0;
+    } else {
+      // Fewer than three words: "w1 w2 " or "w1  ", as the template string would give.
+      h = fnvRange(0x811c9dc5, norm, starts[i], ends[i]);
+      h = Math.imul(h ^ 32, FNV_PRIME);
+      if (i + 1 < count) h = fnvRange(h, norm, starts[i + 1], ends[i + 1]);
+      h = Math.imul(h ^ 32, FNV_PRIME) >>> 0;
+    }
+    const hs = h >>> 15;
     for (let k = 0; k < MINHASH_K; k += 1) {
-      const v = (Math.imul(h ^ SEEDS[k][1], SEEDS[k][0]) ^ (h >>> 15)) >>> 0;
+      const v = (Math.imul(h ^ SEED_XOR[k], SEED_MUL[k]) ^ hs) >>> 0;
       if (v < sig[k]) sig[k] = v;
     }
   }
+  return sig;
+}
+
+/** Per node, its prompt's signature, kept while the prompt is unchanged: a live run recomputes
+ * the flags every few seconds and only new nodes need hashing. */
+const SIGNATURES = new WeakMap();
+
+function signatureOfNode(node, norm) {
+  const cached = SIGNATURES.get(node);
+  if (cached && cached.prompt === node.prompt) return cached.sig;
+  const sig = signatureOfNormalised(norm);
+  SIGNATURES.set(node, { prompt: node.prompt, sig });
   return sig;
 }
 
@@ -119,11 +194,15 @@ export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
   const nodes = model.nodeOrder.filter((n) => n.prompt);
 
   // Exact duplicates.
+  // Each prompt is normalised once: the groups are keyed by it and the signatures hash it.
   const byPrompt = new Map();
+  const normOf = new Map(); // node -> normalised prompt
   for (const n of nodes) {
     const key = normalise(n.prompt);
-    if (!byPrompt.has(key)) byPrompt.set(key, []);
-    byPrompt.get(key).push(n);
+    normOf.set(n, key);
+    const group = byPrompt.get(key);
+    if (group === undefined) byPrompt.set(key, [n]);
+    else group.push(n);
   }
   const dupGroups = [...byPrompt.values()].filter((g) => g.length > 1).sort((a, b) => b.length - a.length);
   if (dupGroups.length) {
@@ -139,13 +218,17 @@ export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
   // Near duplicates: one representative per exact group, MinHash + LSH banding, union-find.
   const reps = [...byPrompt.values()].map((g) => g[0]);
   if (reps.length >= minGroup) {
-    const sigs = reps.map((n) => signature(n.prompt));
+    const sigs = reps.map((n) => signatureOfNode(n, normOf.get(n)));
     const parent = reps.map((_, i) => i);
     for (let b = 0; b < BANDS; b += 1) {
       const buckets = new Map();
       for (let i = 0; i < reps.length; i += 1) {
+        // The band's values as a string key: two UTF-16 units per value, no number formatting.
         let key = "";
-        for (let r = 0; r < ROWS; r += 1) key += `${sigs[i][b * ROWS + r]},`;
+        for (let r = 0; r < ROWS; r += 1) {
+          const v = sigs[i][b * ROWS + r];
+          key += String.fromCharCode(v & 0xffff, v >>> 16);
+        }
         const bucket = buckets.get(key);
         if (bucket === undefined) buckets.set(key, i);
         else if (find(parent, bucket) !== find(parent, i) && similarity(sigs[bucket], sigs[i]) >= nearThreshold) {
@@ -157,10 +240,10 @@ export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
     for (let i = 0; i < reps.length; i += 1) {
       const root = find(parent, i);
       if (!groups.has(root)) groups.set(root, []);
-      groups.get(root).push(...byPrompt.get(normalise(reps[i].prompt)));
+      groups.get(root).push(...byPrompt.get(normOf.get(reps[i])));
     }
     const near = [...groups.values()]
-      .filter((g) => g.length >= minGroup && new Set(g.map((n) => normalise(n.prompt))).size > 1)
+      .filter((g) => g.length >= minGroup && new Set(g.map((n) => normOf.get(n))).size > 1)
       .sort((a, b) => b.length - a.length);
     if (near.length) {
       const total = near.reduce((s, g) => s + g.length, 0);
