@@ -95,43 +95,55 @@ const SEED_MUL = Uint32Array.from(SEEDS, (s) => s[0]);
 const SEED_XOR = Uint32Array.from(SEEDS, (s) => s[1]);
 const FNV_PRIME = 0x01000193;
 
-/** FNV-1a over text[from, to), continuing from state h (the same values as `fnv` on the slice). */
-function fnvRange(h, text, from, to) {
-  for (let i = from; i < to; i += 1) h = Math.imul(h ^ text.charCodeAt(i), FNV_PRIME);
+// Scratch buffers for signatures, grown as needed: the text's UTF-16 units and its word spans.
+let CODES = new Uint16Array(4096);
+let STARTS = new Int32Array(1024);
+let ENDS = new Int32Array(1024);
+
+/** FNV-1a over CODES[from, to), continuing from state h (the same values as over that text). */
+function fnvRange(h, from, to) {
+  for (let i = from; i < to; i += 1) h = Math.imul(h ^ CODES[i], FNV_PRIME);
   return h;
 }
 
 /** A MinHash signature over word 3-shingles (at most ~600 shingles sampled evenly) of a
  * normalised text (lower case, single spaces, trimmed). Each shingle is hashed in place, so the
- * values are those of `fnv("w1 w2 w3")` without building the strings. */
+ * values are those of FNV-1a over the string "w1 w2 w3" without building it. */
 function signatureOfNormalised(norm) {
-  // Word boundaries: normalised text has single spaces, so word j is norm[starts[j], ends[j]).
-  let count = 1;
-  for (let i = norm.indexOf(" "); i >= 0; i = norm.indexOf(" ", i + 1)) count += 1;
-  const starts = new Int32Array(count);
-  const ends = new Int32Array(count);
-  let w = 0;
+  // One pass: copy the text's units and note the words (single spaces, so word j is
+  // [STARTS[j], ENDS[j]) and the shingle from word i is [STARTS[i], ENDS[i + 2])).
+  const len = norm.length;
+  if (CODES.length < len) CODES = new Uint16Array(len * 2);
+  const codes = CODES;
+  let count = 0;
   let from = 0;
-  for (let i = norm.indexOf(" "); i >= 0; i = norm.indexOf(" ", i + 1)) {
-    starts[w] = from;
-    ends[w] = i;
-    w += 1;
-    from = i + 1;
+  for (let i = 0; i < len; i += 1) {
+    const c = norm.charCodeAt(i);
+    codes[i] = c;
+    if (c === 32) {
+      if (count + 1 >= STARTS.length) growWordSpans();
+      STARTS[count] = from;
+      ENDS[count] = i;
+      count += 1;
+      from = i + 1;
+    }
   }
-  starts[w] = from;
-  ends[w] = norm.length;
+  if (count + 1 >= STARTS.length) growWordSpans();
+  STARTS[count] = from;
+  ENDS[count] = len;
+  count += 1;
   const n = Math.max(1, count - 2);
   const step = Math.max(1, Math.floor(n / 600));
   const sig = new Uint32Array(MINHASH_K).fill(0xffffffff);
   for (let i = 0; i < n; i += step) {
     let h;
     if (i + 2 < count) {
-      h = fnvRange(0x811c9dc5, norm, starts[i], ends[i + 2]) >>> 0;
+      h = fnvRange(0x811c9dc5, STARTS[i], ENDS[i + 2]) >>> 0;
     } else {
       // Fewer than three words: "w1 w2 " or "w1  ", as the template string would give.
-      h = fnvRange(0x811c9dc5, norm, starts[i], ends[i]);
+      h = fnvRange(0x811c9dc5, STARTS[i], ENDS[i]);
       h = Math.imul(h ^ 32, FNV_PRIME);
-      if (i + 1 < count) h = fnvRange(h, norm, starts[i + 1], ends[i + 1]);
+      if (i + 1 < count) h = fnvRange(h, STARTS[i + 1], ENDS[i + 1]);
       h = Math.imul(h ^ 32, FNV_PRIME) >>> 0;
     }
     const hs = h >>> 15;
@@ -141,6 +153,15 @@ function signatureOfNormalised(norm) {
     }
   }
   return sig;
+}
+
+function growWordSpans() {
+  const starts = new Int32Array(STARTS.length * 2);
+  const ends = new Int32Array(ENDS.length * 2);
+  starts.set(STARTS);
+  ends.set(ENDS);
+  STARTS = starts;
+  ENDS = ends;
 }
 
 /** Per node, its prompt's signature, kept while the prompt is unchanged: a live run recomputes
