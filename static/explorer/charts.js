@@ -82,11 +82,13 @@ export class Timeline {
     // Root lane: depth-0 turns and cells. Other lanes: sub-calls and child RLM turns/cells, packed.
     const rootItems = [];
     const others = [];
-    for (const t of m.turns) (t.depth === 0 ? rootItems : others).push({ item: t, kind: "turn", start: t.start, end: t.end });
-    for (const c of m.cellOrder) (c.depth === 0 ? rootItems : others).push({ item: c, kind: "cell", start: c.start, end: c.end ?? tEnd });
-    for (const n of m.nodeOrder) {
-      others.push({ item: n, kind: n.callKind, start: n.start, end: n.end ?? tEnd, running: !n.result, error: n.result && n.result.error });
-    }
+    // One record shape for every bar (it is also the bar's hit box, filled in by `bar`).
+    const rec = (item, kind, start, end, running, error) => ({
+      item, kind, start, end, running, error, lane: 0, x0: 0, x1: 0, y0: 0, y1: 0,
+    });
+    for (const t of m.turns) (t.depth === 0 ? rootItems : others).push(rec(t, "turn", t.start, t.end, false, null));
+    for (const c of m.cellOrder) (c.depth === 0 ? rootItems : others).push(rec(c, "cell", c.start, c.end ?? tEnd, false, null));
+    for (const n of m.nodeOrder) others.push(rec(n, n.callKind, n.start, n.end ?? tEnd, !n.result, n.result && n.result.error));
     others.sort((a, b) => a.start - b.start);
     const lanes = packLanes(others);
     const axisH = 18;
@@ -96,18 +98,28 @@ export class Timeline {
     const laneArea = height - axisH - concH - top - rootH - 10;
     const laneH = Math.max(1, Math.min(12, laneArea / Math.max(1, lanes)));
     const hits = [];
+    // Fill colour and alpha are only set when they change (thousands of bars share a few).
+    let fill = null;
+    let alpha = null;
     const bar = (it, y, h) => {
       const x0 = x(it.start);
       const w = Math.max(1, x(it.end) - x0);
-      ctx.fillStyle = it.error ? COLORS.error : COLORS[it.kind];
-      ctx.globalAlpha = it.running ? 0.55 : 0.9;
+      const f = it.error ? COLORS.error : COLORS[it.kind];
+      const a = it.running ? 0.55 : 0.9;
+      if (f !== fill) ctx.fillStyle = fill = f;
+      if (a !== alpha) ctx.globalAlpha = alpha = a;
       ctx.fillRect(x0, y, w, h);
       if (it.running && h > 3) {
-        ctx.globalAlpha = 1;
+        ctx.globalAlpha = alpha = 1;
         ctx.strokeStyle = COLORS.running;
         ctx.strokeRect(x0 + 0.5, y + 0.5, w - 1, h - 1);
       }
-      hits.push({ x0, x1: x0 + Math.max(w, 3), y0: y, y1: y + Math.max(h, 2), ...it });
+      // The bar's own record (built for this draw) doubles as its hit box: no copy per bar.
+      it.x0 = x0;
+      it.x1 = x0 + Math.max(w, 3);
+      it.y0 = y;
+      it.y1 = y + Math.max(h, 2);
+      hits.push(it);
     };
     ctx.font = "11px system-ui, sans-serif";
     ctx.fillStyle = "#5d6677";
@@ -118,6 +130,8 @@ export class Timeline {
     ctx.globalAlpha = 1;
     ctx.fillStyle = "#5d6677";
     if (lanes) ctx.fillText("calls", 4, lanesTop + 10);
+    fill = null;
+    alpha = null;
     for (const it of others) bar(it, lanesTop + it.lane * laneH, Math.max(1, laneH - (laneH > 4 ? 1 : 0)));
     // Concurrency: running sub-calls over time, as a step area.
     const concTop = height - axisH - concH;
