@@ -318,3 +318,22 @@ def test_closed_sandbox_refuses_work(docs, recorder):
 def test_missing_document_fails_fast(tmp_path, recorder):
     with pytest.raises(FileNotFoundError):
         Sandbox([("x", str(tmp_path / "nope.txt"))], recorder).start()
+
+
+def _thp_available() -> bool:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+            return "[never]" not in fh.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _thp_available(), reason="transparent huge pages are switched off on this machine")
+def test_large_documents_sit_in_huge_pages_so_the_per_cell_fork_stays_cheap(tmp_path, recorder):
+    path = tmp_path / "big.txt"
+    path.write_text("forty-two characters of plain text, again\n" * 500_000)  # 21 MB
+    with Sandbox([("big.txt", str(path))], recorder, FAST_LIMITS) as sb:
+        assert sb.run_cell("print(len(context))").stdout == "21000000\n"
+        with open(f"/proc/{sb._holder_pid}/smaps_rollup") as fh:
+            huge_kb = next(int(line.split()[1]) for line in fh if line.startswith("AnonHugePages:"))
+        assert huge_kb >= 16 * 1024  # most of the 21 MB of text, in 2 MiB pages

@@ -123,11 +123,32 @@ def _supervise(host_gone: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 # holder
 # ---------------------------------------------------------------------------------------------
+_HUGE_PAGE = 2 * 1024 * 1024
+_MADV_COLLAPSE = 25  # Linux 6.1+
+
+
+def _collapse_into_huge_pages(text: str) -> None:
+    """Move a large document's memory into 2 MiB transparent huge pages, once, at load.
+
+    Every cell forks the process holding the documents, and fork copies one page-table entry per
+    4 KiB page: ~5 ms for 100 MB of text, paid on every cell. With huge pages it copies a few
+    dozen entries (fork + exit of a process holding 100 MB: 5 ms -> 1.5 ms). Only the documents
+    are collapsed (asking malloc for huge pages everywhere makes the REPL's own big allocations
+    stall on memory compaction). Best effort: an older kernel or THP switched off changes nothing.
+    """
+    start = (id(text) + _HUGE_PAGE - 1) // _HUGE_PAGE * _HUGE_PAGE
+    end = (id(text) + sys.getsizeof(text)) // _HUGE_PAGE * _HUGE_PAGE
+    if end - start >= 4 * _HUGE_PAGE:
+        lockdown.madvise(start, end - start, _MADV_COLLAPSE)
+
+
 def _read_documents(init: dict[str, Any]) -> list[tuple[str, str]]:
     docs = []
     for name, path in init["documents"]:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            docs.append((str(name), fh.read()))
+            text = fh.read()
+        _collapse_into_huge_pages(text)
+        docs.append((str(name), text))
     return docs
 
 

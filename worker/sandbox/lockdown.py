@@ -40,6 +40,11 @@ def prctl(option: int, arg2: int = 0) -> None:
         raise OSError(err, f"prctl({option}): {os.strerror(err)}")
 
 
+def madvise(address: int, length: int, advice: int) -> bool:
+    """madvise(2) on memory this process owns; False (and nothing changed) where the kernel refuses."""
+    return _libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(length), ctypes.c_int(advice)) == 0
+
+
 def set_pdeathsig(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
 
