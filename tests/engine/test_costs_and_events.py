@@ -1,6 +1,7 @@
 """Usage and cost from litellm's price table, rolled into totals; the event stream is complete."""
 
 import json
+import time
 
 import pytest
 
@@ -106,3 +107,34 @@ def test_offline_model_is_free_and_says_so(write_doc, sink):
     assert result.cost_usd == 0.0
     assert sink.events[0].data["offline"] is True
     assert all(e.data["cost_usd"] == 0.0 for e in sink.of_type("root.turn"))
+
+
+def test_unknown_price_is_none_not_zero(provider):
+    from worker.engine.llm import LLMClient
+
+    model = "openai/rlmweb-unpriced-model"
+    reply = LLMClient(sim_options(provider, model)).complete(model, [{"role": "user", "content": "hi"}])
+    assert reply.prompt_tokens > 0 and reply.cost_usd is None
+
+
+def test_litellm_success_logging_still_reaches_a_configured_callback(provider, monkeypatch):
+    """rlmweb skips litellm's own success logging only while nothing would read it."""
+    from litellm.integrations.custom_logger import CustomLogger
+
+    from worker.engine.llm import LLMClient
+
+    seen = []
+
+    class Recorder(CustomLogger):
+        def log_success_event(self, kwargs, response_obj, start_time, end_time):
+            seen.append(kwargs.get("model"))
+
+    monkeypatch.setattr(litellm, "callbacks", [Recorder()])
+    reply = LLMClient(sim_options(provider, SUB)).complete(SUB, [{"role": "user", "content": "hi"}])
+    assert reply.cost_usd == pytest.approx(price("gpt-4o-mini", reply.prompt_tokens, reply.completion_tokens),
+                                           rel=1e-12)
+    for _ in range(100):  # litellm logs on a background thread
+        if seen:
+            break
+        time.sleep(0.05)
+    assert seen

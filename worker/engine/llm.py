@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import litellm
@@ -23,6 +24,40 @@ logger = logging.getLogger(__name__)
 
 litellm.suppress_debug_info = True
 offline.register(litellm)
+
+
+def _litellm_logging_wanted() -> bool:
+    """Whether anything would read litellm's own success logging: a callback or a litellm budget."""
+    hooks = ("callbacks", "success_callback", "_async_success_callback", "service_callback")
+    return any(getattr(litellm, name, None) for name in hooks) or bool(getattr(litellm, "max_budget", None))
+
+
+class _SuccessLoggingGate:
+    """Stands in for the executor litellm hands every finished sync completion's success logging to.
+
+    rlmweb takes usage and cost from the response itself and configures no litellm callback, so that
+    logging (a StandardLoggingPayload built on a background thread, a second cost computation, a
+    thread hand-off) serves no one while costing about a tenth of the CPU of a call, all of it under
+    the GIL that the other sub-call threads are waiting for. It is passed on untouched as soon as a
+    callback or a litellm budget is configured.
+    """
+
+    def __init__(self, executor) -> None:
+        self._executor = executor
+
+    def submit(self, fn, /, *args, **kwargs):
+        if _litellm_logging_wanted():
+            return self._executor.submit(fn, *args, **kwargs)
+        skipped: Future = Future()
+        skipped.cancel()
+        return skipped
+
+    def __getattr__(self, name: str):
+        return getattr(self._executor, name)
+
+
+if hasattr(litellm.utils, "executor") and not isinstance(litellm.utils.executor, _SuccessLoggingGate):
+    litellm.utils.executor = _SuccessLoggingGate(litellm.utils.executor)
 
 RETRYABLE = (
     litellm.RateLimitError,
@@ -88,6 +123,16 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | 
     return float(prompt_cost + completion_cost)
 
 
+def response_cost_usd(response, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """The cost litellm already priced this response at (from its price table, for the usage the
+    response reports), or, when it did not, `cost_usd` for that usage: one pricing per call, not two."""
+    hidden = getattr(response, "_hidden_params", None)
+    priced = hidden.get("response_cost") if isinstance(hidden, dict) else None
+    if isinstance(priced, int | float) and not isinstance(priced, bool):
+        return float(priced)
+    return cost_usd(model, prompt_tokens, completion_tokens)
+
+
 def context_window(model: str, options: ModelOptions | None = None) -> int | None:
     """Max input tokens: from the model's options, else litellm's model table; None if unknown."""
     if options and options.context_window:
@@ -130,12 +175,15 @@ class LLMClient:
     def __init__(self, options: dict[str, ModelOptions] | None = None, base_backoff_s: float = 1.0) -> None:
         self.options = dict(options or {})
         self.base_backoff_s = base_backoff_s
+        self._windows: dict[str, int | None] = {}  # litellm's model table does not change during a run
 
     def options_for(self, model: str) -> ModelOptions:
         return self.options.get(model) or ModelOptions()
 
     def context_window(self, model: str) -> int | None:
-        return context_window(model, self.options.get(model))
+        if model not in self._windows:
+            self._windows[model] = context_window(model, self.options.get(model))
+        return self._windows[model]
 
     def complete(self, model: str, messages: list[dict], should_stop: Callable[[], bool] = lambda: False) -> Completion:
         """One chat completion, retried on rate limits and transient errors; raises LLMError."""
@@ -180,7 +228,7 @@ class LLMClient:
                 model=model,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
-                cost_usd=cost_usd(model, prompt_tokens, completion_tokens),
+                cost_usd=response_cost_usd(response, model, prompt_tokens, completion_tokens),
                 latency_s=latency,
                 attempts=attempts,
             )
