@@ -97,6 +97,13 @@ def approx_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of new connections (a batch of sub-calls
+    # opening its pool at once) overflows it, and each dropped SYN is retried by the client's kernel
+    # only after a second, a fake 1 s stall that no real provider's listener would add.
+    request_queue_size = 128
+
+
 class SimulatedProvider:
     def __init__(
         self,
@@ -118,7 +125,7 @@ class SimulatedProvider:
         self.requests: list[SimRequest] = []
         self._lock = threading.Lock()
         self._root_index = 0
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server = _Server((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
