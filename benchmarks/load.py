@@ -4,17 +4,21 @@
     python benchmarks/load.py --duration 60     # shorter
 
 Bounded and self-stopping: it starts the app (`manage.py serve`, embedded profile, in a temporary
-data directory; or, with DATABASE_URL and REDIS_URL set, uvicorn + one `celery worker` process on
-that database, with a private redis-server as broker and channel layer), keeps `--runs` runs in flight for `--duration` seconds (each a root turn that makes
-sub-calls of `--latency` s in batches, then FINAL), follows every run with `--viewers / --runs`
-websocket viewers, polls pages as a user would (from a process of its own), samples the servers' memory, then stops
-everything. Reports per viewer the events dropped or duplicated against the run's record (both must
-be 0), resident memory over time (must stay flat), and page response p50/p95 (target p95 < 300 ms).
-Writes benchmarks/results/load.json and prints a markdown table.
+data directory; or, with DATABASE_URL and REDIS_URL set, uvicorn + one `celery worker` process on a
+scratch database created on DATABASE_URL's server and dropped afterwards, with a private
+redis-server as broker and channel layer), keeps `--runs` runs in flight for `--duration` seconds
+(each a root turn that makes sub-calls of `--latency` s in batches, then FINAL), follows every run
+with `--viewers / --runs` websocket viewers, polls pages as a user would (from a process of its
+own), samples the servers' memory and everyone's CPU, then stops everything. Reports per viewer
+the events dropped or duplicated against the run's record (both must be 0), why any run did not
+succeed, resident memory over time (must stay flat), page response p50/p95 (target p95 < 300 ms)
+and each process's share of the machine's cores.
+Writes benchmarks/results/load-<profile>.json (embedded or production) and prints a markdown table.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -22,7 +26,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -49,6 +56,27 @@ def responder(request) -> str:
     return [repl(code), "FINAL(done)"][min(root_turn(request), 1)]
 
 
+@contextlib.contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server of `url`, dropped afterwards.
+
+    Each load run starts from nothing: documents recognised by content hash in an older run's
+    database would point at files in that run's deleted data directory.
+    """
+    import psycopg
+
+    parts = urlsplit(url)
+    name = f"rlmweb_load_{os.getpid()}_{int(time.time())}"
+    server = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -59,12 +87,30 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-class Memory(threading.Thread):
-    """Samples the resident memory of the server processes (not their REPL children) every few s."""
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far; 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, pids: dict[str, int], every_s: float = 5.0) -> None:
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+class Memory(threading.Thread):
+    """Samples the resident memory of the server processes (not their REPL children) every few s,
+    and the CPU they, the load generator and the whole machine used."""
+
+    def __init__(self, pids: dict[str, int], cpu_pids: dict[str, int], every_s: float = 5.0) -> None:
         super().__init__(daemon=True)
-        self.pids, self.every_s = pids, every_s
+        self.pids, self.cpu_pids, self.every_s = pids, cpu_pids, every_s
         self.samples: list[dict] = []
         self.started = time.monotonic()
         self.stop_flag = threading.Event()
@@ -74,6 +120,8 @@ class Memory(threading.Thread):
             sample = {"t": round(time.monotonic() - self.started, 1)}
             sample.update({name: round(rss_mb(pid), 1) for name, pid in self.pids.items()})
             sample["repl_processes"] = sum(len(descendants(pid)) for pid in self.pids.values())
+            sample["cpu_s"] = {name: round(cpu_s(pid), 2) for name, pid in {**self.pids, **self.cpu_pids}.items()}
+            sample["machine_busy_total"] = machine_cpu()
             self.samples.append(sample)
             self.stop_flag.wait(self.every_s)
 
@@ -114,6 +162,7 @@ async def drive(app: AppStack, who, doc: str, args, deadline: float) -> tuple[li
             for v in viewers:
                 received = set(v.seqs)
                 results.append({"run": run_id, "status": summary["status"], "events": len(expected),
+                                "failure_reason": summary.get("failure_reason") or "",
                                 "dropped": sum(1 for s in expected if s not in received),
                                 "duplicated": v.duplicates + len(v.seqs) - len(received),
                                 "out_of_order": v.gaps, "reconnects": v.reconnects,
@@ -183,12 +232,14 @@ def main() -> int:
             threading.Event().wait()
     production = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
 
-    with tempfile.TemporaryDirectory(prefix="rlmweb-load-") as tmp:
+    with contextlib.ExitStack() as cleanup:
+        tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="rlmweb-load-"))
         # The provider gets its own process: hundreds of model calls a second must not compete for
         # this process's interpreter with the viewers being measured.
         port = free_port()
         provider = Proc([sys.executable, __file__, "--serve-provider", str(port), "--latency", str(args.latency)],
                         dict(os.environ), Path(tmp) / "provider.log")
+        cleanup.callback(provider.stop)
         base_url = f"http://127.0.0.1:{port}/v1"
         while "serving" not in provider.output():
             if not provider.alive():
@@ -198,29 +249,37 @@ def main() -> int:
                "RLMWEB_MAX_CONCURRENT_RUNS_PER_TEAM": str(args.runs * 2), "RLMWEB_RATE_ASK_PER_MINUTE": "100000"}
         redis = RedisServer(Path(tmp)).start() if production else None  # a private broker and channel layer
         if redis is not None:
+            cleanup.callback(redis.stop)
             env["REDIS_URL"] = redis.url
+            env["DATABASE_URL"] = cleanup.enter_context(scratch_database(os.environ["DATABASE_URL"]))
         with AppStack(Path(tmp), extra_env=env, production=production, worker_concurrency=args.runs) as app:
             who = app.account("load")
             doc = app.upload(who, "load.txt", "The secret code is PLUM-42.\n" * 1000)
             pids = {"web_rss_mb": app.web.pid}
             if production:
                 pids["worker_rss_mb"] = app.worker_procs[0].pid
-            memory = Memory(pids)
+            memory = Memory(pids, {"simulated provider": provider.pid, "load generator": os.getpid()})
             memory.start()
             started = time.monotonic()
             results, page_ms = asyncio.run(drive(app, who, doc, args, started + args.duration))
             took = time.monotonic() - started
             memory.stop_flag.set()
             memory.join()
-        provider.stop()
-        if redis is not None:
-            redis.stop()
 
     first = [s for s in memory.samples if s["t"] >= 30][:6] or memory.samples[:3]
     last = memory.samples[-6:]
     growth = {name: round(statistics.mean(s[name] for s in last) - statistics.mean(s[name] for s in first), 1)
               for name in pids}
     runs = {r["run"]: r for r in results}
+    head, tail = memory.samples[0], memory.samples[-1]
+    span = tail["t"] - head["t"]
+    busy = tail["machine_busy_total"][0] - head["machine_busy_total"][0]
+    total = tail["machine_busy_total"][1] - head["machine_busy_total"][1]
+    cpu = {  # each process's share of the machine's cores over the run
+        "machine_busy_pct": round(100 * busy / total, 1) if total else None,
+        "share_of_cores_pct": {name: round(100 * (tail["cpu_s"][name] - head["cpu_s"][name]) / (span * os.cpu_count()), 1)
+                               for name in tail["cpu_s"]} if span else {},
+    }
     summary = {
         "profile": "production" if production else "embedded",
         "duration_s": round(took, 1),
@@ -228,6 +287,8 @@ def main() -> int:
         "viewers": args.viewers,
         "runs_finished": len(runs),
         "runs_succeeded": sum(1 for r in runs.values() if r["status"] == "succeeded"),
+        "failure_reasons": dict(Counter(r["failure_reason"] or r["status"] for r in runs.values()
+                                        if r["status"] != "succeeded").most_common(5)),
         "events_per_run_median": statistics.median(r["events"] for r in runs.values()) if runs else 0,
         "viewer_sessions": len(results),
         "events_delivered": sum(r["events"] - r["dropped"] for r in results),
@@ -235,23 +296,25 @@ def main() -> int:
         "duplicated": sum(r["duplicated"] for r in results),
         "out_of_order": sum(r["out_of_order"] for r in results),
         "reconnects": sum(r["reconnects"] for r in results),
-        "viewer_latency_p95_ms_median": statistics.median(r["latency_p95_ms"] for r in results) if results else None,
+        "viewer_latency_p95_ms_median": round(statistics.median(r["latency_p95_ms"] for r in results), 1) if results else None,
         "page_requests": len(page_ms),
         "page_p50_ms": round(percentile([ms for _, ms in page_ms], 0.50), 1),
         "page_p95_ms": round(percentile([ms for _, ms in page_ms], 0.95), 1),
         "page_p95_ms_by_page": {kind: round(percentile([ms for k, ms in page_ms if k == kind], 0.95), 1)
                                 for kind in dict.fromkeys(k for k, _ in page_ms)},
         "rss_growth_mb": growth,
+        "cpu": cpu,
         "memory": memory.samples,
         "model_latency_s": args.latency,
     }
     summary["targets"] = {
+        "every_run_succeeded": bool(runs) and summary["runs_succeeded"] == len(runs),
         "no_dropped_or_duplicated": summary["dropped"] == summary["duplicated"] == 0,
         "page_p95_under_300_ms": summary["page_p95_ms"] < PAGE_P95_TARGET_MS,
         "memory_flat_under_50_mb_growth": all(g < 50 for g in growth.values()),
     }
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "load.json").write_text(json.dumps(summary, indent=2))
+    (HERE / "results" / f"load-{summary['profile']}.json").write_text(json.dumps(summary, indent=2))
 
     rss = ", ".join(f"{name.removesuffix('_rss_mb')} {memory.samples[0][name]:.0f}→{memory.samples[-1][name]:.0f} MB"
                     f" ({growth[name]:+.0f} MB after warm-up)" for name in pids)
@@ -259,6 +322,8 @@ def main() -> int:
         ("profile", summary["profile"], ""),
         ("duration", f"{took:.0f} s", ""),
         ("runs finished (in flight at once)", f"{len(runs)} ({args.runs}), {summary['runs_succeeded']} succeeded", ""),
+        *([("why runs did not succeed", "; ".join(f"{n} × {why}" for why, n in summary["failure_reasons"].items()),
+            "MISSED")] if summary["failure_reasons"] else []),
         ("viewer sessions (viewers at once)", f"{len(results)} ({args.viewers})", ""),
         ("events delivered to viewers", f"{summary['events_delivered']:,}", ""),
         ("dropped / duplicated / out of order", f"{summary['dropped']} / {summary['duplicated']} / "
@@ -270,6 +335,8 @@ def main() -> int:
                                     f"({len(page_ms)} requests)",
          "met" if summary["targets"]["page_p95_under_300_ms"] else "MISSED"),
         ("page response p95 by page", ", ".join(f"{k} {v}" for k, v in summary["page_p95_ms_by_page"].items()), ""),
+        ("CPU, share of the machine's cores", f"all processes {cpu['machine_busy_pct']}% busy: "
+         + ", ".join(f"{name.removesuffix('_rss_mb')} {pct}%" for name, pct in cpu["share_of_cores_pct"].items()), ""),
         ("resident memory", rss, "met" if summary["targets"]["memory_flat_under_50_mb_growth"] else "MISSED"),
     ]
     print("| load (loopback, simulated provider) | figure | target |\n|---|---|---|")
