@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, serve_static  # noqa: E402
+from tests.browser.harness import launch_chromium, serve_static  # noqa: E402
 from tests.browser.synthetic import make_trajectory  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "explorer.json"
@@ -105,11 +105,6 @@ def median(values):
 
 
 def main() -> int:
-    if CHROMIUM is None:
-        print("needs Debian's chromium at /usr/bin/chromium", file=sys.stderr)
-        return 2
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory(prefix="bench-explorer-") as tmp:
         data_dir = Path(tmp)
         started = time.monotonic()
@@ -118,8 +113,7 @@ def main() -> int:
         path.write_text(json.dumps(trajectory))
         generate_s = time.monotonic() - started
         loads, scrolls, naive = [], [], []
-        with serve_static(data_dir) as base, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with serve_static(data_dir) as base, launch_chromium() as browser:
             for i in range(LOADS):
                 context = browser.new_context(viewport={"width": 1440, "height": 900})
                 page = context.new_page()
@@ -133,7 +127,6 @@ def main() -> int:
                     naive.append(page.evaluate(NAIVE))
                     naive[-1]["scroll"] = page.evaluate(SCROLL, "#naive-tree")
                 context.close()
-            browser.close()
 
     first = loads[0]
     result = {

@@ -5,6 +5,7 @@ explorer benchmark."""
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import threading
 from contextlib import contextmanager
@@ -19,6 +20,35 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
+
+
+@contextmanager
+def launch_chromium():
+    """Debian's headless chromium under Playwright, with a fresh profile (Playwright gives every
+    launch its own temporary user-data-dir). A missing chromium is an error, not a skip: `bin/setup
+    --system` installs it, and a browser test that quietly does not run proves nothing.
+
+    Playwright's sync API runs an event loop in this thread; Django's ORM in the same tests is
+    still synchronous and safe, so DJANGO_ALLOW_ASYNC_UNSAFE is set for the browser's lifetime
+    and restored after (never leaked into later tests or the subprocesses they start)."""
+    if CHROMIUM is None:
+        raise RuntimeError("Debian's chromium is missing: run `bin/setup --system` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 class _Handler(SimpleHTTPRequestHandler):

@@ -13,6 +13,7 @@ from apps.accounts.models import ApiToken
 from apps.documents.models import Document, DocumentStatus
 from apps.documents.services import document_extract
 from apps.teams.models import Membership, Role
+from tests.browser.harness import launch_chromium
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -170,25 +171,13 @@ def test_the_documents_page_links_both_downloads(api, user, files):
 
 
 @pytest.fixture
-def browser_page(live_server, user, monkeypatch):
-    import shutil
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def browser_page(live_server, user):
     client = Client()
     client.force_login(user)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    with launch_chromium() as browser:
         context = browser.new_context(accept_downloads=True)
         context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-        try:
-            yield context.new_page()
-        finally:
-            browser.close()
+        yield context.new_page()
 
 
 @pytest.mark.browser

@@ -2,39 +2,24 @@
 files, uploads them in chunks, survives a dropped connection, and shows extraction by a real
 Celery worker as it happens."""
 
-import shutil
-
 import pytest
 from django.core.cache import cache
 from django.test import Client
 
 from apps.documents.models import Document
+from tests.browser.harness import launch_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
 
 @pytest.fixture
-def browser_page(live_server, user, monkeypatch):
-    if CHROMIUM is None:
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
-    # synchronous and safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def browser_page(live_server, user):
     client = Client()
     client.force_login(user)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with launch_chromium() as browser:
         context = browser.new_context()
         context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-        page = context.new_page()
-        try:
-            yield page
-        finally:
-            browser.close()
+        yield context.new_page()
 
 
 def test_pick_files_upload_in_chunks_through_a_dropped_connection_and_watch_extraction(

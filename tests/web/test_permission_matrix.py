@@ -62,7 +62,6 @@ class Row:
     changed: str = ""  # a World method telling whether the request changed something
     allowed: tuple = field(default_factory=tuple)  # who may change it (when `changed` is set)
     prepare: str = ""  # a World method to call first
-    explorer: bool = False  # renders templates/runs/run_detail.html
 
 
 # Reading runs, documents and their exports.
@@ -75,7 +74,7 @@ ROWS = [
     Row("GET", "/runs/", exp(302, 200, 200)),
     Row("GET", "/runs/new/", exp(302, 200, 200)),
     Row("POST", "/runs/new/", exp(302, 400, 403, 400), body={"question": ""}),
-    Row("GET", "/runs/{run}/", READ, explorer=True),
+    Row("GET", "/runs/{run}/", READ),
     Row("GET", "/runs/{run}/events.json", READ),
     Row("GET", "/runs/{run}/trajectory.json", READ),
     Row("GET", "/runs/{run}/rerun/", READ),
@@ -84,7 +83,7 @@ ROWS = [
     Row("POST", "/runs/{run}/cancel/", exp(302, 404, 403, 403, 302), changed="run_cancelled", allowed=(A, OW)),
     Row("POST", "/runs/{member_run}/cancel/", exp(302, 404, 403, 302), changed="member_run_cancelled",
         allowed=(M, A, OW)),
-    Row("GET", "/runs/{other_run}/", exp(302, 200, 404), explorer=True),
+    Row("GET", "/runs/{other_run}/", exp(302, 200, 404)),
     Row("GET", "/runs/{missing}/", exp(302, 404, 404)),
     Row("GET", "/runs/{other_run}/events.json", exp(302, 200, 404)),
     Row("GET", "/runs/{other_run}/trajectory.json", exp(302, 200, 404)),
@@ -287,17 +286,6 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def explorer_missing() -> bool:
-    from django.template import TemplateDoesNotExist
-    from django.template.loader import get_template
-
-    try:
-        get_template("runs/run_detail.html")
-    except TemplateDoesNotExist:
-        return True
-    return False
-
-
 def fill(template, values: dict):
     if isinstance(template, dict):
         return {k: fill(v, values) for k, v in template.items()}
@@ -327,8 +315,6 @@ def test_http(row: Row, visitor: str):
             session = client.session
             session["team_id"] = world.team.pk
             session.save()
-    if row.explorer and explorer_missing():
-        pytest.skip("templates/runs/run_detail.html (the explorer) has not landed yet")
     url = fill(row.url, values)
     body = fill(row.body, values) if row.body is not None else None
     if row.json:
