@@ -40,11 +40,25 @@ REFUSALS = {
     "mro walk": ("int.mro()[1].__subclasses__()", '"__subclasses__" is an invalid attribute name'),
     "underscore variable": ("_secret = 1", '"_secret" is an invalid variable name'),
     # format / f-string attribute access
-    "str.format traversal": ("'{0.__class__.__mro__}'.format(1)", "str.format() is not available"),
-    "str.format_map": ("'{x.__class__}'.format_map({'x': 1})", "format_map() is not available"),
-    "format via getattr": ("getattr('{0.__class__}', 'format')(1)", "str.format() is not available"),
-    "format on str subclass": ("class S(str):\n    pass\nS('{0.__class__}').format(1)", "str.format() is not available"),
-    "format on the str type": ("str.format('{0.__class__}', 1)", "str.format() is not available"),
+    "str.format traversal": ("'{0.__class__.__mro__}'.format(1)", '"__class__" is an invalid attribute name'),
+    "str.format item then dunder": ("'{0[0].__class__}'.format([1])", '"__class__" is an invalid attribute name'),
+    "str.format_map": ("'{x.__class__}'.format_map({'x': 1})", '"__class__" is an invalid attribute name'),
+    "format via getattr": ("getattr('{0.__class__}', 'format')(1)", '"__class__" is an invalid attribute name'),
+    "format on str subclass": ("class S(str):\n    pass\nS('{0.__class__}').format(1)", "invalid attribute name"),
+    "format on the str type": ("str.format('{0.__class__}', 1)", '"__class__" is an invalid attribute name'),
+    "format in a nested spec": ("'{0:{1.__class__}}'.format(1, 2)", '"__class__" is an invalid attribute name'),
+    "format reaches a frame": ("def g():\n    yield 1\n'{0.gi_frame}'.format(g())", '"gi_frame" is a restricted name'),
+    "UserString.format": (
+        "import collections\ncollections.UserString('{0.__globals__}').format(llm_query)", "invalid attribute name"
+    ),
+    "UserString.format_map": (
+        "import collections\ncollections.UserString('{f.__globals__}').format_map({'f': llm_query})",
+        "invalid attribute name",
+    ),
+    "UserString.format unbound": (
+        "import collections\ncollections.UserString.format(collections.UserString('{0.__class__}'), 1)",
+        "invalid attribute name",
+    ),
     "f-string dunder": ("x = 1\nf'{x.__class__}'", '"__class__" is an invalid attribute name'),
     "format spec is no traversal": ("format(1, '{0.__class__}')", "ValueError"),
     # generator / coroutine frames
@@ -107,6 +121,12 @@ REFUSALS = {
     "write to a library class": ("import textwrap\ntextwrap.TextWrapper.width = 1", "cannot modify"),
     "write to a host function": ("llm_query.cache = {}", "cannot modify"),
     "delete a host function": ("del FINAL", "NameError"),
+    "augmented write to a module proxy": ("import math\nmath.pi += 1", "cannot modify"),
+    "augmented write to a library object": ("import re\nm = re.compile('a')\nm.flags |= 2", "cannot modify"),
+    "augmented write into a tuple": ("t = (1, 2)\nt[0] += 1", "cannot modify"),
+    "augmented private attribute": ("class A:\n    pass\na = A()\na._n += 1", '"_n" is an invalid attribute name'),
+    "augmented restricted attribute": ("def g():\n    yield 1\ng().gi_frame += 1", '"gi_frame" is a restricted name'),
+    "augmented item of a mappingproxy": ("import re\nre.compile('(?P<a>x)').groupindex['_a'] += 1", "keys starting with '_'"),
 }
 
 

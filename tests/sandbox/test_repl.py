@@ -81,8 +81,10 @@ def test_exceptions_have_line_numbers(sandbox):
 def test_compile_errors_are_verbatim(sandbox):
     result = sandbox.run_cell("x = (1,\n")
     assert result.error.startswith("Line ") and "SyntaxError" in result.error
-    result = sandbox.run_cell("d = {}\nd['a'] += 1")
+    result = sandbox.run_cell("x = [1]\nx[0:1] += [2]")
     assert result.error == "Line 2: Augmented assignment of object items and slices is not allowed."
+    result = sandbox.run_cell("d = {}\nd['a'] += 1")  # compiles now, and fails as Python would
+    assert result.error.endswith("line 2, in <module>: d['a'] += 1\nKeyError: 'a'")
 
 
 def test_missing_attribute_gives_the_real_error(sandbox):
@@ -161,6 +163,52 @@ def test_allowed_modules(sandbox, code, expected):
     assert ok(sandbox, code) == expected + "\n"
 
 
+def test_str_format_works_with_guarded_fields(sandbox):
+    out = ok(
+        sandbox,
+        "import collections, datetime\n"
+        "print('{} of {}'.format(3, 10), '{0:>5}|{name!r}'.format(7, name='a'))\n"
+        "print('{0.real}+{0.imag}j {1[k]} {2[1]}'.format(2+3j, {'k': 'v'}, [0, 9]))\n"
+        "print('{d:%Y-%m-%d} {x:.{p}f}'.format(d=datetime.date(2026, 1, 2), x=3.14159, p=2))\n"
+        "print('{a}/{b}'.format_map({'a': 1, 'b': 2}), str.format('{}!', 'hi'))\n"
+        "print(collections.UserString('<{}>').format('u'), list(map('[{}]'.format, 'ab')))",
+    )
+    assert out.splitlines() == [
+        "3 of 10     7|'a'",
+        "2.0+3.0j v 9",
+        "2026-01-02 3.14",
+        "1/2 hi!",
+        "<u> ['[a]', '[b]']",
+    ]
+
+
+def test_augmented_assignment_to_items_and_attributes(sandbox):
+    out = ok(
+        sandbox,
+        "import collections\n"
+        "counts = {}\n"
+        "for w in 'a b a c a'.split():\n"
+        "    counts[w] = counts.get(w, 0)\n"
+        "    counts[w] += 1\n"
+        "dd = collections.defaultdict(list)\n"
+        "dd['x'] += [1, 2]\n"
+        "grid = [[0, 0], [0, 0]]\n"
+        "grid[1][0] -= 5\n"
+        "class Acc:\n"
+        "    def __init__(self):\n"
+        "        self.n = 1\n"
+        "acc = Acc()\n"
+        "acc.n *= 7\n"
+        "calls = []\n"
+        "def key():\n"
+        "    calls.append(1)\n"
+        "    return 'a'\n"
+        "counts[key()] += 10\n"
+        "print(counts, dict(dd), grid, acc.n, len(calls))",
+    )
+    assert out.strip() == "{'a': 13, 'b': 1, 'c': 1} {'x': [1, 2]} [[0, 0], [-5, 0]] 7 1"
+
+
 def test_rules_list_matches_the_proxies():
     assert tuple(ALLOWED_MODULES) == guards.ALLOWED_MODULES
     for module in ALLOWED_MODULES:
@@ -169,7 +217,7 @@ def test_rules_list_matches_the_proxies():
 
 @pytest.mark.parametrize(
     "snippet",
-    ["d[k] += 1", "obj.n += 1", "match x:\n    case 1:\n        pass", "x: int = 1", "async def f():\n    pass",
+    ["x[1:2] += y", "match x:\n    case 1:\n        pass", "x: int = 1", "async def f():\n    pass",
      "def f():\n    x = 1\n    def g():\n        nonlocal x", "try:\n    pass\nexcept* ValueError:\n    pass",
      "exec('1')", "eval('1')"],
 )

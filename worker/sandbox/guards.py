@@ -6,8 +6,12 @@ Runs inside the REPL process only. The security argument, in short:
   coroutine internals) can never be reached: RestrictedPython rejects them at compile time when
   written literally, and ``_getattr_`` (also behind ``getattr``/``hasattr``) rejects them at run time.
 * A few public names are dangerous on some types only; ``ATTRIBUTE_RULES`` lists them and
-  ``_getattr_`` checks them (cached per type and name). ``str.format``/``format_map`` walk
-  attributes by name in C; ``AttributeError.obj`` hands out the object a failed lookup was made on.
+  ``_getattr_`` checks them (cached per type and name). ``AttributeError.obj`` hands out the
+  object a failed lookup was made on.
+* ``str.format``/``format_map`` walk attributes and items by name in C (``'{0.__class__}'``), so
+  on strings (and ``collections.UserString``, which calls them) ``_getattr_`` hands out a
+  formatter that does every ``.name`` and ``[key]`` step of a field through ``_getattr_`` and
+  ``_getitem_`` instead: ``'{0.real}'`` works, ``'{0.__class__}'`` is refused.
 * The REPL never gets a real module, a function's globals, a frame, or anything that looks
   attributes up by a name the code chooses (``operator.attrgetter``/``methodcaller``,
   ``string.Formatter``, ``functools.update_wrapper``'s ``assigned``/``updated``,
@@ -23,6 +27,7 @@ Runs inside the REPL process only. The security argument, in short:
 
 from __future__ import annotations
 
+import _string
 import builtins
 import collections
 import csv
@@ -52,20 +57,59 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 # _getattr_
 # ----------------------------------------------------------------------------------------------
 def _is_str_like(ob: object) -> bool:
-    return isinstance(ob, str) or (isinstance(ob, type) and issubclass(ob, str))
+    return isinstance(ob, (str, collections.UserString)) or (
+        isinstance(ob, type) and issubclass(ob, (str, collections.UserString))
+    )
 
 
 def _is_exception_like(ob: object) -> bool:
     return isinstance(ob, BaseException) or (isinstance(ob, type) and issubclass(ob, BaseException))
 
 
-# name -> (predicate on the object, message). Checked by _getattr_ at run time; every other public
-# name needs no run-time check, which is what lets policy.py compile literal names natively.
+# name -> (predicate on the object, message): refused by _getattr_ where the predicate holds.
 ATTRIBUTE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
-    "format": (_is_str_like, "str.format() is not available in the sandbox: use an f-string or %"),
-    "format_map": (_is_str_like, "str.format_map() is not available in the sandbox: use an f-string or %"),
     "obj": (_is_exception_like, "the 'obj' attribute of exceptions is not available in the sandbox"),
 }
+
+
+class _GuardedFormatter(string.Formatter):
+    """``str.format`` semantics with each attribute and item step of a field guarded."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        first, rest = _string.formatter_field_name_split(field_name)
+        obj = self.get_value(first, args, kwargs)
+        for is_attribute, key in rest:
+            obj = guarded_getattr(obj, key) if is_attribute else guarded_getitem(obj, key)
+        return obj, first
+
+
+_FORMATTER = _GuardedFormatter()
+
+
+def _template_text(template: object) -> str:
+    if isinstance(template, collections.UserString):
+        template = template.data
+    if not isinstance(template, str):
+        raise TypeError(f"format() needs a str template, not {type(template).__name__}")
+    return str.__str__(template)
+
+
+def guarded_format(template: object, /, *args: Any, **kwargs: Any) -> str:
+    """``template.format(*args, **kwargs)`` (also ``str.format(template, ...)``)."""
+    return _FORMATTER.vformat(_template_text(template), args, kwargs)
+
+
+def guarded_format_map(template: object, mapping: Any, /) -> str:
+    """``template.format_map(mapping)``."""
+    return _FORMATTER.vformat(_template_text(template), (), mapping)
+
+
+_GUARDED_FORMAT = {"format": guarded_format, "format_map": guarded_format_map}
+
+# The attribute names _getattr_ does more for than getattr; every other public name needs no
+# run-time check, which is what lets policy.py compile literal names natively.
+RUNTIME_CHECKED_ATTRIBUTES = frozenset(ATTRIBUTE_RULES) | frozenset(_GUARDED_FORMAT)
+
 
 _ATTR_OK: set[tuple[object, str]] = set()
 _ATTR_CACHE_MAX = 100_000
@@ -92,6 +136,9 @@ def guarded_getattr(ob: object, name: str, default: object = _RAISE) -> Any:
         if len(_ATTR_OK) >= _ATTR_CACHE_MAX:
             _ATTR_OK.clear()
         _ATTR_OK.add(key)
+    if name in _GUARDED_FORMAT and _is_str_like(ob):
+        method = _GUARDED_FORMAT[name]
+        return method if isinstance(ob, type) else functools.partial(method, ob)
     if default is _RAISE:
         return getattr(ob, name)
     return getattr(ob, name, default)
@@ -165,6 +212,16 @@ def guarded_inplacevar(op: str, x: Any, y: Any) -> Any:
     except KeyError:
         raise SyntaxError(f"unsupported in-place operator {op!r}") from None
     return fn(x, y)
+
+
+def guarded_inplaceitem(ob: Any, key: Any, op: str, value: Any) -> None:
+    """``ob[key] op= value`` (policy.py compiles it to this): the same guards as ``ob[key] = ob[key] op value``."""
+    guarded_write(ob)[key] = guarded_inplacevar(op, guarded_getitem(ob, key), value)
+
+
+def guarded_inplaceattr(ob: Any, name: str, op: str, value: Any) -> None:
+    """``ob.name op= value`` (policy.py compiles it to this): read and write through the guards."""
+    guarded_setattr(ob, name, guarded_inplacevar(op, guarded_getattr(ob, name), value))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -462,6 +519,8 @@ def base_builtins() -> dict[str, Any]:
         _getiter_=guarded_iter,
         _write_=guarded_write,
         _inplacevar_=guarded_inplacevar,
+        _inplaceitem_=guarded_inplaceitem,
+        _inplaceattr_=guarded_inplaceattr,
         _unpack_sequence_=guarded_unpack_sequence,
         _iter_unpack_sequence_=guarded_iter_unpack_sequence,
         _apply_=guarded_apply,

@@ -1,15 +1,19 @@
-"""Compiling a cell: RestrictedPython's transformer, plus three speed-ups that keep every check.
+"""Compiling a cell: RestrictedPython's transformer, plus three changes that keep every check.
 
 1. ``obj.name`` with a literal name: RestrictedPython rejects ``_``-names and the inspect
    attributes (``gi_frame``, ``f_globals``, ...) at compile time, then wraps the access in
-   ``_getattr_(obj, "name")``. Our ``_getattr_`` applies further checks only to the few names in
-   ``guards.ATTRIBUTE_RULES`` (``format``, ``format_map``, ``obj``, ...). For every other literal
+   ``_getattr_(obj, "name")``. Our ``_getattr_`` does more than ``getattr`` only for the few names
+   in ``guards.RUNTIME_CHECKED_ATTRIBUTES`` (``format``, ``format_map``, ``obj``). For every other literal
    name the runtime guard would do nothing but ``getattr``, so the compiled code does the native
    lookup instead. Names in the rules, and every computed name (``getattr(x, name)``), still go
    through ``_getattr_`` at run time.
 2. ``name += value`` compiles to the native in-place operation instead of ``_inplacevar_``. It can
    do nothing that ``name = name + value`` cannot, and binary operators are not guarded.
-   (``d[k] += 1`` and ``obj.n += 1`` stay compile errors, as in stock RestrictedPython.)
+   ``d[k] += v`` and ``obj.n += v`` (compile errors in stock RestrictedPython) become
+   ``_inplaceitem_``/``_inplaceattr_`` calls, which read and write through the same guards as
+   ``d[k] = d[k] + v`` would. The object and the key are evaluated once, as in Python; the value
+   is evaluated before the item is read (Python reads first), which only shows if evaluating the
+   value changes that very item. Slices (``x[1:2] += y``) stay compile errors.
 3. A bare expression as the last statement is shown (its ``repr``), as in a notebook.
 
 Source bombs: parsing, transforming and compiling happen in the (forked, resource-capped) cell
@@ -21,9 +25,14 @@ from __future__ import annotations
 import ast
 from types import CodeType
 
-from RestrictedPython.transformer import RestrictingNodeTransformer, copy_locations
+from RestrictedPython.transformer import (
+    INSPECT_ATTRIBUTES,
+    IOPERATOR_TO_STR,
+    RestrictingNodeTransformer,
+    copy_locations,
+)
 
-from worker.sandbox.guards import ATTRIBUTE_RULES
+from worker.sandbox.guards import RUNTIME_CHECKED_ATTRIBUTES
 
 SYNTAX_ERROR_TEMPLATE = "Line {lineno}: {type}: {msg} at statement: {statement!r}"
 
@@ -40,7 +49,7 @@ class SandboxPolicy(RestrictingNodeTransformer):
             and len(new.args) == 2
             and isinstance(new.args[1], ast.Constant)
             and isinstance(new.args[1].value, str)
-            and new.args[1].value not in ATTRIBUTE_RULES
+            and new.args[1].value not in RUNTIME_CHECKED_ATTRIBUTES
         ):
             native = ast.Attribute(value=new.args[0], attr=new.args[1].value, ctx=ast.Load())
             copy_locations(native, node)
@@ -48,10 +57,37 @@ class SandboxPolicy(RestrictingNodeTransformer):
         return new
 
     def visit_AugAssign(self, node: ast.AugAssign):  # type: ignore[override]
-        if isinstance(node.target, ast.Name):
+        target = node.target
+        if isinstance(target, ast.Name):
             # Visiting checks the target name (no "_" names, no reserved names) and the value.
             return self.node_contents_visit(node)
-        return super().visit_AugAssign(node)
+        op = ast.Constant(IOPERATOR_TO_STR[type(node.op)])
+        if isinstance(target, ast.Subscript) and not _has_slice(target.slice):
+            # d[k] += v  ->  _inplaceitem_(d, k, "+=", v)
+            args = [self.visit(target.value), self.visit(target.slice), op, self.visit(node.value)]
+            return _call_statement("_inplaceitem_", args, node)
+        if isinstance(target, ast.Attribute) and not _is_refused_attribute(target.attr):
+            # obj.n += v  ->  _inplaceattr_(obj, "n", "+=", v)
+            args = [self.visit(target.value), ast.Constant(target.attr), op, self.visit(node.value)]
+            return _call_statement("_inplaceattr_", args, node)
+        return super().visit_AugAssign(node)  # slices and "_" names: RestrictedPython's errors
+
+
+def _has_slice(node: ast.expr) -> bool:
+    return isinstance(node, ast.Slice) or (
+        isinstance(node, ast.Tuple) and any(isinstance(e, ast.Slice) for e in node.elts)
+    )
+
+
+def _is_refused_attribute(name: str) -> bool:
+    return name.startswith("_") or name in INSPECT_ATTRIBUTES
+
+
+def _call_statement(function: str, args: list[ast.expr], like: ast.stmt) -> ast.Expr:
+    """``function(*args)`` as a statement, placed where ``like`` was."""
+    statement = ast.Expr(ast.Call(func=ast.Name(function, ast.Load()), args=args, keywords=[]))
+    copy_locations(statement, like)
+    return ast.fix_missing_locations(statement)
 
 
 def _show_last_expression(tree: ast.Module) -> None:

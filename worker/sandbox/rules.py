@@ -17,11 +17,13 @@ The REPL runs restricted Python 3.11 in an isolated process: no files, network o
 - Names and attributes may not start with "_" (no `__class__`, `__dict__`, `_private`...). In a
   class, `__init__`, `__eq__`, `__ne__`, `__lt__`, `__le__`, `__gt__`, `__ge__` and `__contains__`
   may be defined; other dunder methods (`__repr__`, `__len__`, `__iter__`...) may not.
-- Refused by the compiler: `d[k] += 1` and `obj.n += 1` (write `d[k] = d[k] + 1`, or use
-  collections.Counter; `n += 1` on a plain name is fine), `match`, annotated assignments
-  (`x: int = 1`), `async`/`await`, `nonlocal`, `try/except*`, `exec`/`eval`.
-- Not available: `open`, `globals`/`locals`/`vars`, `compile`, `str.format`/`format_map` (use
-  f-strings or %), `type()` with three arguments, `metaclass=`, `print(file=...)`.
+- Refused by the compiler: augmented assignment to a slice (`x[1:2] += y`; `d[k] += 1` and
+  `obj.n += 1` are fine), `match`, annotated assignments (`x: int = 1`), `async`/`await`,
+  `nonlocal`, `try/except*`, `exec`/`eval`.
+- `str.format`/`format_map` work, but their fields may not reach names starting with "_"
+  (`'{{0.__class__}}'` is refused, `'{{0.real}}'` and `'{{0[key]}}'` are fine).
+- Not available: `open`, `globals`/`locals`/`vars`, `compile`, `type()` with three arguments,
+  `metaclass=`, `print(file=...)`.
 - You can set attributes on instances of your own classes and items of your own lists, dicts and
   sets; library objects and modules are read-only.
 - `import` works only for: {", ".join(ALLOWED_MODULES)}
