@@ -47,6 +47,7 @@ def build_spec(run: Run, root_script: list[str] | None = None) -> RunSpec:
         limits=limits,
         model_options=options,
         root_script=root_script,
+        allowed_models=list(options),
     )
 
 

@@ -4,7 +4,7 @@ import time
 
 from worker.engine import run
 
-from .conftest import SUB, repl, sim_spec
+from .conftest import ROOT, SUB, repl, sim_spec
 
 
 def overlap(requests) -> int:
@@ -132,3 +132,22 @@ def test_a_prompt_larger_than_the_sub_models_window_is_refused_before_calling(pr
     result = run(sim_spec(provider, [doc], root_script=script), sink)  # gpt-4o-mini: 128,000 tokens
     assert "llm_query refused" in result.cells[0]["error"] and "Split it" in result.cells[0]["error"]
     assert len(provider.requests) == 1 and result.subcalls == 1
+
+
+def test_llm_query_may_only_name_the_runs_models(provider, write_doc, sink):
+    doc = write_doc("a.txt", "abc")
+    script = [repl(
+        "try:\n"
+        "    llm_query('x', model='anthropic/claude-opus-4')\n"
+        "except RuntimeError as e:\n"
+        "    refusal = str(e)\n"
+        "r = llm_query('y', model='openai/gpt-4o-mini')\n"
+        "print(refusal)"
+    ), 'FINAL_VAR("refusal")']
+    spec = sim_spec(provider, [doc], root_script=script)
+    spec.allowed_models = [ROOT, SUB]
+    result = run(spec, sink)
+    assert result.status == "succeeded", result.failure_reason
+    assert "'anthropic/claude-opus-4' is not one of this run's models" in result.final_answer
+    subcalls = [(r.model, r.messages[-1]["content"]) for r in provider.requests if r.messages[-1]["content"] in "xy"]
+    assert subcalls == [("gpt-4o-mini", "y")]  # the refused call never left the host

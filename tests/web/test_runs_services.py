@@ -53,6 +53,15 @@ def test_models_default_to_the_settings_default(user, team, docs, settings):
     assert run.root_model == settings.DEFAULT_ROOT_MODEL and run.sub_model == settings.DEFAULT_SUB_MODEL
 
 
+
+def test_the_engine_is_given_the_configured_models_as_the_only_ones_code_may_name(user, team, docs, settings):
+    from apps.runs.execution import build_spec
+
+    settings.RLMWEB_MODELS = [*settings.RLMWEB_MODELS, {"model": "openai/gpt-4o-mini", "api_key_env": "OPENAI_API_KEY"}]
+    spec = build_spec(ask(user, team, docs))
+    assert spec.allowed_models == [m["model"] for m in settings.RLMWEB_MODELS]
+    assert "openai/gpt-4o-mini" in spec.allowed_models and "offline/heuristic" in spec.allowed_models
+
 BAD_ASKS = [
     ({"question": ""}, "question", "Write a question"),
     ({"question": "   \n"}, "question", "Write a question"),

@@ -68,6 +68,10 @@ class RunSpec:
     limits: Limits = field(default_factory=Limits)
     model_options: dict[str, ModelOptions] = field(default_factory=dict)
     root_script: list[str] | None = None
+    # The models the REPL's llm_query(model=...) may name, besides root_model and sub_model; None
+    # allows any litellm model. The web app passes its configured list, so code a document
+    # injected cannot pick some other model whose key happens to be in the environment.
+    allowed_models: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.sub_model:
@@ -543,6 +547,10 @@ class RLM:
         state = self.state
         depth = self.depth + 1
         model = model or state.spec.sub_model
+        allowed = state.spec.allowed_models
+        if allowed is not None and model not in allowed and model not in (state.spec.root_model, state.spec.sub_model):
+            choices = ", ".join(sorted({*allowed, state.spec.root_model, state.spec.sub_model}))
+            raise SandboxCallError(f"llm_query refused: model {model!r} is not one of this run's models ({choices})")
         window = state.client.context_window(model)
         if window is not None and len(prompt) > 4 * window:  # ~4 characters per token in prose
             raise SandboxCallError(f"llm_query refused: the prompt has {len(prompt):,} characters, more than the "
