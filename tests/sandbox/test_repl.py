@@ -355,6 +355,13 @@ def test_protections_are_reported(sandbox):
     assert set(sandbox.protections) >= {"rlimits", "landlock", "seccomp", "no_new_privs", "pdeathsig"}
 
 
+def test_every_sandbox_has_a_cpu_limit_behind_its_wall_clock_timeout(docs, recorder):
+    assert SandboxLimits(cell_timeout_s=120).cpu_limit_s() == 250
+    assert SandboxLimits(cell_timeout_s=120, cpu_seconds_per_cell=7).cpu_limit_s() == 7
+    with Sandbox(docs[:1], recorder, SandboxLimits(cell_timeout_s=3, memory_bytes=1024**3)) as sb:
+        assert "CPU=16s per cell" in sb.protections["rlimits"]
+
+
 def test_closed_sandbox_refuses_work(docs, recorder):
     sb = Sandbox(docs[:1], recorder, FAST_LIMITS)
     sb.start()

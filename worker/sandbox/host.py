@@ -41,7 +41,15 @@ class SandboxLimits:
     # (llm_query and friends) does not count: sub-calls have their own budgets in the engine.
     cell_timeout_s: float = 120.0
     output_limit_chars: int = 1_000_000  # cap on captured print output per cell
-    cpu_seconds_per_cell: int | None = None  # optional RLIMIT_CPU (each cell process starts at 0)
+    # RLIMIT_CPU of each cell process (which starts at 0). None: a backstop behind the wall-clock
+    # timeout, 2 x cell_timeout_s + 10 s (a committed cell process becomes the holder and keeps its
+    # CPU seconds, so the limit leaves room for the holder's work after its own cell).
+    cpu_seconds_per_cell: int | None = None
+
+    def cpu_limit_s(self) -> int:
+        if self.cpu_seconds_per_cell is not None:
+            return self.cpu_seconds_per_cell
+        return int(2 * self.cell_timeout_s) + 10
     start_timeout_s: float = 120.0  # reading very large documents takes a while
 
 
@@ -139,7 +147,7 @@ class Sandbox:
             child_end.close()
         self._finalizer = weakref.finalize(self, _kill_group, self._proc.pid)
         self._chan = Channel(host_end)
-        limits = asdict(self.limits)
+        limits = {**asdict(self.limits), "cpu_seconds_per_cell": self.limits.cpu_limit_s()}
         try:
             self._chan.send({"op": "init", "documents": self.documents, "limits": limits})
             msg = self._chan.recv(timeout=self.limits.start_timeout_s)
