@@ -296,7 +296,10 @@ def run_delete(user: AbstractBaseUser, run: Run) -> None:
     cancelling and as deleting documents). A queued or running run is a RunConflict: cancel it
     first. Its events, document links, comments, feedback, review and share links go with it
     (their foreign keys cascade); re-runs of it stay, no longer pointing at it; the documents stay.
+    Its cost stays too (`DeletedRunSpend`), in the team's spending and toward its monthly cap.
     """
+    from apps.teams.services import spend_record_deleted_run
+
     if not can(user, "view", run.team):
         raise RunNotFound("No such run.")
     if not can_change(user, run.team, run.created_by_id):
@@ -309,5 +312,7 @@ def run_delete(user: AbstractBaseUser, run: Run) -> None:
             raise RunConflict(
                 f"The run is {locked.get_status_display().lower()}; cancel it first, and delete it once it has stopped."
             )
+        # Its cost keeps counting toward the team's spending and monthly cap.
+        spend_record_deleted_run(locked)
         locked.delete()
     logger.info("Run %s deleted by user %s", run.pk, user.pk)

@@ -150,7 +150,8 @@ def invite_accept(request: HttpRequest) -> JsonResponse:
 
 @api_view(("GET",))
 def team_spend(request: HttpRequest, team_id: int) -> JsonResponse:
-    """Cost per day and per user over ?days=30|90. Costs of unknown price are counted, never zero."""
+    """Cost per day and per user over ?days=30|90. Costs of unknown price are counted, never zero;
+    deleted runs are counted too (in `runs` and the costs)."""
     team = _team(request, team_id)
     try:
         days = int(request.GET.get("days", selectors.SPEND_PERIODS[0]))

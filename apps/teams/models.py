@@ -84,3 +84,27 @@ class Invite(models.Model):
         if self.max_uses is not None and self.uses >= self.max_uses:
             return "used up"
         return "active"
+
+
+class DeletedRunSpend(models.Model):
+    """What a deleted run cost, kept so that deleting runs neither erases the team's spending
+    history nor brings it back under its monthly cap.
+
+    Written by `apps.runs.services.run_delete` in the same transaction as the delete; counted by
+    `team_month_spend` (the cap) and `team_spend_report` (the spending page and API) alongside
+    the runs that still exist, by the run's creation time and the person who asked.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="deleted_run_spend")
+    run_id = models.UUIDField(unique=True, help_text="The deleted run's id (no longer points at anything).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    run_created_at = models.DateTimeField(help_text="When the run was created: spend counts toward that month.")
+    deleted_at = models.DateTimeField(auto_now_add=True)
+    cost_usd = models.FloatField(default=0.0)
+    cost_unknown_calls = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "run_created_at"], name="teams_deleted_spend_team_at")]
+
+    def __str__(self) -> str:
+        return f"deleted run {self.run_id} of {self.team}: ${self.cost_usd:.4f}"

@@ -7,7 +7,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import Invite, Membership, Team
+from .models import DeletedRunSpend, Invite, Membership, Team
 
 SPEND_PERIODS = (30, 90)
 
@@ -22,11 +22,16 @@ def team_invites(team: Team):
 
 @dataclass
 class SpendRow:
-    """Cost of a set of runs. `unknown_calls` counts calls of unknown price: never shown as $0."""
+    """Cost of a set of runs. `unknown_calls` counts calls of unknown price: never shown as $0.
+
+    Deleted runs are included (their cost is kept in `DeletedRunSpend`); `deleted_runs` says how
+    many of `runs` have since been deleted.
+    """
 
     cost_usd: float = 0.0
     unknown_calls: int = 0
     runs: int = 0
+    deleted_runs: int = 0
 
     @property
     def display(self) -> str:
@@ -38,10 +43,12 @@ class SpendRow:
             return f"unknown ({calls} of unknown price)"
         return f"≥ ${self.cost_usd:.4f} + unknown ({calls} of unknown price)"
 
-    def add(self, cost: float | None, unknown: int | None, runs: int) -> None:
+    def add(self, cost: float | None, unknown: int | None, runs: int, deleted: bool = False) -> None:
         self.cost_usd += cost or 0.0
         self.unknown_calls += unknown or 0
         self.runs += runs
+        if deleted:
+            self.deleted_runs += runs
 
 
 @dataclass
@@ -55,29 +62,37 @@ class SpendReport:
 
 
 def team_spend_report(team: Team, days: int) -> SpendReport:
-    """Cost per day and per user over the last `days` days (UTC), by run creation date."""
+    """Cost per day and per user over the last `days` days (UTC), by run creation date.
+
+    Deleted runs count too, on the day they were created and for the person who asked them.
+    """
     from apps.runs.models import Run
 
     today = timezone.now().astimezone(dt.UTC).date()
     start = today - dt.timedelta(days=days - 1)
     start_at = dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
-    rows = (
-        Run.objects.filter(team=team, created_at__gte=start_at)
-        .annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
-        .values("day", "created_by__username")
-        .annotate(cost=Sum("cost_usd"), unknown=Sum("cost_unknown_calls"), runs=Count("id"))
-        .order_by("day")
-    )
+
+    def grouped(queryset, created_at: str):
+        return (
+            queryset.annotate(day=TruncDate(created_at, tzinfo=dt.UTC))
+            .values("day", "created_by__username")
+            .annotate(cost=Sum("cost_usd"), unknown=Sum("cost_unknown_calls"), runs=Count("id"))
+            .order_by("day")
+        )
+
+    live = grouped(Run.objects.filter(team=team, created_at__gte=start_at), "created_at")
+    deleted = grouped(DeletedRunSpend.objects.filter(team=team, run_created_at__gte=start_at), "run_created_at")
     total = SpendRow()
     days_map = {start + dt.timedelta(days=i): (SpendRow(), {}) for i in range(days)}
     users: dict[str, SpendRow] = {}
-    for row in rows:
-        name = row["created_by__username"] or "(deleted user)"
-        total.add(row["cost"], row["unknown"], row["runs"])
-        users.setdefault(name, SpendRow()).add(row["cost"], row["unknown"], row["runs"])
-        day_total, by_user = days_map.setdefault(row["day"], (SpendRow(), {}))
-        day_total.add(row["cost"], row["unknown"], row["runs"])
-        by_user[name] = by_user.get(name, 0.0) + (row["cost"] or 0.0)
+    for is_deleted, rows in ((False, live), (True, deleted)):
+        for row in rows:
+            name = row["created_by__username"] or "(deleted user)"
+            total.add(row["cost"], row["unknown"], row["runs"], is_deleted)
+            users.setdefault(name, SpendRow()).add(row["cost"], row["unknown"], row["runs"], is_deleted)
+            day_total, by_user = days_map.setdefault(row["day"], (SpendRow(), {}))
+            day_total.add(row["cost"], row["unknown"], row["runs"], is_deleted)
+            by_user[name] = by_user.get(name, 0.0) + (row["cost"] or 0.0)
     per_user = sorted(users.items(), key=lambda item: (-item[1].cost_usd, item[0]))
     return SpendReport(
         days=days, start=start, total=total,

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from .models import Invite, Membership, Role, Team, hash_token
+from .models import DeletedRunSpend, Invite, Membership, Role, Team, hash_token
 from .permissions import ACTIONS, role_in
 
 MAX_TEAM_NAME = 120
@@ -217,13 +217,28 @@ def month_start(now: dt.datetime | None = None) -> dt.datetime:
 
 
 def team_month_spend(team: Team) -> tuple[Decimal, int]:
-    """(known cost in USD, calls of unknown price) of the team's runs created this calendar month (UTC)."""
+    """(known cost in USD, calls of unknown price) of the team's runs created this calendar month (UTC),
+    deleted runs included (`DeletedRunSpend`): deleting runs does not bring a team back under its cap."""
     from apps.runs.models import Run
 
-    totals = Run.objects.filter(team=team, created_at__gte=month_start()).aggregate(
+    start = month_start()
+    live = Run.objects.filter(team=team, created_at__gte=start).aggregate(
         cost=Sum("cost_usd"), unknown=Sum("cost_unknown_calls")
     )
-    return Decimal(str(totals["cost"] or 0)).quantize(Decimal("0.0001")), totals["unknown"] or 0
+    deleted = DeletedRunSpend.objects.filter(team=team, run_created_at__gte=start).aggregate(
+        cost=Sum("cost_usd"), unknown=Sum("cost_unknown_calls")
+    )
+    cost = (live["cost"] or 0) + (deleted["cost"] or 0)
+    unknown = (live["unknown"] or 0) + (deleted["unknown"] or 0)
+    return Decimal(str(cost)).quantize(Decimal("0.0001")), unknown
+
+
+def spend_record_deleted_run(run) -> DeletedRunSpend:
+    """Keep what `run` cost before it is deleted; call it in the transaction that deletes the run."""
+    return DeletedRunSpend.objects.create(
+        team_id=run.team_id, run_id=run.pk, created_by_id=run.created_by_id, run_created_at=run.created_at,
+        cost_usd=run.cost_usd, cost_unknown_calls=run.cost_unknown_calls,
+    )
 
 
 def team_set_cap(user: AbstractBaseUser, team: Team, cap: Decimal | None) -> Team:
