@@ -19,7 +19,12 @@ Frames from the client: `{"type": "resume", "since": N}` replays again from N. A
 (unknown type, malformed JSON, binary, over 64 KB) gets an error frame and close code 4400.
 
 Close codes (the socket is accepted first, so browsers see them): 4400 bad request (bad `since`
-or client message), 4401 not signed in, 4403 not a member of the run's team, 4404 no such run.
+or client message), 4401 not signed in, 4404 no such run *or* not allowed to read it: like the
+pages' 404, the code does not tell an outsider which runs exist.
+
+Access is checked at connect and again every ACCESS_RECHECK_S seconds while the socket is open
+(`_watch_access`): a reader removed from the team (or deactivated, or whose run was deleted) is
+closed with 4404 at the next check and gets no event after it.
 """
 
 import asyncio
@@ -29,6 +34,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from apps.teams.permissions import can
 from rlmweb.ids import parse_id
@@ -39,10 +45,11 @@ from .sink import group_name
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
+CLOSE_FORBIDDEN = 4403  # share links only (revoked or expired); run sockets answer 4404
 CLOSE_NOT_FOUND = 4404
 MAX_CLIENT_FRAME = 64 * 1024
 IDLE_CHECK_S = 3.0
+ACCESS_RECHECK_S = 10.0  # the longest a reader whose access was revoked keeps receiving events
 
 
 MAX_SINCE = 10**11  # far beyond any run's event count; larger is a client bug, not a resume point
@@ -55,11 +62,12 @@ def parse_since(raw: object) -> int | None:
 
 
 @database_sync_to_async
-def _load_run(run_id, user) -> tuple[Run | None, bool]:
+def _may_read(run_id, user) -> bool:
+    """Whether `user`, still active, may read the run; False as well when there is no such run."""
     run = Run.objects.select_related("team").filter(pk=run_id).first()
-    if run is None:
-        return None, False
-    return run, can(user, "view", run.team)
+    if run is None or not get_user_model().objects.filter(pk=user.pk, is_active=True).exists():
+        return False
+    return can(user, "view", run.team)
 
 
 @database_sync_to_async
@@ -74,6 +82,8 @@ def _run_state(run_id) -> tuple[str, int]:
 
 class RunEventsConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    access_task: asyncio.Task | None = None
+    access_lost = False  # set (under the lock) when a recheck denies access: nothing more is sent
 
     async def connect(self) -> None:
         await self.accept()
@@ -87,12 +97,8 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(CLOSE_UNAUTHENTICATED)
             return
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
-        run, allowed = await _load_run(self.run_id, user)
-        if run is None:
+        if not await _may_read(self.run_id, user):
             await self.close(CLOSE_NOT_FOUND)
-            return
-        if not allowed:
-            await self.close(CLOSE_FORBIDDEN)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         since = parse_since(query.get("since", ["0"])[-1])
@@ -105,16 +111,20 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         async with self.lock:
             await self._replay(since)
         self.watch_task = asyncio.create_task(self._watch_idle())
+        self.access_task = asyncio.create_task(self._watch_access())
 
     async def disconnect(self, code) -> None:
-        if self.watch_task is not None:
-            self.watch_task.cancel()
+        for task in (self.watch_task, self.access_task):
+            if task is not None:
+                task.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     # --- from the client -----------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
+        if self.access_lost:
+            return
         if text_data is None or len(text_data) > MAX_CLIENT_FRAME:
             await self._refuse("Send JSON text frames of at most 64 KB.")
             return
@@ -131,14 +141,16 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse("`since` must be a non-negative integer.")
             return
         async with self.lock:
-            await self._replay(since)
+            if not self.access_lost:
+                await self._replay(since)
 
     # --- from the run's group ------------------------------------------------------------------
 
     async def run_events(self, message: dict) -> None:
         events = sorted(message.get("events") or [], key=lambda e: e["seq"])
         async with self.lock:
-            await self._deliver(events)
+            if not self.access_lost:
+                await self._deliver(events)
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -186,6 +198,19 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
                 if last_seq > self.last_sent:
                     await self._send_from_db(last_seq)
                 self.last_activity = time.monotonic()
+
+    async def _watch_access(self) -> None:
+        """Check again, every ACCESS_RECHECK_S, that the signed-in reader may still read the run."""
+        user = self.scope["user"]
+        while True:
+            await asyncio.sleep(ACCESS_RECHECK_S)
+            if not await _may_read(self.run_id, user):
+                break
+        async with self.lock:  # let a frame being sent finish; none is sent after this
+            self.access_lost = True
+        if self.watch_task is not None:
+            self.watch_task.cancel()
+        await self.close(CLOSE_NOT_FOUND)
 
     async def _refuse(self, error: str) -> None:
         await self.send_json({"type": "error", "error": error})

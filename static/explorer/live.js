@@ -7,7 +7,7 @@ const REFUSED = {
   4400: "The server refused the stream request (bad request).",
   4401: "You are signed out: reload the page to sign in again.",
   4403: "You no longer have access to this run.",
-  4404: "This run no longer exists.",
+  4404: "This run does not exist, or you no longer have access to it.",
 };
 
 export class LiveStream {

@@ -287,7 +287,8 @@ def test_refusals_have_clear_close_codes(client, run, user, other_user):
 
     assert close_code(session_communicator(client, run.pk)) == 4401
     client.force_login(other_user)
-    assert close_code(session_communicator(client, run.pk)) == 4403
+    # An outsider cannot tell a run they may not read from one that does not exist (pages: 404).
+    assert close_code(session_communicator(client, run.pk)) == 4404
     assert close_code(session_communicator(client, uuid.uuid4())) == 4404
 
 

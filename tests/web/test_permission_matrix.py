@@ -182,7 +182,7 @@ ROWS += [
 ]
 
 WS_ROWS = [
-    Row("WS", "/ws/runs/{run}/", exp(4401, 4403, OPEN)),
+    Row("WS", "/ws/runs/{run}/", exp(4401, 4404, OPEN)),
     Row("WS", "/ws/runs/{missing}/", exp(4401, 4404, 4404)),
     Row("WS", "/ws/share/{token}/", exp(4404, 4404, 4404, link=OPEN, revoked=4403, expired=4403)),
     Row("WS", "/ws/share/not-a-token/", exp(4400, 4400, 4400, link=4400, revoked=4400, expired=4400)),
