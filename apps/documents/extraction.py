@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import charset_normalizer
+import olefile
 
 Progress = Callable[[float], None]
 
@@ -431,12 +432,27 @@ def _short(exc: Exception) -> str:
 # --- DOCX -------------------------------------------------------------------------------------------
 
 
+def _ole_document_problem(source: Path) -> str:
+    """Why an OLE compound file given as .docx cannot be read: Word stores a password-protected
+    DOCX as an OLE file holding an EncryptedPackage stream; other OLE files are old .doc files."""
+    try:
+        with olefile.OleFileIO(str(source)) as ole:
+            encrypted = ole.exists("EncryptedPackage") or ole.exists("EncryptionInfo")
+    except OSError:
+        return "The DOCX file is corrupt: it is neither a zip archive nor a readable Office file."
+    if encrypted:
+        return "The DOCX is encrypted (password-protected); remove the password in Word and upload it again."
+    return "This is an old-format Word document (.doc), not .docx; save it as .docx in Word and upload it again."
+
+
 def check_docx_archive(source: Path) -> None:
     """Refuse a DOCX whose zip is corrupt, not a Word document, or an archive bomb.
 
     The declared uncompressed sizes are what zipfile will produce at most (it stops at the declared
     size and checks the CRC), so checking them bounds what python-docx can inflate.
     """
+    if olefile.isOleFile(str(source)):
+        raise ExtractionError(_ole_document_problem(source))
     compressed = source.stat().st_size
     try:
         with zipfile.ZipFile(source) as archive:

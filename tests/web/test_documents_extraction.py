@@ -276,6 +276,34 @@ def test_a_corrupt_docx_is_refused(tmp_path):
     assert refusal(tmp_path, "xml.docx", broken_xml).startswith("The DOCX file is corrupt and could not be read")
 
 
+
+def encrypted_docx(text: str) -> bytes:
+    """A DOCX encrypted the way Word does it (ECMA-376 agile encryption, in an OLE compound file)."""
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    encrypted = io.BytesIO()
+    OOXMLFile(io.BytesIO(make_docx([text]))).encrypt("s3cret", encrypted)
+    return encrypted.getvalue()
+
+
+def test_an_encrypted_docx_is_refused_as_encrypted(tmp_path):
+    assert refusal(tmp_path, "locked.docx", encrypted_docx("Confidential")) == (
+        "The DOCX is encrypted (password-protected); remove the password in Word and upload it again."
+    )
+
+
+def test_an_old_word_file_named_docx_is_told_to_be_saved_as_docx(tmp_path):
+    # The same OLE compound file with its two encryption streams renamed (same-length names, so
+    # the directory stays valid): an OLE file that is not an encrypted DOCX, as a .doc is.
+    def utf16(name: str) -> bytes:
+        return name.encode("utf-16-le")
+
+    ole = encrypted_docx("Old").replace(utf16("EncryptedPackage"), utf16("WordDocumentData"))
+    ole = ole.replace(utf16("EncryptionInfo"), utf16("SummaryStreams"))
+    assert refusal(tmp_path, "old.docx", ole) == (
+        "This is an old-format Word document (.doc), not .docx; save it as .docx in Word and upload it again."
+    )
+
 # --- document_extract: the row and the files ------------------------------------------------------------
 
 
