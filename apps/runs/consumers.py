@@ -23,8 +23,9 @@ or client message), 4401 not signed in, 4404 no such run *or* not allowed to rea
 pages' 404, the code does not tell an outsider which runs exist.
 
 Access is checked at connect and again every ACCESS_RECHECK_S seconds while the socket is open
-(`_watch_access`): a reader removed from the team (or deactivated, or whose run was deleted) is
-closed with 4404 at the next check and gets no event after it.
+(`_watch_access`, asking `still_allowed()`): a reader removed from the team (or deactivated, or
+whose run was deleted) is closed with `access_denied_code` (4404) at the next check and gets no
+event after it. The share-link consumer overrides both to re-check its link instead (4403).
 """
 
 import asyncio
@@ -105,6 +106,10 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         if since is None:
             await self._refuse("`since` must be a non-negative integer.")
             return
+        await self._start_stream(since)
+
+    async def _start_stream(self, since: int) -> None:
+        """Join the run's group, replay from `since`, then start the idle and access watches."""
         # Join first, replay second: whatever is published meanwhile waits in our channel.
         self.group = group_name(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -199,18 +204,24 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
                     await self._send_from_db(last_seq)
                 self.last_activity = time.monotonic()
 
+    # Subclasses that authorise differently (share links) override these two.
+    access_denied_code = CLOSE_NOT_FOUND
+
+    async def still_allowed(self) -> bool:
+        """Whether the socket may keep reading the run; checked every ACCESS_RECHECK_S."""
+        return await _may_read(self.run_id, self.scope["user"])
+
     async def _watch_access(self) -> None:
-        """Check again, every ACCESS_RECHECK_S, that the signed-in reader may still read the run."""
-        user = self.scope["user"]
+        """Check again, every ACCESS_RECHECK_S, that the socket may still read the run."""
         while True:
             await asyncio.sleep(ACCESS_RECHECK_S)
-            if not await _may_read(self.run_id, user):
+            if not await self.still_allowed():
                 break
         async with self.lock:  # let a frame being sent finish; none is sent after this
             self.access_lost = True
         if self.watch_task is not None:
             self.watch_task.cancel()
-        await self.close(CLOSE_NOT_FOUND)
+        await self.close(self.access_denied_code)
 
     async def _refuse(self, error: str) -> None:
         await self.send_json({"type": "error", "error": error})

@@ -5,8 +5,8 @@ exactly-once ordering and close codes for bad requests; this consumer only autho
 link instead of the user, and sends events as `services.shared_event` filters them.
 
 Close codes: 4400 malformed token (or a bad `since` / client frame, as for runs), 4404 no such
-link, 4403 the link is revoked or expired — at connect, and while open: the link is checked again
-before live events and resumes, at most every LINK_RECHECK_S seconds.
+link, 4403 the link is revoked or expired — at connect, and while open: the run consumer's access
+watch re-resolves the link (`still_allowed`) every `ACCESS_RECHECK_S` seconds, events or not.
 """
 
 import asyncio
@@ -22,11 +22,8 @@ from apps.runs.consumers import (
     RunEventsConsumer,
     parse_since,
 )
-from apps.runs.sink import group_name
 
 from . import services
-
-LINK_RECHECK_S = 10.0
 
 
 @database_sync_to_async
@@ -35,7 +32,7 @@ def _resolve(token: str) -> services.Resolved:
 
 
 class SharedRunEventsConsumer(RunEventsConsumer):
-    denied = False
+    access_denied_code = CLOSE_FORBIDDEN
 
     async def connect(self) -> None:
         await self.accept()
@@ -50,41 +47,17 @@ class SharedRunEventsConsumer(RunEventsConsumer):
             code = {"malformed": CLOSE_BAD_REQUEST, "missing": CLOSE_NOT_FOUND}.get(resolved.state, CLOSE_FORBIDDEN)
             await self.close(code)
             return
-        self.link_checked = time.monotonic()
         self.run_id = resolved.link.run_id
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         since = parse_since(query.get("since", ["0"])[-1])
         if since is None:
             await self._refuse("`since` must be a non-negative integer.")
             return
-        self.group = group_name(self.run_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        async with self.lock:
-            await self._replay(since)
-        self.watch_task = asyncio.create_task(self._watch_idle())
+        await self._start_stream(since)
 
-    async def _link_still_active(self) -> bool:
-        if self.denied:
-            return False
-        if time.monotonic() - self.link_checked < LINK_RECHECK_S:
-            return True
-        resolved = await _resolve(self.token)
-        self.link_checked = time.monotonic()
-        if resolved.state == "active":
-            return True
-        self.denied = True
-        if self.watch_task is not None:
-            self.watch_task.cancel()
-        await self.close(CLOSE_FORBIDDEN)
-        return False
-
-    async def receive(self, text_data=None, bytes_data=None) -> None:
-        if await self._link_still_active():
-            await super().receive(text_data=text_data, bytes_data=bytes_data)
-
-    async def run_events(self, message: dict) -> None:
-        if await self._link_still_active():
-            await super().run_events(message)
+    async def still_allowed(self) -> bool:
+        """The link is still active (not revoked, not expired); re-resolved on every access check."""
+        return (await _resolve(self.token)).state == "active"
 
     async def _send_events(self, events: list[dict]) -> None:
         await super()._send_events([services.shared_event(e) for e in events])
