@@ -101,6 +101,13 @@ REFUSALS = {
     "type of a class": ("type(int)", "type() of a class is not available"),
     "metaclass keyword": ("class A(metaclass=list):\n    pass", 'The keyword argument "metaclass" is not allowed'),
     "dunder method": ("class A:\n    def __getattribute__(self, n):\n        return 1", "invalid variable name"),
+    "__getattr__ hook": ("class A:\n    def __getattr__(self, n):\n        return 1", "invalid variable name"),
+    "__init_subclass__ hook": ("class A:\n    def __init_subclass__(cls):\n        pass", "invalid variable name"),
+    "__del__ finaliser": ("class A:\n    def __del__(self):\n        pass", "invalid variable name"),
+    "__reduce__": ("class A:\n    def __reduce__(self):\n        return 1", "invalid variable name"),
+    "module-level special name": ("def __len__():\n    return 1", "invalid variable name"),
+    "private nonlocal": ("def f():\n    def g():\n        nonlocal _x", "invalid variable name"),
+    "private annotated name": ("_x: int = 1", "invalid variable name"),
     # positional-only parameter named like a guard (CVE-2026-55830)
     "posonly guard name": ("def f(_getattr_, /):\n    return _getattr_\nf(1)", '"_getattr_" is an invalid variable name'),
     "lambda guard name": ("g = lambda _getiter_: _getiter_", '"_getiter_" is an invalid variable name'),

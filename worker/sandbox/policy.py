@@ -1,4 +1,4 @@
-"""Compiling a cell: RestrictedPython's transformer, plus three changes that keep every check.
+"""Compiling a cell: RestrictedPython's transformer, plus four changes that keep every check.
 
 1. ``obj.name`` with a literal name: RestrictedPython rejects ``_``-names and the inspect
    attributes (``gi_frame``, ``f_globals``, ...) at compile time, then wraps the access in
@@ -15,6 +15,9 @@
    is evaluated before the item is read (Python reads first), which only shows if evaluating the
    value changes that very item. Slices (``x[1:2] += y``) stay compile errors.
 3. A bare expression as the last statement is shown (its ``repr``), as in a notebook.
+4. Refusals of stock RestrictedPython that protect nothing here are lifted: annotations
+   (``x: int = 1`` compiles as ``x = 1``, the annotation never evaluated), ``nonlocal`` (names
+   still checked), and ordinary special methods in classes (``EXTRA_SPECIAL_METHODS``).
 
 Source bombs: parsing, transforming and compiling happen in the (forked, resource-capped) cell
 process, and RecursionError/MemoryError/ValueError become a readable compile error.
@@ -37,8 +40,45 @@ from worker.sandbox.guards import RUNTIME_CHECKED_ATTRIBUTES
 SYNTAX_ERROR_TEMPLATE = "Line {lineno}: {type}: {msg} at statement: {statement!r}"
 
 
+# Special methods a class defined in the REPL may define, beyond RestrictedPython's own (__init__,
+# __contains__ and the comparisons). Each is only ever called by the interpreter on the REPL's own
+# objects, inside the REPL process, and hands out nothing the code did not already have; hooks
+# into attribute lookup, class creation, pickling or finalisation (__getattr__, __init_subclass__,
+# __reduce__, __del__...) stay refused.
+EXTRA_SPECIAL_METHODS = frozenset({
+    "__repr__", "__str__", "__len__", "__bool__", "__hash__", "__iter__", "__next__", "__getitem__",
+    "__setitem__", "__delitem__", "__call__", "__add__", "__radd__", "__sub__", "__rsub__", "__mul__",
+    "__rmul__", "__truediv__", "__rtruediv__", "__neg__", "__abs__",
+})
+
+
 class SandboxPolicy(RestrictingNodeTransformer):
-    """RestrictedPython's policy with native fast paths where the runtime guard is a no-op."""
+    """RestrictedPython's policy with native fast paths where the runtime guard is a no-op, and a
+    few refusals of stock RestrictedPython lifted where they protect nothing."""
+
+    def check_name(self, node, name, allow_magic_methods=False):  # type: ignore[override]
+        if allow_magic_methods and name in EXTRA_SPECIAL_METHODS and node.col_offset != 0:
+            return  # a method in a class body (col_offset 0 would be a module-level function)
+        super().check_name(node, name, allow_magic_methods)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign):  # type: ignore[override]
+        # `x: int = 1` is `x = 1`; the annotation is dropped, never evaluated. `x: int` alone binds
+        # nothing in Python either.
+        if node.value is None:
+            if isinstance(node.target, ast.Name):
+                self.check_name(node, node.target.id)
+            placeholder = ast.Pass()
+            copy_locations(placeholder, node)
+            return placeholder
+        assign = ast.Assign(targets=[node.target], value=node.value)
+        copy_locations(assign, node)
+        return self.visit(assign)
+
+    def visit_Nonlocal(self, node: ast.Nonlocal):  # type: ignore[override]
+        # Rebinds a variable of an enclosing function of the same cell; reaches nothing new.
+        for name in node.names:
+            self.check_name(node, name)
+        return node
 
     def visit_Attribute(self, node: ast.Attribute):  # type: ignore[override]
         new = super().visit_Attribute(node)

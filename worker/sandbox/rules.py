@@ -15,11 +15,13 @@ The REPL runs restricted Python 3.11 in an isolated process: no files, network o
   or a list of str when there are several documents; `context_names` lists their names). A bare
   expression on the last line of a cell is shown, as in a notebook; otherwise print().
 - Names and attributes may not start with "_" (no `__class__`, `__dict__`, `_private`...). In a
-  class, `__init__`, `__eq__`, `__ne__`, `__lt__`, `__le__`, `__gt__`, `__ge__` and `__contains__`
-  may be defined; other dunder methods (`__repr__`, `__len__`, `__iter__`...) may not.
+  class you may define `__init__`, the comparisons, `__contains__`, `__repr__`, `__str__`,
+  `__len__`, `__bool__`, `__hash__`, `__iter__`, `__next__`, `__getitem__`/`__setitem__`/
+  `__delitem__`, `__call__`, `__add__`/`__sub__`/`__mul__` (and `__radd__`...), `__truediv__`,
+  `__neg__` and `__abs__`; other special methods may not be.
 - Refused by the compiler: augmented assignment to a slice (`x[1:2] += y`; `d[k] += 1` and
-  `obj.n += 1` are fine), `match`, annotated assignments (`x: int = 1`), `async`/`await`,
-  `nonlocal`, `try/except*`, `exec`/`eval`.
+  `obj.n += 1` are fine), `match`, `async`/`await`, `try/except*`, `exec`/`eval`. Annotations
+  (`x: int = 1`) are accepted and ignored; `nonlocal` works.
 - `str.format`/`format_map` work, but their fields may not reach names starting with "_"
   (`'{{0.__class__}}'` is refused, `'{{0.real}}'` and `'{{0[key]}}'` are fine).
 - Not available: `open`, `globals`/`locals`/`vars`, `compile`, `type()` with three arguments,
