@@ -3,6 +3,7 @@
 import time
 
 from worker.engine import run
+from worker.simulated import Fault
 
 from .conftest import repl, sim_spec
 
@@ -45,6 +46,29 @@ def test_max_wall_time_stops_a_slow_run(provider, write_doc, sink):
     assert time.monotonic() - started < 4
     assert len(provider.requests) == 1
 
+
+
+def test_a_provider_slower_than_the_time_left_cannot_hold_the_run_past_its_limit(provider, write_doc, sink):
+    # The model's own timeout is 10 s, but the run has 1.5 s: the call waits no longer than that.
+    provider.faults = [Fault(kind="slow", slow_s=20, when=lambda r: r.model == "gpt-4o-mini", times=99)]
+    doc = write_doc("a.txt", "abc")
+    script = [repl("a = llm_query('slow')"), "FINAL(x)"]
+    started = time.monotonic()
+    result = run(sim_spec(provider, [doc], root_script=script, max_wall_s=1.5), sink)
+    assert (result.status, result.stop_reason) == ("failed", "max_wall_time")
+    assert time.monotonic() - started < 5
+
+
+def test_a_retry_after_beyond_the_time_left_fails_the_call_at_once(provider, write_doc, sink):
+    provider.faults = [Fault(kind="429", retry_after=60, when=lambda r: r.model == "gpt-4o-mini")]
+    doc = write_doc("a.txt", "abc")
+    script = [repl("try:\n    llm_query('limited')\nexcept RuntimeError as e:\n    err = str(e)"), 'FINAL_VAR("err")']
+    started = time.monotonic()
+    result = run(sim_spec(provider, [doc], root_script=script, max_wall_s=20), sink)
+    assert time.monotonic() - started < 10
+    assert result.status == "succeeded", result.failure_reason
+    assert "a retry in 60.0 s would pass the run's time limit" in result.final_answer
+    assert sum(r.model == "gpt-4o-mini" for r in provider.requests) == 1
 
 def test_max_wall_time_interrupts_a_cell_that_computes(provider, write_doc, sink):
     doc = write_doc("a.txt", "abc")

@@ -4,6 +4,7 @@ Nothing else in the project imports litellm. API keys are resolved here from the
 call time and passed straight to litellm; they never reach prompts, events or the REPL.
 """
 
+import math
 import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the price table at import
@@ -185,10 +186,16 @@ class LLMClient:
             self._windows[model] = context_window(model, self.options.get(model))
         return self._windows[model]
 
-    def complete(self, model: str, messages: list[dict], should_stop: Callable[[], bool] = lambda: False) -> Completion:
-        """One chat completion, retried on rate limits and transient errors; raises LLMError."""
+    def complete(self, model: str, messages: list[dict], should_stop: Callable[[], bool] = lambda: False,
+                 time_left: Callable[[], float] = lambda: math.inf) -> Completion:
+        """One chat completion, retried on rate limits and transient errors; raises LLMError.
+
+        `time_left`: seconds the run has left. No attempt waits longer than that for the provider,
+        and no retry is scheduled beyond it (a slow or Retry-After-happy provider cannot hold a run
+        past its time limit).
+        """
         opts = self.options_for(model)
-        kwargs: dict = {"timeout": opts.timeout_s, "max_retries": 0}  # we retry ourselves, visibly
+        kwargs: dict = {"max_retries": 0}  # we retry ourselves, visibly
         if opts.api_base:
             kwargs["api_base"] = opts.api_base
         if opts.api_key_env:
@@ -202,8 +209,12 @@ class LLMClient:
         started = time.monotonic()
         while True:
             attempts += 1
+            left = time_left()
+            if left <= 0:
+                raise LLMCancelled(f"{model}: the run has no time left for this call", attempts - 1)
             try:
-                response = litellm.completion(model=model, messages=messages, **kwargs)
+                response = litellm.completion(model=model, messages=messages,
+                                              timeout=max(0.5, min(opts.timeout_s, left)), **kwargs)
                 content = response.choices[0].message.content or ""
                 if not content.strip():
                     raise EmptyCompletion(f"{model} returned an empty completion")
@@ -213,6 +224,9 @@ class LLMClient:
                 delay = _retry_after_s(exc)
                 if delay is None:
                     delay = min(MAX_BACKOFF_S, self.base_backoff_s * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
+                if delay >= time_left():
+                    raise LLMError(f"{model} failed after {attempts} attempts: {_describe(exc)}; a retry in "
+                                   f"{delay:.1f} s would pass the run's time limit", attempts) from exc
                 logger.info("%s: attempt %d failed (%s); retrying in %.1f s", model, attempts, _describe(exc), delay)
                 if not self._sleep(delay, should_stop):
                     raise LLMCancelled(f"{model}: stopped while waiting to retry", attempts) from exc

@@ -220,6 +220,9 @@ class RunState:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def time_left(self) -> float:
+        return self.limits.max_wall_s - self.elapsed()
+
     def check_model_call(self, last_turn: bool = False) -> None:
         """Before any model call: raise RunStopped if the run is stopping or out of money or time.
 
@@ -446,7 +449,7 @@ class RLM:
             return content
         model = state.spec.root_model
         try:
-            reply = state.client.complete(model, messages, should_stop=state.halted)
+            reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left)
         except LLMError as exc:
             state.record_failed(exc.attempts, self._lineage())
             if state.halted():
@@ -567,7 +570,7 @@ class RLM:
         ]
         started = time.monotonic()
         try:
-            reply = state.client.complete(model, messages, should_stop=state.halted)
+            reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left)
         except LLMError as exc:  # providers do not bill failed requests: cost 0, known
             state.record_failed(exc.attempts, self._lineage())
             state.emit(ev.SUBCALL_FINISHED, node_id=node_id, response="", response_chars=0, prompt_tokens=0,
@@ -688,7 +691,7 @@ def _direct(state: RunState) -> Outcome:
     messages = [{"role": "system", "content": prompts.direct_system()}, {"role": "user", "content": user}]
     state.check_model_call()
     try:
-        reply = state.client.complete(model, messages, should_stop=state.halted)
+        reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left)
     except LLMError as exc:
         if not state.halted():
             state.stop("provider_error", f"The model failed: {exc}")
