@@ -10,6 +10,7 @@ nothing) or `PermissionDenied` (a member whose role does not allow it).
 import logging
 import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -316,3 +317,17 @@ def run_delete(user: AbstractBaseUser, run: Run) -> None:
         spend_record_deleted_run(locked)
         locked.delete()
     logger.info("Run %s deleted by user %s", run.pk, user.pk)
+
+
+def runs_settle_lost() -> int:
+    """Fail now the running runs whose worker stopped beating, as a worker's sweep would.
+
+    Called when runs are looked at: every worker sweeps, but with every worker gone there is no
+    sweep, and a run must not stay `running` for ever. One indexed query when nothing is lost.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.RUN_LOST_AFTER_S)
+    if not Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).exists():
+        return 0
+    from .execution import runs_mark_lost  # the worker's side (it imports the engine): only when needed
+
+    return runs_mark_lost()

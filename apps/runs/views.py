@@ -24,6 +24,7 @@ MAX_EVENTS_PER_REQUEST = 5000
 
 
 def _run_or_404(request, run_id) -> Run:
+    services.runs_settle_lost()
     run = selectors.run_get_for_user(request.user, run_id)
     if run is None:
         raise Http404("No such run.")
@@ -112,6 +113,7 @@ def run_list(request):
     status = request.GET.get("status", "")
     mode = request.GET.get("mode", "")
     search = request.GET.get("q", "")
+    services.runs_settle_lost()
     runs = selectors.run_list_filtered(request.team, status=status, mode=mode, search=search)
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     role = role_in(request.user, request.team)

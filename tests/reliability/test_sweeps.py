@@ -165,6 +165,26 @@ def test_runs_marked_lost_are_classified_by_the_same_sweep(team, user):
     assert RunReview.objects.get(run=run).outcome == "worker_lost"
 
 
+
+@pytest.mark.parametrize("where", ["page", "api", "list"])
+def test_with_every_worker_gone_looking_at_a_lost_run_fails_it(team, user, where):
+    """No worker, so no sweep: the run page, the API and the runs list settle it themselves."""
+    from django.test import Client
+
+    lost = make_run(team, user, status=RunStatus.RUNNING, started_at=timezone.now(),
+                    heartbeat_at=timezone.now() - timedelta(seconds=settings.RUN_LOST_AFTER_S + 5))
+    alive = make_run(team, user, status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
+    client = Client()
+    client.force_login(user)
+    url = {"page": f"/runs/{lost.pk}/", "api": f"/api/runs/{lost.pk}/", "list": f"/runs/?team={team.pk}"}[where]
+    response = client.get(url)
+    assert response.status_code == 200
+    lost.refresh_from_db()
+    assert (lost.status, lost.stop_reason) == (RunStatus.FAILED, "worker_lost")
+    assert events_of(lost)[-1][1] == "run.finished"
+    assert Run.objects.get(pk=alive.pk).status == RunStatus.RUNNING
+    assert services.runs_settle_lost() == 0  # nothing left to settle: one query, no work
+
 def test_one_run_that_cannot_be_marked_lost_does_not_stop_the_others(team, user):
     """A worker that was alive after all wrote an event with the seq the sweep wanted."""
     stale = timezone.now() - timedelta(minutes=5)
