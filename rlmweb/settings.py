@@ -234,6 +234,11 @@ RATE_LIMITS = {
     "upload": (env_int("RLMWEB_RATE_UPLOAD_PER_MINUTE", 60), 60),
 }
 MAX_CONCURRENT_RUNS_PER_TEAM = env_int("RLMWEB_MAX_CONCURRENT_RUNS_PER_TEAM", 10)
+# How every run's REPL behaves (the engine's Limits): characters of a cell's output shown to the
+# root model, sub-calls of one llm_query_batched in flight at once, seconds a cell may compute.
+RUN_OUTPUT_LIMIT_CHARS = env_int("RLMWEB_OUTPUT_LIMIT_CHARS", 20_000)
+RUN_SUBCALL_CONCURRENCY = env_int("RLMWEB_SUBCALL_CONCURRENCY", 16)
+RUN_CELL_TIMEOUT_S = env_int("RLMWEB_CELL_TIMEOUT_S", 120)
 # A running run whose worker has not beaten its heartbeat (every 5 s) for this long is failed as
 # "worker lost" by any worker's sweep.
 RUN_LOST_AFTER_S = env_int("RLMWEB_WORKER_LOST_AFTER_S", 60)

@@ -32,7 +32,12 @@ def build_spec(run: Run, root_script: list[str] | None = None) -> RunSpec:
         DocumentInput(name=d.name, path=str(d.text_path), chars=d.chars)
         for d in run.documents.order_by("rundocument__position")
     ]
-    limits = Limits(**{k: v for k, v in (run.limits or {}).items() if k in LIMIT_KEYS})
+    limits = Limits(
+        **{k: v for k, v in (run.limits or {}).items() if k in LIMIT_KEYS},
+        output_limit_chars=settings.RUN_OUTPUT_LIMIT_CHARS,
+        subcall_concurrency=settings.RUN_SUBCALL_CONCURRENCY,
+        cell_timeout_s=settings.RUN_CELL_TIMEOUT_S,
+    )
     options = {
         m.model: ModelOptions(api_base=m.api_base, api_key_env=m.api_key_env, context_window=m.context_window,
                               **_call_options(m.model))

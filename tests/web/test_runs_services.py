@@ -62,6 +62,15 @@ def test_the_engine_is_given_the_configured_models_as_the_only_ones_code_may_nam
     assert spec.allowed_models == [m["model"] for m in settings.RLMWEB_MODELS]
     assert "openai/gpt-4o-mini" in spec.allowed_models and "offline/heuristic" in spec.allowed_models
 
+
+def test_the_repl_limits_come_from_the_settings(user, team, docs, settings):
+    from apps.runs.execution import build_spec
+
+    settings.RUN_OUTPUT_LIMIT_CHARS, settings.RUN_SUBCALL_CONCURRENCY, settings.RUN_CELL_TIMEOUT_S = 500, 3, 9
+    limits = build_spec(ask(user, team, docs, limits={"max_iterations": 4})).limits
+    assert (limits.output_limit_chars, limits.subcall_concurrency, limits.cell_timeout_s) == (500, 3, 9)
+    assert limits.max_iterations == 4
+
 BAD_ASKS = [
     ({"question": ""}, "question", "Write a question"),
     ({"question": "   \n"}, "question", "Write a question"),
