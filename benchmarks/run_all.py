@@ -6,7 +6,8 @@
 Each benchmark is a script `benchmarks/bench_<name>.py` that measures against its naive baseline
 in the same run, writes `benchmarks/results/<name>.json` and prints a markdown table. This runner
 starts each in its own process (so one's memory and threads never skew another's), then gathers
-the tables, with the machine they ran on, into one summary.
+the tables, with the machine they ran on, into one summary, headed by the verdict on every
+target (`targets.py`, which can also be run alone to re-judge the results files).
 """
 
 import json
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import targets
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -51,7 +54,10 @@ def main(argv: list[str]) -> int:
     summary = f"# rlmweb benchmarks\n\n{stamp} on {machine()}.\n\n" + "\n".join(sections)
     (RESULTS / "summary.md").write_text(summary)
     (RESULTS / "summary.json").write_text(json.dumps({"when": stamp, "machine": machine(), "failed": failures}))
-    print(f"\nWrote {RESULTS / 'summary.md'}")
+    found = targets.verdicts()
+    targets.write_summary(found)
+    print("\n" + targets.markdown(found))
+    print(f"Wrote {RESULTS / 'summary.md'}")
     return 1 if failures else 0
 
 

@@ -1,0 +1,143 @@
+"""The performance targets (issues 9 and 10), judged from the results files.
+
+    python benchmarks/targets.py     # print the verdicts and rewrite the summary's Targets section
+
+`run_all.py` calls `verdicts()` after the benchmarks and puts the table at the top of
+`results/summary.md` (and the list in `summary.json`). A target whose results file is missing is
+reported as "not measured", never as met.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HEADING = "## Targets"
+
+
+@dataclass
+class Verdict:
+    target: str
+    figure: str
+    met: bool | None  # None: not measured
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _fan_out(engine: dict) -> Verdict:
+    b = engine["batched_subcalls"]
+    ideal = b["subcalls"] * b["latency_s"] / b["concurrency_cap"]
+    share = ideal / b["batched_wall_s"]
+    return Verdict("fan-out ≥ 0.85 of ideal (1,000 sub-calls of 200 ms, cap 16)",
+                   f"{share:.2f} ({b['batched_wall_s']:.2f} s against {ideal:.1f} s)", share >= 0.85)
+
+
+def _whole_run(engine: dict) -> Verdict:
+    o = engine["loop_overhead"]
+    overhead = o["wall_s"] / o["critical_path_model_s"] - 1
+    return Verdict("whole-run overhead ≤ 5 % of the model time on the critical path",
+                   f"{overhead:.1%} ({o['wall_s']:.2f} s over {o['critical_path_model_s']:.1f} s)", overhead <= 0.05)
+
+
+def _cell_overhead(sandbox: dict) -> Verdict:
+    cells = sandbox["cells"]
+    worst = max(max(c["trivial_cell_ms"], c["len_context_cell_ms"]) for c in cells)
+    spread = max(c["len_context_cell_ms"] for c in cells) - min(c["len_context_cell_ms"] for c in cells)
+    sizes = f"{cells[0]['context']} to {cells[-1]['context']}"
+    return Verdict("cell overhead p50 ≤ 5 ms, independent of the context size",
+                   f"worst p50 {worst:.1f} ms; `len(context)` cell varies {spread:.2f} ms over {sizes}",
+                   worst <= 5 and spread <= 1)
+
+
+def _restricted(sandbox: dict) -> Verdict:
+    loop = sandbox["loop"]
+    ratio = loop["ours_sandbox_ratio"]
+    return Verdict("restricted execution ≤ 1.5× plain Python (loop benchmark, in the sandbox)",
+                   f"{ratio:.2f}× (stock RestrictedPython {loop['stock_ratio']:.2f}×)", ratio <= 1.5)
+
+
+def _events(events: dict) -> Verdict:
+    paced = events["redis/batched"]["paced"]
+    return Verdict("≥ 5,000 events/s with p95 ≤ 50 ms on the Redis layer",
+                   f"{events['redis/batched']['throughput']['events_per_s']:,} events/s max; "
+                   f"p95 {paced['p95_ms']} ms at {paced['events_per_s']:,}/s", events["target"]["met"])
+
+
+def _ingest(upload: dict) -> Verdict:
+    chunked = upload["rows"][0]
+    end_to_end = upload["size_mb"] / (chunked["seconds"] + chunked["extraction_s"])
+    memory = chunked["server_peak_rss_mib"] - chunked["server_rss_before_mib"]
+    return Verdict("ingest ≥ 100 MB/s for text, peak memory ≤ 200 MB above baseline (500 MB file)",
+                   f"{end_to_end:.0f} MB/s uploaded and extracted ({chunked['mb_per_s']} MB/s upload alone), "
+                   f"+{memory:.0f} MiB", end_to_end >= 100 and memory <= 200)
+
+
+def _explorer(explorer: dict) -> Verdict:
+    ms = explorer["explorer"]["interactive_ms"]
+    return Verdict("10,000-node explorer interactive ≤ 1.5 s", f"{ms:,.0f} ms", ms <= 1500)
+
+
+def _load_pages(profile: str, load: dict) -> Verdict:
+    growth = ", ".join(f"{name.removesuffix('_rss_mb')} +{mb:.0f} MB" for name, mb in load["rss_growth_mb"].items())
+    return Verdict(f"load ({profile}): page p95 < 300 ms, nothing dropped, memory flat",
+                   f"page p95 {load['page_p95_ms']:.0f} ms; dropped/duplicated/out of order "
+                   f"{load['dropped']}/{load['duplicated']}/{load['out_of_order']}; {growth}",
+                   all(load["targets"].values()))
+
+
+CHECKS = [
+    ("engine", _fan_out), ("engine", _whole_run), ("sandbox", _cell_overhead), ("sandbox", _restricted),
+    ("events", _events), ("upload", _ingest), ("explorer", _explorer),
+    ("load-embedded", lambda r: _load_pages("embedded", r)), ("load-production", lambda r: _load_pages("production", r)),
+]
+
+
+def verdicts() -> list[Verdict]:
+    out = []
+    for name, check in CHECKS:
+        result = _load(name)
+        if result is None:
+            out.append(Verdict(f"({name})", f"not measured: results/{name}.json is missing", None))
+        else:
+            out.append(check(result))
+    return out
+
+
+def markdown(found: list[Verdict]) -> str:
+    rows = [f"| {v.target} | {v.figure} | {'met' if v.met else 'not measured' if v.met is None else '**not met**'} |"
+            for v in found]
+    met = sum(v.met is True for v in found)
+    return "\n".join([HEADING, "", f"{met} of {len(found)} met.", "", "| target | figure | verdict |",
+                      "|---|---|---|", *rows, ""])
+
+
+def write_summary(found: list[Verdict]) -> None:
+    """Put the Targets section at the top of summary.md (replacing an older one) and the verdicts
+    into summary.json."""
+    summary_md, summary_json = RESULTS / "summary.md", RESULTS / "summary.json"
+    text = summary_md.read_text() if summary_md.exists() else "# rlmweb benchmarks\n\n"
+    head, sep, rest = text.partition("\n## ")
+    sections = (sep + rest).split("\n## ") if sep else []
+    kept = [s for s in sections if s and not s.startswith(HEADING.removeprefix("## "))]
+    body = "".join("\n## " + s for s in kept)
+    summary_md.write_text(head.rstrip("\n") + "\n\n" + markdown(found) + body)
+    meta = json.loads(summary_json.read_text()) if summary_json.exists() else {}
+    meta["targets"] = [asdict(v) for v in found]
+    summary_json.write_text(json.dumps(meta, indent=1))
+
+
+def main() -> int:
+    found = verdicts()
+    print(markdown(found))
+    write_summary(found)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
