@@ -110,7 +110,7 @@ export class TrajectoryModel {
           content: d.content || "", prompt_tokens: d.prompt_tokens || 0,
           completion_tokens: d.completion_tokens || 0, cost_usd: d.cost_usd ?? null,
           latency_s: d.latency_s || 0, attempts: d.attempts ?? 1, model: d.model || "", forced: Boolean(d.forced),
-          id: `turn-${scope}-${d.iteration}`, cells: [],
+          input: Array.isArray(d.input) ? d.input : [], id: `turn-${scope}-${d.iteration}`, cells: [],
         };
         this.turns.push(turn);
         this.turnByKey.set(`${scope}|${d.iteration}`, turn);

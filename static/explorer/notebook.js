@@ -8,6 +8,20 @@ import { renderMarkdown } from "./markdown.js";
 const OUTPUT_PREVIEW_LINES = 40;
 const OUTPUT_PREVIEW_CHARS = 4000;
 
+/** The messages a root turn sent that the previous turn did not, folded away under the turn's head. */
+function inputHtml(messages) {
+  if (!messages || !messages.length) return "";
+  const chars = messages.reduce((n, m) => n + (m.chars ?? (m.content || "").length), 0);
+  const parts = messages.map((m) => {
+    const full = m.chars ?? (m.content || "").length;
+    const cut = full > (m.content || "").length ? `\n… (${num(full - m.content.length)} more characters not recorded)` : "";
+    return `<h4>${esc(m.role)} <span class="muted">${num(full)} characters</span></h4>` +
+      `<pre class="nb-input-text">${esc(m.content || "")}${esc(cut)}</pre>`;
+  });
+  return `<details class="nb-input"><summary class="muted">Sent to the model: ${num(messages.length)} ` +
+    `message${messages.length === 1 ? "" : "s"}, ${num(chars)} characters</summary>${parts.join("")}</details>`;
+}
+
 export class Notebook {
   constructor(root, model) {
     this.root = root;
@@ -94,7 +108,7 @@ export class Notebook {
       `${turn.depth ? `<span class="muted">depth ${turn.depth}</span>` : ""}` +
       `${modelHtml(turn.model)}<span class="muted">${tokens} · ${usd(turn.cost_usd)} · ${seconds(turn.latency_s)}${turn.attempts > 1 ? ` (${turn.attempts} attempts)` : ""}</span>` +
       `${turn.forced ? '<span class="pill warn" title="Asked for a final answer at a limit">forced</span>' : ""}` +
-      `</header><div class="nb-reasoning md">${body}</div><div class="nb-cells"></div>`;
+      `</header>${inputHtml(turn.input)}<div class="nb-reasoning md">${body}</div><div class="nb-cells"></div>`;
     container.append(art);
     this.turnEls.set(turn.id, art);
   }

@@ -67,9 +67,13 @@ class _Builder:
         if depth == 0:
             self.totals["iterations"] += 1
         cost = self.cost(pt, ct, unknown=False)
+        sent = ([{"role": "system", "content": "You answer questions about documents you cannot see.", "chars": 52},
+                 {"role": "user", "content": "Question: " + self.words(12), "chars": 200_000}]
+                if iteration == 1 else [{"role": "user", "content": "Output of cell: " + self.words(20), "chars": 0}])
+        sent[-1]["chars"] = max(sent[-1]["chars"], len(sent[-1]["content"]))
         self.emit("root.turn", node_id=node_id, depth=depth, iteration=iteration, content=content,
                   prompt_tokens=pt, completion_tokens=ct, cost_usd=cost, latency_s=latency,
-                  model=self.model, forced=forced)
+                  model=self.model, forced=forced, input=sent)
         self.cost_updated()
 
     def cell(self, code: str, *, node_id=None, depth=0, iteration=1, index=0) -> str:

@@ -33,6 +33,13 @@ def test_renders_a_recorded_trajectory(page, harness):
     expect(root.locator(".rx-settings .badge-offline")).to_have_count(2)
     expect(root.locator(".rx-offline-note")).to_contain_text("heuristic stand-in")
     assert root.locator(".nb-turn-head .badge-offline").count() == len(events_of(data, "root.turn"))
+    # What each turn sent the model, folded under its head; text cut in the event says so.
+    assert root.locator(".nb-input").count() == len(events_of(data, "root.turn"))
+    first_input = root.locator(".nb-turn .nb-input").first
+    expect(first_input.locator("summary")).to_contain_text("Sent to the model: 2 messages")
+    first_input.locator("summary").click()
+    expect(first_input.locator("h4").first).to_contain_text("system")
+    expect(first_input.locator(".nb-input-text").nth(1)).to_contain_text("more characters not recorded")
     # Final answer as rendered markdown.
     expect(root.locator("#final-answer strong")).to_have_text("The launch code for project Heron is AMBER-7742.")
     expect(root.locator("#final-answer li")).to_have_count(2)
@@ -51,7 +58,7 @@ def test_renders_a_recorded_trajectory(page, harness):
     expect(child).to_have_count(1)
     expect(child.locator(".nb-turn")).to_have_count(2)
     expect(child.locator("#cell-c4")).to_have_count(1)
-    expect(child.locator("summary")).to_contain_text("answered")
+    expect(child.locator("> summary")).to_contain_text("answered")
 
     # Tree, timeline and cost chart.
     expect(root.locator('[data-field="tree-count"]')).to_have_text(f"{len(events_of(data, 'subcall.started'))} nodes")

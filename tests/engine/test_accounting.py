@@ -74,6 +74,19 @@ def test_root_turn_carries_its_attempts_and_the_whole_calls_latency(provider, wr
     assert result.iterations == 2
 
 
+
+def test_each_root_turn_records_what_it_sent_that_the_previous_did_not(provider, write_doc, sink):
+    provider.root_replies = [repl("print('seen: ' + context[:3])"), "FINAL(1)"]
+    doc = write_doc("a.txt", "abc")
+    run(sim_spec(provider, [doc], question="What is it?"), sink)
+    first, second = (e.data["input"] for e in sink.of_type("root.turn"))
+    sent = provider.requests[0].messages
+    assert [m["role"] for m in first] == ["system", "user"]
+    assert [m["content"] for m in first] == [m["content"] for m in sent]  # exactly what the provider got
+    assert "What is it?" in first[1]["content"] and first[1]["chars"] == len(sent[1]["content"])
+    assert [m["role"] for m in second] == ["user"] and "seen: abc" in second[0]["content"]
+    assert provider.requests[1].messages[-1]["content"] == second[0]["content"]
+
 def test_scripted_and_direct_root_turns_carry_attempts(provider, write_doc, sink):
     doc = write_doc("a.txt", "abc")
     run(sim_spec(provider, [doc], root_script=["FINAL(1)"]), sink)

@@ -7,7 +7,8 @@ Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
 
 - run.started: question, mode, root_model, sub_model, limits, documents [{name, chars}], offline
 - root.turn: node_id, depth, iteration, content, prompt_tokens, completion_tokens, cost_usd,
-  latency_s, model, forced, attempts
+  latency_s, model, forced, attempts, input [{role, content, chars}] (the messages this turn sent
+  that the previous one did not: the system prompt and first turn, then each turn's feedback)
 - cell.started: cell_id, node_id, depth, iteration, index, code
 - cell.finished: cell_id, node_id, depth, stdout, stdout_chars, truncated, error, duration_s,
   killed, state_note

@@ -344,6 +344,14 @@ def cap(text: str) -> str:
     return text if len(text) <= EVENT_TEXT_CAP else text[:EVENT_TEXT_CAP]
 
 
+def _new_messages(messages: list[dict]) -> list[dict]:
+    """What a root turn sends that the previous turn did not: the messages after the last reply
+    (the system prompt and first turn, then each turn's feedback), for the root.turn event."""
+    last_reply = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
+    return [{"role": m["role"], "content": cap(m["content"]), "chars": len(m["content"])}
+            for m in messages[last_reply + 1:]]
+
+
 class RLM:
     """One root model working one REPL: the top-level run (depth 0) or a child started by rlm_query."""
 
@@ -425,7 +433,7 @@ class RLM:
 
     def _turn(self, messages: list[dict], iteration: int, forced: bool) -> Outcome | None:
         """One root turn: ask, then act on the reply. Returns an Outcome when the RLM is done."""
-        content = self._ask_root(messages, iteration, forced)
+        content = self._ask_root(messages, iteration, forced, _new_messages(messages))
         messages.append({"role": "assistant", "content": content})
         outcome, feedback = self._act(content, iteration, forced)
         if outcome is None and not forced:
@@ -433,7 +441,7 @@ class RLM:
             messages.append({"role": "user", "content": f"{feedback}\n\n{standing}"})
         return outcome
 
-    def _ask_root(self, messages: list[dict], iteration: int, forced: bool) -> str:
+    def _ask_root(self, messages: list[dict], iteration: int, forced: bool, sent: list[dict]) -> str:
         state = self.state
         state.check_model_call(last_turn=forced)
         if self.script is not None:
@@ -444,7 +452,7 @@ class RLM:
             self._count_turn()
             state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration, content=content,
                        prompt_tokens=0, completion_tokens=0, cost_usd=0.0, latency_s=0.0, model="script",
-                       forced=forced, attempts=0)
+                       forced=forced, attempts=0, input=sent)
             state.emit(ev.COST_UPDATED, totals=state.totals())
             return content
         model = state.spec.root_model
@@ -462,7 +470,7 @@ class RLM:
         state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration, content=reply.content,
                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                    cost_usd=reply.cost_usd, latency_s=round(reply.latency_s, 4), model=model, forced=forced,
-                   attempts=reply.attempts)
+                   attempts=reply.attempts, input=sent)
         state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens, reply.attempts, self._lineage())
         return reply.content
 
@@ -699,7 +707,8 @@ def _direct(state: RunState) -> Outcome:
     state.count_iteration()
     state.emit(ev.ROOT_TURN, node_id=None, depth=0, iteration=1, content=reply.content,
                prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd,
-               latency_s=round(reply.latency_s, 4), model=model, forced=False, attempts=reply.attempts)
+               latency_s=round(reply.latency_s, 4), model=model, forced=False, attempts=reply.attempts,
+               input=_new_messages(messages))
     state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens)
     return Outcome(reply.content.strip(), "plain")
 
