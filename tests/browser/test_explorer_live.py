@@ -1,9 +1,11 @@
 """End to end in headless chromium against the real app (`manage.py serve`: uvicorn, websockets,
 embedded Celery worker, SQLite in a fresh data directory): sign in, upload a generated document
-through the upload page, ask with the offline model, watch cells and sub-call nodes arrive live,
-reload mid-run and drop the socket, and find every event exactly once. Screenshots go to
-test-artifacts/."""
+through the upload page, ask (offline root; sub-calls through litellm to the simulated provider on
+127.0.0.1, answering extractively after SUB_LATENCY_S, so the run lasts long enough to be watched),
+see cells and sub-call nodes arrive while the run is running, reload mid-run and drop the socket,
+and find every event exactly once. Screenshots go to test-artifacts/."""
 
+import json
 import os
 import random
 import socket
@@ -15,6 +17,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from worker.engine.offline import extract_answer
+from worker.simulated import SimulatedProvider
+
 from .conftest import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -24,6 +29,9 @@ USERNAME = "viewer"
 PASSWORD = "a long enough test password 42"
 QUESTION = "What is the launch code for project Heron?"
 NEEDLE = "The launch code for project Heron is AMBER-7742."
+SUB_MODEL = "openai/sim-sub"
+# The offline root fans out 24 sub-calls, 16 at a time: two waves, about 8 s of sub-calls.
+SUB_LATENCY_S = 4.0
 
 
 def _free_port() -> int:
@@ -38,10 +46,19 @@ def _manage(env, *args, timeout=120):
 
 
 @pytest.fixture(scope="module")
-def app_server(tmp_path_factory):
+def sub_provider():
+    with SimulatedProvider(root_model="unused", sub_reply=extract_answer, latency_s=SUB_LATENCY_S) as sp:
+        yield sp
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory, sub_provider):
     """The real app on a free port, with a migrated database and one user."""
     data_dir = tmp_path_factory.mktemp("rlmweb-e2e")
-    env = {**os.environ, "RLMWEB_DATA_DIR": str(data_dir), "DJANGO_ALLOW_ASYNC_UNSAFE": ""}
+    models = [{"model": SUB_MODEL, "label": "Simulated sub model", "api_base": sub_provider.base_url,
+               "api_key_env": "RLMWEB_E2E_SIM_KEY"}]
+    env = {**os.environ, "RLMWEB_DATA_DIR": str(data_dir), "DJANGO_ALLOW_ASYNC_UNSAFE": "",
+           "RLMWEB_MODELS_JSON": json.dumps(models), "RLMWEB_E2E_SIM_KEY": "sim-key"}
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
     _manage(env, "migrate", "--noinput")
@@ -119,7 +136,7 @@ def _assert_dom_matches(page, events: list[dict]):
     assert page.locator("#explorer").get_attribute("data-nodes") == str(len(nodes))
 
 
-def test_upload_ask_watch_live_reload_and_reconnect(chromium, app_server, tmp_path):
+def test_upload_ask_watch_live_reload_and_reconnect(chromium, app_server, sub_provider, tmp_path):
     base, _ = app_server
     context = chromium.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
@@ -147,8 +164,7 @@ def test_upload_ask_watch_live_reload_and_reconnect(chromium, app_server, tmp_pa
         page.click("#ask-selected")
         page.fill("#id_question", QUESTION)
         page.select_option("#id_root_model", "offline/heuristic")
-        if page.locator("#id_sub_model").count():
-            page.select_option("#id_sub_model", "offline/heuristic")
+        page.select_option("#id_sub_model", SUB_MODEL)
         page.click("#ask-form button[type=submit]")
         page.wait_for_url("**/runs/*-*/", timeout=30_000)
         run_url = page.url.split("#")[0]
@@ -156,19 +172,22 @@ def test_upload_ask_watch_live_reload_and_reconnect(chromium, app_server, tmp_pa
 
         # Live: cells appear while the run is still going.
         expect(explorer.locator(".nb-cell").first).to_be_visible(timeout=60_000)
+        assert explorer.get_attribute("data-status") == "running"
         expect(explorer.locator(".rx-settings .badge-offline").first).to_be_visible()
-        status_when_cell_seen = explorer.get_attribute("data-status")
         screenshot(page, "e2e-2-first-cell")
 
         # Reload mid-run: the new page replays from the start and continues live.
         page.reload()
         expect(explorer.locator(".nb-cell").first).to_be_visible(timeout=30_000)
+        assert explorer.get_attribute("data-status") == "running"
         screenshot(page, "e2e-3-after-reload")
         # Drop the socket: the client reconnects from the last seq it holds.
         page.evaluate("() => { const l = window.RLMExplorer.live; if (l.socket) l.socket.close(); }")
 
-        # Sub-call nodes and the final answer.
+        # Sub-call nodes appear while their calls are in flight, then the final answer.
         expect(page.locator("#subcall-tree .tree-row").first).to_be_visible(timeout=120_000)
+        assert explorer.get_attribute("data-status") == "running"
+        screenshot(page, "e2e-3b-subcalls-in-flight")
         expect(explorer).to_have_attribute("data-status", "succeeded", timeout=180_000)
         expect(page.locator("#final-answer")).to_contain_text("AMBER-7742", timeout=30_000)
         page.wait_for_function(
@@ -186,13 +205,14 @@ def test_upload_ask_watch_live_reload_and_reconnect(chromium, app_server, tmp_pa
         first_node = next(e["data"]["node_id"] for e in events if e["type"] == "subcall.started")
         page.goto(f"{run_url}#node-{first_node}")
         expect(page.locator("#node-detail")).to_have_attribute("data-item", first_node, timeout=30_000)
-        expect(page.locator("#node-detail")).to_contain_text("heuristic stand-in")
+        expect(page.locator("#node-detail")).to_contain_text(SUB_MODEL)
         page.wait_for_function(f"() => window.RLMExplorer.current.model.lastSeq === {events[-1]['seq']}")
         _assert_dom_matches(page, events)
         coverage = float(page.locator(".cov-doc").first.get_attribute("data-fraction"))
         assert 0 < coverage < 1
         screenshot(page, "e2e-5-deep-link")
-        print(f"status when the first cell showed: {status_when_cell_seen}; {len(events)} events")
+        assert sum(r.model == "sim-sub" for r in sub_provider.requests) == sum(
+            e["type"] == "subcall.started" for e in events)  # every sub-call went over HTTP
     finally:
         context.close()
     assert not errors, errors
