@@ -5,6 +5,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -210,3 +211,14 @@ def review_summary(days: int = 30, today: dt.date | None = None) -> Summary:
         failed=failed_total.count(),
         failed_cost_total=failed_total.aggregate(c=Sum("run__cost_usd"))["c"] or 0.0,
     )
+
+
+def reviewers() -> QuerySet:
+    """Who reviews can be assigned to: active staff."""
+    return get_user_model().objects.filter(is_staff=True, is_active=True).order_by("username")
+
+
+def reviewer(raw_id: object):
+    """The active staff user with this id (from a form), or None."""
+    user_id = parse_id(raw_id)
+    return None if user_id is None else reviewers().filter(pk=user_id).first()

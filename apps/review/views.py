@@ -27,7 +27,7 @@ from .forms import ImportForm
 from .models import PATTERN_LABELS, Label, Outcome, ReviewState, RunReview
 
 REVIEWS_PER_PAGE = 50
-BULK_ACTIONS = ("set_state", "assign_me", "unassign", "label", "unlabel", "export")
+BULK_ACTIONS = ("set_state", "assign_me", "assign", "unassign", "label", "unlabel", "export")
 
 
 def feedback_payload(user, run: Run) -> dict:
@@ -87,6 +87,7 @@ def _queue_context(request) -> dict:
         "models": selectors.model_choices(),
         "teams": Team.objects.order_by("name"),
         "labels": Label.objects.all(),
+        "reviewers": selectors.reviewers(),
         "params": {k: request.GET.get(k, "") for k in selectors.FILTER_KEYS},
     }
 
@@ -119,10 +120,16 @@ def review_update(request, review_id):
     reviews = RunReview.objects.filter(pk=review.pk)
     if request.POST.get("state") in ReviewState.values:
         services.reviews_set_state(reviews, request.POST["state"])
-    if request.POST.get("assignee") == "me":
+    assignee = request.POST.get("assignee")
+    if assignee == "me":
         services.reviews_assign(reviews, request.user)
-    elif request.POST.get("assignee") == "none":
+    elif assignee == "none":
         services.reviews_assign(reviews, None)
+    elif assignee:
+        reviewer = selectors.reviewer(assignee)
+        if reviewer is None:
+            return HttpResponseBadRequest("Unknown reviewer: reviews can be assigned to active staff only.")
+        services.reviews_assign(reviews, reviewer)
     messages.success(request, "Review updated.")
     return _back_to_queue(request)
 
@@ -147,6 +154,11 @@ def bulk(request):
         done = services.reviews_set_state(reviews, request.POST["state"])
     elif action in ("assign_me", "unassign"):
         done = services.reviews_assign(reviews, request.user if action == "assign_me" else None)
+    elif action == "assign":
+        reviewer = selectors.reviewer(request.POST.get("assignee"))
+        if reviewer is None:
+            return HttpResponseBadRequest("Unknown reviewer: reviews can be assigned to active staff only.")
+        done = services.reviews_assign(reviews, reviewer)
     else:
         label = Label.objects.filter(pk=request.POST.get("label") or 0).first()
         if label is None:

@@ -212,6 +212,29 @@ def test_queue_row_state_change_and_bulk_actions(admin_client, team, staff):
     assert admin_client.post("/review/bulk/", {"action": "explode", "review": ids}).status_code == 400
 
 
+
+def test_reviews_can_be_assigned_to_any_active_reviewer_in_bulk_and_filtered_by_them(admin_client, team):
+    from django.contrib.auth.models import User
+
+    colleague = make_staff("colleague", superuser=False)
+    member = User.objects.create(username="member")  # not staff: never an assignee
+    reviews = [review_of(run_from(team, lost(), question=f"lost {i}")) for i in range(3)]
+    ids = [r.pk for r in reviews[:2]]
+    queue = admin_client.get("/review/").content.decode()
+    assert f'<option value="{colleague.pk}">colleague</option>' in queue and ">member<" not in queue
+
+    admin_client.post("/review/bulk/", {"action": "assign", "assignee": colleague.pk, "review": ids})
+    assert [RunReview.objects.get(pk=r.pk).assignee for r in reviews] == [colleague, colleague, None]
+    page = admin_client.get(f"/review/?assignee={colleague.pk}").content.decode()
+    assert "lost 0" in page and "lost 1" in page and "lost 2" not in page
+
+    for bad in (member.pk, "", "x", 10**9):
+        response = admin_client.post("/review/bulk/", {"action": "assign", "assignee": bad, "review": ids})
+        assert response.status_code == 400 and b"active staff" in response.content
+    response = admin_client.post(f"/review/{reviews[2].pk}/", {"assignee": colleague.pk})
+    assert response.status_code == 302 and RunReview.objects.get(pk=reviews[2].pk).assignee == colleague
+    assert admin_client.post(f"/review/{reviews[2].pk}/", {"assignee": member.pk}).status_code == 400
+
 def test_queue_import_form(admin_client, team):
     import io
 
