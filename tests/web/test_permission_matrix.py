@@ -83,6 +83,10 @@ ROWS = [
     Row("POST", "/runs/{run}/cancel/", exp(302, 404, 403, 403, 302), changed="run_cancelled", allowed=(A, OW)),
     Row("POST", "/runs/{member_run}/cancel/", exp(302, 404, 403, 302), changed="member_run_cancelled",
         allowed=(M, A, OW)),
+    Row("POST", "/runs/{run}/delete/", exp(302, 404, 403, 403, 302), body={"confirm": "yes"}, changed="run_deleted",
+        allowed=(A, OW), prepare="finish_runs"),
+    Row("POST", "/runs/{member_run}/delete/", exp(302, 404, 403, 302), body={"confirm": "yes"},
+        changed="member_run_deleted", allowed=(M, A, OW), prepare="finish_runs"),
     Row("GET", "/runs/{other_run}/", exp(302, 200, 404)),
     Row("GET", "/runs/{missing}/", exp(302, 404, 404)),
     Row("GET", "/runs/{other_run}/events.json", exp(302, 200, 404)),
@@ -91,6 +95,11 @@ ROWS = [
     Row("GET", "/api/runs/?team={team}", API_READ),
     Row("GET", "/api/runs/{run}/", API_READ),
     Row("GET", "/api/runs/{run}/events/", API_READ),
+    Row("GET", "/api/runs/models/", exp(401, 200, 200)),
+    Row("DELETE", "/api/runs/{run}/", exp(401, 404, 403, 403, 200), json=True, changed="run_deleted",
+        allowed=(A, OW), prepare="finish_runs"),
+    Row("DELETE", "/api/runs/{member_run}/", exp(401, 404, 403, 200), json=True, changed="member_run_deleted",
+        allowed=(M, A, OW), prepare="finish_runs"),
     Row("GET", "/api/runs/{other_run}/", exp(401, 200, 404)),
     Row("GET", "/api/runs/{missing}/", exp(401, 404, 404)),
     Row("POST", "/api/runs/", exp(401, 404, 403, 400), body={"team": "{team}", "question": "q", "documents": []},
@@ -104,6 +113,14 @@ ROWS = [
     Row("GET", "/api/documents/{doc}/", API_READ),
     Row("GET", "/api/documents/{other_doc}/", exp(401, 200, 404)),
     Row("GET", "/documents/{doc}/text", READ),
+    Row("GET", "/documents/{doc}/file", READ),
+    Row("GET", "/api/documents/{doc}/file", API_READ),
+    Row("GET", "/documents/{other_doc}/file", exp(302, 200, 404)),
+    Row("GET", "/api/documents/{other_doc}/file", exp(401, 200, 404)),
+    Row("POST", "/api/documents/uploads/?team={team}", exp(401, 404, 403, 201), body={"name": "a.txt", "size": 5},
+        json=True),
+    Row("POST", "/documents/uploads/?team={team}", exp(401, 404, 403, 201), body={"name": "a.txt", "size": 5},
+        json=True),
     Row("GET", "/api/documents/{doc}/text", API_READ),
     Row("GET", "/api/documents/{other_doc}/text", exp(401, 200, 404)),
     Row("GET", "/documents/status/?ids={doc}", exp(401, 200, 200)),
@@ -132,6 +149,10 @@ ROWS = [
         changed="cap_set", allowed=(A, OW)),
     Row("POST", "/teams/{team}/delete/", exp(302, 404, 403, 403, 403, 302), body={"confirm": "Legal"},
         changed="team_deleted", allowed=(OW,), prepare="finish_runs"),
+    Row("GET", "/teams/join/{invite_token}/", exp(302, 200, 200)),
+    Row("POST", "/teams/join/{invite_token}/", exp(302, 302, 302), changed="outsider_joined", allowed=(OUT,)),
+    Row("POST", "/api/teams/join/", exp(401, 201, 201), body={"token": "{invite_token}"}, json=True,
+        changed="outsider_joined", allowed=(OUT,)),
     Row("GET", "/api/teams/", exp(401, 200, 200)),
     Row("GET", "/api/teams/{team}/", exp(401, 404, 200)),
     Row("GET", "/api/teams/{team}/spend/", exp(401, 404, 200)),
@@ -179,6 +200,9 @@ ROWS += [
     Row("GET", "/api/review/runs/{run}/feedback/", API_READ),
     Row("GET", "/api/review/runs/{other_run}/feedback/", exp(401, 200, 404)),
     Row("POST", "/api/review/runs/{run}/feedback/", exp(401, 404, 200), body={"rating": "up"}, json=True),
+    Row("POST", "/review/runs/{run}/feedback/", exp(302, 404, 302), body={"rating": "up"}),
+    Row("POST", "/review/runs/{other_run}/feedback/", exp(302, 302, 404), body={"rating": "up"}),
+    Row("POST", "/review/bulk/", exp(302, 302, 302), body={"action": "assign_me"}),
 ]
 
 WS_ROWS = [
@@ -211,6 +235,10 @@ class World:
         self.other_team = self.users[OUT].teams.get()
         self.other_run = make_run(self.other_team, self.users[OUT], [make_document(self.other_team)])
         self.other_doc = self.other_run.documents.get()
+        for doc in (self.doc, self.other_doc):  # the original upload, kept beside the text
+            doc.original_file = doc.text_file.replace(".txt", ".original.txt")
+            doc.original_path.write_bytes(b"original bytes\n")
+            doc.save(update_fields=["original_file"])
         self.link, self.tokens = None, {}
         for holder in LINK_HOLDERS:
             link, self.tokens[holder] = sharing.share_create(owner, self.run)
@@ -224,7 +252,7 @@ class World:
         ShareLink.objects.filter(token_hash=hash_token(self.text_tokens[REVOKED])).update(revoked_at=timezone.now())
         ShareLink.objects.filter(token_hash=hash_token(self.text_tokens[EXPIRED])).update(
             expires_at=timezone.now() - dt.timedelta(minutes=1))
-        self.invite, _ = teams.invite_create(owner, self.team)
+        self.invite, self.invite_token = teams.invite_create(owner, self.team)
         self.comment = Comment.objects.create(run=self.run, author=owner, body="look here", target_kind="cell",
                                               target_id="c1")
 
@@ -236,7 +264,8 @@ class World:
             "missing": uuid.uuid4(), "doc": self.doc.pk, "loose_doc": self.loose_doc.pk,
             "member_doc": self.member_doc.pk, "other_doc": self.other_doc.pk,
             "viewer_membership": self.viewer_membership.pk, "extra_membership": self.extra_membership.pk,
-            "invite": self.invite.pk, "link": self.link.pk, "comment": self.comment.pk,
+            "invite": self.invite.pk, "invite_token": self.invite_token, "link": self.link.pk,
+            "comment": self.comment.pk,
             "token": self.tokens.get(visitor, guessed), "text_token": self.text_tokens.get(visitor, guessed),
         }
 
@@ -249,6 +278,15 @@ class World:
 
     def member_run_cancelled(self) -> bool:
         return Run.objects.get(pk=self.member_run.pk).cancel_requested
+
+    def run_deleted(self) -> bool:
+        return not Run.objects.filter(pk=self.run.pk).exists()
+
+    def member_run_deleted(self) -> bool:
+        return not Run.objects.filter(pk=self.member_run.pk).exists()
+
+    def outsider_joined(self) -> bool:
+        return Membership.objects.filter(team=self.team, user=self.users[OUT]).exists()
 
     def loose_doc_deleted(self) -> bool:
         return not Document.objects.filter(pk=self.loose_doc.pk).exists()
