@@ -48,6 +48,9 @@ REFUSALS = {
     "format on the str type": ("str.format('{0.__class__}', 1)", '"__class__" is an invalid attribute name'),
     "format in a nested spec": ("'{0:{1.__class__}}'.format(1, 2)", '"__class__" is an invalid attribute name'),
     "format reaches a frame": ("def g():\n    yield 1\n'{0.gi_frame}'.format(g())", '"gi_frame" is a restricted name'),
+    "format_map on a namespace view": (
+        "import re\n'{_a}'.format_map(re.compile('(?P<_a>x)').groupindex)", "keys starting with '_'"
+    ),
     "UserString.format": (
         "import collections\ncollections.UserString('{0.__globals__}').format(llm_query)", "invalid attribute name"
     ),

@@ -75,6 +75,10 @@ ATTRIBUTE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
 class _GuardedFormatter(string.Formatter):
     """``str.format`` semantics with each attribute and item step of a field guarded."""
 
+    def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:
+        # format_map's mapping is the caller's: its keys go through _getitem_ like any other item.
+        return guarded_getitem(args if isinstance(key, int) else kwargs, key)
+
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
         first, rest = _string.formatter_field_name_split(field_name)
         obj = self.get_value(first, args, kwargs)
