@@ -1,4 +1,5 @@
-"""Property-based tests: arbitrary JSON (and bytes) at the JSON API never cause a 5xx, and a 4xx
+"""Property-based tests: arbitrary JSON (and bytes) at every JSON API endpoint that takes a body
+(runs, uploads, teams, members, invites, share links, comments, feedback) never cause a 5xx, and a 4xx
 never changes a row. A 201 from an ask creates exactly one run, with limits inside their bounds.
 """
 
@@ -137,3 +138,56 @@ def test_upload_chunks_at_arbitrary_offsets(client, auth, roomy, offset, body):
     assert 0 <= state["offset"] <= 32
     if response.status_code >= 400:
         assert state["offset"] == 0
+
+
+# The rest of the JSON API: teams, members, invites, share links, comments, feedback. Each example
+# sends one arbitrary payload to one endpoint, as the owner of a shared team.
+OTHER_ENDPOINTS = [
+    ("POST", "/api/teams/"),
+    ("PATCH", "/api/teams/{team}/"),
+    ("POST", "/api/teams/{team}/members/"),
+    ("PATCH", "/api/teams/{team}/members/{membership}/"),
+    ("POST", "/api/teams/{team}/invites/"),
+    ("POST", "/api/teams/join/"),
+    ("POST", "/api/sharing/runs/{run}/"),
+    ("POST", "/api/comments/runs/{run}/"),
+    ("PATCH", "/api/comments/{comment}/"),
+    ("POST", "/api/review/runs/{run}/feedback/"),
+]
+other_payloads = st.fixed_dictionaries({}, optional={
+    "name": st.text(max_size=30) | json_values,
+    "username": st.sampled_from(["mallory", "alice", "nobody"]) | json_values,
+    "role": st.sampled_from(["viewer", "member", "admin", "owner", "king"]) | json_values,
+    "monthly_cap_usd": st.sampled_from(["5", "-1", "1e400", "NaN", ""]) | limit_values,
+    "days": st.integers(-5, 10**6) | json_values,
+    "max_uses": st.integers(-5, 10**20) | json_values,
+    "token": st.text(max_size=40) | json_values,
+    "expires_in_days": st.integers(-5, 10**6) | json_values,
+    "show_document_text": json_values,
+    "body": st.text(max_size=60) | json_values,
+    "target_kind": st.sampled_from(["run", "cell", "node", "x"]) | json_values,
+    "target_id": st.text(max_size=10) | json_values,
+    "rating": st.sampled_from(["up", "down", "sideways"]) | json_values,
+    "comment": st.text(max_size=60) | json_values,
+}) | json_values
+
+
+@pytest.fixture
+def shared_team(user, other_user, doc, team):
+    from apps.comments.models import Comment
+    from apps.teams.models import Membership, Role
+
+    membership = Membership.objects.create(team=team, user=other_user, role=Role.MEMBER)
+    run = make_run(team, user, [doc], status=RunStatus.SUCCEEDED)
+    comment = Comment.objects.create(run=run, author=user, body="first", target_kind="run", target_id="")
+    return {"team": team.pk, "membership": membership.pk, "run": run.pk, "comment": comment.pk}
+
+
+@FUZZ
+@given(endpoint=st.sampled_from(OTHER_ENDPOINTS), payload=other_payloads)
+def test_the_rest_of_the_api_with_arbitrary_json(client, auth, shared_team, roomy, endpoint, payload):
+    method, url = endpoint
+    before = table_counts()
+    response = client.generic(method, url.format(**shared_team), encode(payload), content_type="application/json",
+                              headers=auth)
+    check(response, before)
