@@ -255,9 +255,9 @@ def main() -> int:
         with AppStack(Path(tmp), extra_env=env, production=production, worker_concurrency=args.runs) as app:
             who = app.account("load")
             doc = app.upload(who, "load.txt", "The secret code is PLUM-42.\n" * 1000)
-            pids = {"web_rss_mb": app.web.pid}
+            pids = {"web": app.web.pid}  # resident memory (MB) and CPU of each, by these names
             if production:
-                pids["worker_rss_mb"] = app.worker_procs[0].pid
+                pids["worker"] = app.worker_procs[0].pid
             memory = Memory(pids, {"simulated provider": provider.pid, "load generator": os.getpid()})
             memory.start()
             started = time.monotonic()
@@ -316,7 +316,7 @@ def main() -> int:
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / f"load-{summary['profile']}.json").write_text(json.dumps(summary, indent=2))
 
-    rss = ", ".join(f"{name.removesuffix('_rss_mb')} {memory.samples[0][name]:.0f}→{memory.samples[-1][name]:.0f} MB"
+    rss = ", ".join(f"{name} {memory.samples[0][name]:.0f}→{memory.samples[-1][name]:.0f} MB"
                     f" ({growth[name]:+.0f} MB after warm-up)" for name in pids)
     rows = [
         ("profile", summary["profile"], ""),
@@ -336,7 +336,7 @@ def main() -> int:
          "met" if summary["targets"]["page_p95_under_300_ms"] else "MISSED"),
         ("page response p95 by page", ", ".join(f"{k} {v}" for k, v in summary["page_p95_ms_by_page"].items()), ""),
         ("CPU, share of the machine's cores", f"all processes {cpu['machine_busy_pct']}% busy: "
-         + ", ".join(f"{name.removesuffix('_rss_mb')} {pct}%" for name, pct in cpu["share_of_cores_pct"].items()), ""),
+         + ", ".join(f"{name} {pct}%" for name, pct in cpu["share_of_cores_pct"].items()), ""),
         ("resident memory", rss, "met" if summary["targets"]["memory_flat_under_50_mb_growth"] else "MISSED"),
     ]
     print("| load (loopback, simulated provider) | figure | target |\n|---|---|---|")
