@@ -18,7 +18,7 @@ def run_list_for_team(team: Team) -> QuerySet[Run]:
     return (
         Run.objects.filter(team=team)
         .select_related("created_by")
-        .prefetch_related("documents", Prefetch("rundocument_set", queryset=ordered))
+        .prefetch_related(Prefetch("rundocument_set", queryset=ordered))  # the documents, in order
         .order_by("-created_at")
     )
 
