@@ -118,9 +118,10 @@ def run_list(request):
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     role = role_in(request.user, request.team)
     for run in page.object_list:  # the same rule as can_change, with the role looked up once
-        run.deletable = run.is_finished and (
-            role_can(role, "change_any") or (run.created_by_id == request.user.pk and role_can(role, "change_own"))
-        )
+        changeable = role_can(role, "change_any") or (
+            run.created_by_id == request.user.pk and role_can(role, "change_own"))
+        run.deletable = run.is_finished and changeable
+        run.cancellable = not run.is_finished and changeable
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -136,6 +137,7 @@ def run_list(request):
             "modes": Mode.choices,
             "query": query.urlencode(),
             "compare_url": reverse("run_compare"),
+            "can_ask": role_can(role, "create"),
         },
     )
 
