@@ -215,4 +215,8 @@ def summary(request):
         "model_chart": charts.horizontal_bars([(r["key"], r["failed"]) for r in data.by_model],
                                               "Failed runs per root model"),
         "mode_chart": charts.horizontal_bars([(r["key"], r["failed"]) for r in data.by_mode], "Failed runs per mode"),
+        "model_cost_chart": charts.horizontal_bars([(r["key"], r["failed_cost"] or 0) for r in data.by_model],
+                                                   "Cost of failed runs per root model", money=True),
+        "mode_cost_chart": charts.horizontal_bars([(r["key"], r["failed_cost"] or 0) for r in data.by_mode],
+                                                  "Cost of failed runs per mode", money=True),
     })

@@ -259,7 +259,8 @@ def test_summary_for_staff_with_plots_and_tables(admin_client, team):
     response = admin_client.get("/review/summary/?days=7")
     assert response.status_code == 200
     page = response.content.decode()
-    assert page.count("<svg") == 5
+    assert page.count("<svg") == 7
+    assert "Cost of failed runs per root model" in page and "Cost of failed runs per mode" in page
     assert "Worker lost" in page and "Budget exceeded: cost" in page
     assert "$1.2500" in page  # cost of failed runs
     summary = response.context["summary"]
