@@ -433,7 +433,7 @@ class RLM:
 
     def _turn(self, messages: list[dict], iteration: int, forced: bool) -> Outcome | None:
         """One root turn: ask, then act on the reply. Returns an Outcome when the RLM is done."""
-        content = self._ask_root(messages, iteration, forced, _new_messages(messages))
+        content = self._ask_root(messages, iteration, forced)
         messages.append({"role": "assistant", "content": content})
         outcome, feedback = self._act(content, iteration, forced)
         if outcome is None and not forced:
@@ -441,8 +441,9 @@ class RLM:
             messages.append({"role": "user", "content": f"{feedback}\n\n{standing}"})
         return outcome
 
-    def _ask_root(self, messages: list[dict], iteration: int, forced: bool, sent: list[dict]) -> str:
+    def _ask_root(self, messages: list[dict], iteration: int, forced: bool) -> str:
         state = self.state
+        sent = _new_messages(messages)
         state.check_model_call(last_turn=forced)
         if self.script is not None:
             if not self.script:
