@@ -45,12 +45,12 @@ class SandboxLimits:
     # timeout, 2 x cell_timeout_s + 10 s (a committed cell process becomes the holder and keeps its
     # CPU seconds, so the limit leaves room for the holder's work after its own cell).
     cpu_seconds_per_cell: int | None = None
+    start_timeout_s: float = 120.0  # reading very large documents takes a while
 
     def cpu_limit_s(self) -> int:
         if self.cpu_seconds_per_cell is not None:
             return self.cpu_seconds_per_cell
         return int(2 * self.cell_timeout_s) + 10
-    start_timeout_s: float = 120.0  # reading very large documents takes a while
 
 
 @dataclass(frozen=True)
