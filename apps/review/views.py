@@ -112,6 +112,10 @@ def _back_to_queue(request):
     return redirect(target)
 
 
+def _unknown_reviewer() -> HttpResponseBadRequest:
+    return HttpResponseBadRequest("Unknown reviewer: reviews can be assigned to active staff only.")
+
+
 @staff_member_required
 @require_POST
 def review_update(request, review_id):
@@ -128,7 +132,7 @@ def review_update(request, review_id):
     elif assignee:
         reviewer = selectors.reviewer(assignee)
         if reviewer is None:
-            return HttpResponseBadRequest("Unknown reviewer: reviews can be assigned to active staff only.")
+            return _unknown_reviewer()
         services.reviews_assign(reviews, reviewer)
     messages.success(request, "Review updated.")
     return _back_to_queue(request)
@@ -157,7 +161,7 @@ def bulk(request):
     elif action == "assign":
         reviewer = selectors.reviewer(request.POST.get("assignee"))
         if reviewer is None:
-            return HttpResponseBadRequest("Unknown reviewer: reviews can be assigned to active staff only.")
+            return _unknown_reviewer()
         done = services.reviews_assign(reviews, reviewer)
     else:
         label = Label.objects.filter(pk=request.POST.get("label") or 0).first()
