@@ -58,6 +58,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def enqueued(monkeypatch):
+    """Record what would be sent to Celery instead of sending it."""
+    from worker.tasks import run_rlm
+
+    sent = []
+    monkeypatch.setattr(run_rlm, "apply_async", lambda args, task_id: sent.append((args, task_id)))
+    return sent
+
+
+@pytest.fixture
 def celery_worker(transactional_db):
     """A real Celery worker (thread pool) consuming the configured broker, inside the test process."""
     from rlmweb.celery import app

@@ -16,16 +16,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_rate_limits"
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
-    """Record what would be sent to Celery instead of sending it."""
-    from worker.tasks import run_rlm
-
-    sent = []
-    monkeypatch.setattr(run_rlm, "apply_async", lambda args, task_id: sent.append((args, task_id)))
-    return sent
-
-
-@pytest.fixture
 def docs(team, user):
     return [make_document(team, name="a.txt", user=user), make_document(team, "Second text.", name="b.txt")]
 

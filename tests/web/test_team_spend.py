@@ -40,16 +40,6 @@ def doc(shared, user):
     return make_document(shared, user=user)
 
 
-@pytest.fixture
-def enqueued(monkeypatch):
-    """Record what would be sent to Celery instead of sending it."""
-    from worker.tasks import run_rlm
-
-    sent = []
-    monkeypatch.setattr(run_rlm, "apply_async", lambda args, task_id: sent.append((args, task_id)))
-    return sent
-
-
 def ask(person, team, doc):
     return runs.run_create(person, team, "What is the secret code?", [doc.pk], mode="rlm",
                            root_model="offline/heuristic", sub_model="offline/heuristic")
