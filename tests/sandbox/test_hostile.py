@@ -76,7 +76,7 @@ REFUSALS = {
     "__traceback__": ("try:\n    1/0\nexcept Exception as e:\n    e.__traceback__", "invalid attribute name"),
     "traceback by getattr": ("try:\n    1/0\nexcept Exception as e:\n    getattr(e, '__traceback__')", "invalid attribute name"),
     "tb_frame": ("try:\n    1/0\nexcept Exception as e:\n    getattr(getattr(e, '__traceback__'), 'tb_frame')", "invalid attribute name"),
-    "AttributeError.obj": ("try:\n    llm_query.nothing\nexcept AttributeError as e:\n    e.obj", "'obj' attribute of exceptions is not available"),
+    "AttributeError.obj": ("try:\n    llm_query.nothing\nexcept AttributeError as e:\n    e.obj", "'obj' attribute of exceptions"),
     "AttributeError.obj by getattr": ("try:\n    (1).nope\nexcept AttributeError as e:\n    getattr(e, 'obj')", "'obj' attribute of exceptions"),
     "try/except*": ("try:\n    pass\nexcept* ValueError:\n    pass", "TryStar statements are not allowed"),
     # builtins through function globals and closures
@@ -101,7 +101,7 @@ REFUSALS = {
     "wraps onto a module proxy": ("import functools, json\nfunctools.wraps(len)(json)", "can only decorate a function defined in the REPL"),
     # type() and metaclasses
     "type() class building": ("type('X', (), {'a': 1})", "type() with 3 arguments"),
-    "type of a class": ("type(int)", "type() of a class is not available"),
+    "type of a class": ("type(int)('X', (), {})", "'TypeView' object is not callable"),
     "metaclass keyword": ("class A(metaclass=list):\n    pass", 'The keyword argument "metaclass" is not allowed'),
     "dunder method": ("class A:\n    def __getattribute__(self, n):\n        return 1", "invalid variable name"),
     "__getattr__ hook": ("class A:\n    def __getattr__(self, n):\n        return 1", "invalid variable name"),

@@ -47,6 +47,7 @@ import sys
 import textwrap
 import types
 import unicodedata
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -54,21 +55,129 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 
 # ----------------------------------------------------------------------------------------------
+# What an access may return
+# ----------------------------------------------------------------------------------------------
+class SandboxRefusal(AttributeError):
+    """An access whose result the REPL may not have (an AttributeError, so getattr defaults work)."""
+
+
+class TypeView:
+    """What ``type(x)`` gives for an interpreter-internal type: it prints and compares like the
+    class, but it cannot be called, subclassed, or used to reach the class itself."""
+
+    __slots__ = ("_cls",)
+
+    def __init__(self, cls: type) -> None:
+        object.__setattr__(self, "_cls", cls)
+
+    def __repr__(self) -> str:
+        return f"<class {self._cls.__name__!r} (not available in the sandbox)>"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is TypeView and other._cls is self._cls
+
+    def __hash__(self) -> int:
+        return hash(self._cls)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise TypeError("TypeView objects are read-only")
+
+
+class _BoundFormat:
+    """``template.format``/``format_map`` as the REPL gets them: the guarded formatter, bound."""
+
+    __slots__ = ("_method", "_template")
+
+    def __init__(self, method: Callable[..., str], template: object) -> None:
+        self._method = method
+        self._template = template
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        return self._method(self._template, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<guarded method {self._method.__name__.removeprefix('guarded_')} of str>"
+
+
+# Types whose constructors (or whose instances) reach interpreter internals: they are never handed
+# to REPL code, whatever path leads to them. Nothing a REPL user needs requires them.
+INTERNAL_TYPES: frozenset[type] = frozenset({
+    type, super, types.GenericAlias, types.UnionType, types.MethodType, types.FunctionType,
+    types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
+    types.MethodWrapperType, types.ClassMethodDescriptorType, types.GetSetDescriptorType,
+    types.MemberDescriptorType, types.CodeType, types.CellType, types.FrameType, types.TracebackType,
+    types.ModuleType, types.MappingProxyType, types.SimpleNamespace, types.GeneratorType,
+    types.CoroutineType, types.AsyncGeneratorType, weakref.ref, weakref.ProxyType, weakref.CallableProxyType,
+})
+# Instances never handed out (REPL code may hold generators it wrote, but not these).
+_FORBIDDEN_INSTANCES: tuple[type, ...] = (
+    types.ModuleType, types.FrameType, types.CodeType, types.TracebackType, types.CellType,
+    types.CoroutineType, types.AsyncGeneratorType, super, types.SimpleNamespace,
+)
+# Values that are what they look like and reach nothing: returned without further checks.
+_INERT: frozenset[type] = frozenset({
+    int, float, complex, bool, str, bytes, bytearray, type(None), list, tuple, set, frozenset, range,
+    slice, re.Pattern, re.Match, datetime.date, datetime.datetime, datetime.timedelta, datetime.time,
+})
+_BUILTINS_DICT = builtins.__dict__
+
+
+def _is_machinery(cls: type) -> bool:
+    """Classes of the sandbox itself (its proxies, guards and REPL objects)."""
+    module = cls.__dict__.get("__module__") if type(cls.__dict__) is types.MappingProxyType else None
+    return type(module) is str and module.startswith("worker.") and cls is not SandboxRefusal
+
+
+def vet(value: Any) -> Any:
+    """Check what an access returns, by what it is, whatever it was read from.
+
+    Refuses modules, frames, code, tracebacks, cells, namespace dicts (a function's globals, the
+    builtins), internal types and the sandbox's own machinery; turns every native ``str.format``
+    / ``format_map`` (bound, unbound, through ``UserString``, a subclass, ``super`` or a
+    ``GenericAlias``) into the guarded formatter. Everything else is returned as it is.
+    """
+    t = type(value)
+    if t in _INERT:
+        return value
+    if t is types.BuiltinFunctionType:  # builtin functions and bound C methods
+        name = value.__name__
+        if (name == "format" or name == "format_map") and isinstance(value.__self__, str):
+            return _BoundFormat(_GUARDED_FORMAT[name], value.__self__)
+        return value
+    if t is types.MethodDescriptorType or t is types.FunctionType:
+        guarded = _NATIVE_FORMATS.get(value)
+        return value if guarded is None else guarded
+    if t is types.MethodType:
+        guarded = _NATIVE_FORMATS.get(value.__func__)
+        return value if guarded is None else _BoundFormat(guarded, value.__self__)
+    if t is dict:
+        if value is _BUILTINS_DICT or "__builtins__" in value:
+            raise SandboxRefusal("a module's namespace is not available in the sandbox")
+        return value
+    if isinstance(value, type):
+        if value in INTERNAL_TYPES or _is_machinery(value) or issubclass(value, types.ModuleType):
+            raise SandboxRefusal(f"the {value.__name__!r} type is not available in the sandbox")
+        return value
+    if isinstance(value, _FORBIDDEN_INSTANCES):
+        raise SandboxRefusal(f"{t.__name__!r} objects are not available in the sandbox")
+    if _is_machinery(t) and not isinstance(value, (ModuleProxy, _BoundFormat, TypeView)):
+        raise SandboxRefusal(f"{t.__name__!r} objects are not available in the sandbox")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
 # _getattr_
 # ----------------------------------------------------------------------------------------------
-def _is_str_like(ob: object) -> bool:
-    return isinstance(ob, (str, collections.UserString)) or (
-        isinstance(ob, type) and issubclass(ob, (str, collections.UserString))
-    )
-
-
-def _is_exception_like(ob: object) -> bool:
-    return isinstance(ob, BaseException) or (isinstance(ob, type) and issubclass(ob, BaseException))
+def _obj_refused(ob: object) -> bool:
+    # AttributeError.obj (and any `obj` a library object carries) hands out what a failed lookup
+    # was made on. Only the REPL's own classes (not exceptions) may have an `obj` attribute.
+    t = type(ob)
+    return t not in USER_CLASSES or BaseException in t.__mro__
 
 
 # name -> (predicate on the object, message): refused by _getattr_ where the predicate holds.
 ATTRIBUTE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
-    "obj": (_is_exception_like, "the 'obj' attribute of exceptions is not available in the sandbox"),
+    "obj": (_obj_refused, "the 'obj' attribute of exceptions and library objects is not available in the sandbox"),
 }
 
 
@@ -77,7 +186,7 @@ class _GuardedFormatter(string.Formatter):
 
     def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:
         # format_map's mapping is the caller's: its keys go through _getitem_ like any other item.
-        return guarded_getitem(args if isinstance(key, int) else kwargs, key)
+        return guarded_getitem(args if type(key) is int else kwargs, key)
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
         first, rest = _string.formatter_field_name_split(field_name)
@@ -90,12 +199,22 @@ class _GuardedFormatter(string.Formatter):
 _FORMATTER = _GuardedFormatter()
 
 
+def exact_str(value: object) -> str:
+    """An exact ``str`` with the same characters as a str (or str subclass) value; never calls
+    methods a subclass may override."""
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)  # a copy as an exact str
+    raise TypeError(f"expected a str, got {type(value).__name__}")
+
+
 def _template_text(template: object) -> str:
-    if isinstance(template, collections.UserString):
+    if type(template) is not str and isinstance(template, collections.UserString):
         template = template.data
     if not isinstance(template, str):
         raise TypeError(f"format() needs a str template, not {type(template).__name__}")
-    return str.__str__(template)
+    return exact_str(template)
 
 
 def guarded_format(template: object, /, *args: Any, **kwargs: Any) -> str:
@@ -109,9 +228,16 @@ def guarded_format_map(template: object, mapping: Any, /) -> str:
 
 
 _GUARDED_FORMAT = {"format": guarded_format, "format_map": guarded_format_map}
+# Every native formatting entry point a REPL value can lead to, and its guarded replacement.
+_NATIVE_FORMATS: dict[object, Callable[..., str]] = {
+    str.__dict__["format"]: guarded_format,
+    str.__dict__["format_map"]: guarded_format_map,
+    collections.UserString.format: guarded_format,
+    collections.UserString.format_map: guarded_format_map,
+}
 
-# The attribute names _getattr_ does more for than getattr; every other public name needs no
-# run-time check, which is what lets policy.py compile literal names natively.
+# The attribute names _getattr_ checks on every call site, even where policy.py compiles a
+# method call natively (``x.name(...)``); every other access goes through _getattr_ and vet().
 RUNTIME_CHECKED_ATTRIBUTES = frozenset(ATTRIBUTE_RULES) | frozenset(_GUARDED_FORMAT)
 
 
@@ -131,21 +257,23 @@ def _check_attribute(ob: object, name: str) -> None:
 
 
 def guarded_getattr(ob: object, name: str, default: object = _RAISE) -> Any:
-    """``_getattr_``: RestrictedPython's ``safer_getattr_raise`` semantics, cached per (type, name)."""
+    """``_getattr_``: RestrictedPython's ``safer_getattr_raise`` semantics, then ``vet`` on the
+    result. The name check is cached per (type, name); rules are decided on exact types."""
     if type(name) is not str:
         raise TypeError("attribute name must be a str")
-    key = (ob if isinstance(ob, type) else type(ob), name)
-    if key not in _ATTR_OK:
+    if name in ATTRIBUTE_RULES:
         _check_attribute(ob, name)
-        if len(_ATTR_OK) >= _ATTR_CACHE_MAX:
-            _ATTR_OK.clear()
-        _ATTR_OK.add(key)
-    if name in _GUARDED_FORMAT and _is_str_like(ob):
-        method = _GUARDED_FORMAT[name]
-        return method if isinstance(ob, type) else functools.partial(method, ob)
+    else:
+        key = (ob if type(ob) is type else type(ob), name)
+        if key not in _ATTR_OK:
+            _check_attribute(ob, name)
+            if len(_ATTR_OK) >= _ATTR_CACHE_MAX:
+                _ATTR_OK.clear()
+            _ATTR_OK.add(key)
     if default is _RAISE:
-        return getattr(ob, name)
-    return getattr(ob, name, default)
+        return vet(getattr(ob, name))
+    value = getattr(ob, name, _RAISE)
+    return default if value is _RAISE else vet(value)
 
 
 def guarded_hasattr(ob: object, name: str) -> bool:
@@ -165,12 +293,13 @@ _PLAIN_CONTAINERS = frozenset({list, tuple, str, dict, bytes, bytearray, range})
 def guarded_getitem(ob: Any, index: Any, _plain: frozenset = _PLAIN_CONTAINERS, type: type = type) -> Any:  # noqa: A002
     # (defaults bind the frozenset and `type` as fast locals: this runs once per `x[i]`)
     if type(ob) in _plain:
+        # Plain containers hold only what REPL code (or vetted accesses) put in them.
         return ob[index]
     if type(ob) is types.MappingProxyType and type(index) is str and index.startswith("_"):
         # Read-only namespace views (e.g. Pattern.groupindex) are fine; a class namespace's
         # private entries are not, should one ever become reachable.
         raise KeyError(f"{index!r}: keys starting with '_' are not available in the sandbox")
-    return ob[index]
+    return vet(ob[index])
 
 
 def guarded_iter(ob: Any) -> Any:
@@ -232,16 +361,20 @@ def guarded_inplaceattr(ob: Any, name: str, op: str, value: Any) -> None:
 # _write_ and classes defined in the REPL
 # ----------------------------------------------------------------------------------------------
 USER_CLASSES: set[type] = set()
-_WRITABLE_CONTAINERS = (
+# Exact types (never isinstance: an ABC's public register() would make anything an "instance").
+_WRITABLE_TYPES = frozenset({
     dict,
     list,
     bytearray,
     set,
     collections.deque,
+    collections.OrderedDict,
+    collections.defaultdict,
+    collections.Counter,
     collections.UserDict,
     collections.UserList,
     collections.ChainMap,
-)
+})
 
 
 class _ReadOnly:
@@ -266,11 +399,9 @@ class _ReadOnly:
 
 def guarded_write(ob: Any) -> Any:
     t = type(ob)
-    if t is dict or t is list:
+    if t in _WRITABLE_TYPES or t in USER_CLASSES:
         return ob
-    if t in USER_CLASSES or (isinstance(ob, type) and ob in USER_CLASSES):
-        return ob
-    if isinstance(ob, _WRITABLE_CONTAINERS):
+    if isinstance(ob, type) and ob in USER_CLASSES:  # (REPL code cannot define metaclasses)
         return ob
     return _ReadOnly(t.__name__ if not isinstance(ob, type) else f"class {ob.__name__}")
 
@@ -293,6 +424,9 @@ def make_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any], **
     """``__metaclass__`` for every class statement: build the class and remember it as the REPL's."""
     if kwargs:
         raise TypeError("class keyword arguments are not available in the sandbox")
+    for base in bases:
+        if not isinstance(base, type) or base in INTERNAL_TYPES or _is_machinery(base):
+            raise TypeError(f"cannot subclass {base!r} in the sandbox")
     cls = type(name, bases, namespace)
     USER_CLASSES.add(cls)
     return cls
@@ -473,13 +607,21 @@ def guarded_import(
 # ----------------------------------------------------------------------------------------------
 # Builtins
 # ----------------------------------------------------------------------------------------------
-def safe_type(*args: Any) -> type:
+def safe_type(*args: Any) -> type | TypeView:
+    """``type(x)``: the class of REPL values and library objects; for interpreter-internal types
+    (methods, functions, modules, ``type`` itself...) a printable TypeView, never the constructor."""
     if len(args) != 1:
         raise TypeError("type() with 3 arguments (building a class) is not available; use a class statement")
     t = type(args[0])
-    if issubclass(t, type):
-        raise TypeError("type() of a class is not available in the sandbox")
+    if t in INTERNAL_TYPES or _is_machinery(t) or issubclass(t, type):
+        view = _TYPE_VIEWS.get(t)
+        if view is None:
+            view = _TYPE_VIEWS[t] = TypeView(t)
+        return view
     return t
+
+
+_TYPE_VIEWS: dict[type, TypeView] = {}
 
 
 def _unavailable(name: str, hint: str) -> Callable[..., Any]:
@@ -495,7 +637,7 @@ _PLAIN_BUILTINS = (
     "complex", "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex",
     "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
     "object", "oct", "ord", "pow", "property", "range", "repr", "reversed", "round", "set", "slice",
-    "sorted", "staticmethod", "str", "sum", "super", "tuple", "zip",
+    "sorted", "staticmethod", "str", "sum", "tuple", "zip",
     "None", "False", "True", "Ellipsis", "NotImplemented",
 )
 _EXCEPTIONS = tuple(
@@ -542,6 +684,7 @@ def base_builtins() -> dict[str, Any]:
         ("exit", "finish with FINAL(answer) or FINAL_VAR(name)"),
         ("quit", "finish with FINAL(answer) or FINAL_VAR(name)"),
         ("memoryview", "use bytes or bytearray"),
+        ("super", "call the base class's method directly, e.g. Base.method(self, ...)"),
     ):
         b[name] = _unavailable(name, hint)
     return b

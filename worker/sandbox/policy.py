@@ -2,10 +2,11 @@
 
 1. ``obj.name`` with a literal name: RestrictedPython rejects ``_``-names and the inspect
    attributes (``gi_frame``, ``f_globals``, ...) at compile time, then wraps the access in
-   ``_getattr_(obj, "name")``. Our ``_getattr_`` does more than ``getattr`` only for the few names
-   in ``guards.RUNTIME_CHECKED_ATTRIBUTES`` (``format``, ``format_map``, ``obj``). For every other literal
-   name the runtime guard would do nothing but ``getattr``, so the compiled code does the native
-   lookup instead. Names in the rules, and every computed name (``getattr(x, name)``), still go
+   ``_getattr_(obj, "name")``, which also vets what the access returns (``guards.vet``). A method
+   call ``obj.name(...)`` whose name is not in ``guards.RUNTIME_CHECKED_ATTRIBUTES`` (``format``,
+   ``format_map``, ``obj``) is compiled natively: the bound method never becomes a value the code
+   holds, and the call keeps CPython's fast method-call path. Every other load (``f = obj.name``,
+   ``obj.name.other``, ``obj.name[0]``) and every computed name (``getattr(x, name)``) goes
    through ``_getattr_`` at run time.
 2. ``name += value`` compiles to the native in-place operation instead of ``_inplacevar_``. It can
    do nothing that ``name = name + value`` cannot, and binary operators are not guarded.
@@ -80,10 +81,16 @@ class SandboxPolicy(RestrictingNodeTransformer):
             self.check_name(node, name)
         return node
 
+    def visit_Call(self, node: ast.Call):  # type: ignore[override]
+        if isinstance(node.func, ast.Attribute) and isinstance(node.func.ctx, ast.Load):
+            node.func.rlmweb_method_call = True  # type: ignore[attr-defined]
+        return super().visit_Call(node)
+
     def visit_Attribute(self, node: ast.Attribute):  # type: ignore[override]
         new = super().visit_Attribute(node)
         if (
-            isinstance(new, ast.Call)
+            getattr(node, "rlmweb_method_call", False)
+            and isinstance(new, ast.Call)
             and isinstance(new.func, ast.Name)
             and new.func.id == "_getattr_"
             and len(new.args) == 2
