@@ -275,9 +275,13 @@ def test_mappingproxy_private_keys(sandbox):
     refused(run(sandbox, "import re\nre.compile('(?P<word>x)').groupindex['__dict__']"), "KeyError")
 
 
-def test_lone_surrogates_cross_the_channel(sandbox):
-    result = run(sandbox, "print('\\ud800 ok')")
-    assert result.stdout == "\ud800 ok\n"
+def test_lone_surrogates_become_replacement_characters_at_the_boundary(sandbox, recorder):
+    result = run(sandbox, "print('A\\ud800B')\nx = llm_query('q\\udfff')\nFINAL('\\ud83d!')")
+    assert result.stdout == "A\ufffdB\n"
+    assert recorder.calls[-1] == ("llm_query", {"prompt": "q\ufffd", "model": None, "ranges": []})
+    assert result.final.value == "\ufffd!"
+    for text in (result.stdout, result.final.value, recorder.calls[-1][1]["prompt"]):
+        text.encode("utf-8")  # strict: raises on a surrogate
 
 
 def test_repl_process_environment_is_empty(sandbox):

@@ -290,7 +290,7 @@ def test_query_functions_round_trip(sandbox, recorder):
     assert recorder.calls == [
         ("llm_query", {"prompt": "hi", "model": None, "ranges": []}),
         ("llm_query_batched", {"prompts": ["x", "yy"], "model": "cheap", "ranges": [[], []]}),
-        ("rlm_query", {"prompt": "sub?", "context": ["d1", "d2"]}),
+        ("rlm_query", {"prompt": "sub?", "context": ["d1", "d2"], "context_ranges": [None, None]}),
     ]
 
 

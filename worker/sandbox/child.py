@@ -176,7 +176,10 @@ def _lock_down(init: dict[str, Any], supervisor_pid: int) -> dict[str, str]:
         os._exit(1)
     prot["pdeathsig"] = "SIGKILL on parent death, parent pid checked"
     attempt("no_new_privs", lockdown.prctl, lockdown.PR_SET_NO_NEW_PRIVS, 1)
-    if prot["no_new_privs"] == "active":
+    if not init.get("os_layers", True):
+        # Test-only switch (RLMWEB_SANDBOX_TEST_NO_OS_LAYERS): prove the language layer alone.
+        prot["landlock"] = prot["seccomp"] = "off: switched off for a test"
+    elif prot["no_new_privs"] == "active":
         attempt("landlock", lockdown.apply_landlock)
         if prot["landlock"] == "active":
             prot["landlock"] = "unavailable: the kernel does not support Landlock"
@@ -188,12 +191,24 @@ def _lock_down(init: dict[str, Any], supervisor_pid: int) -> dict[str, str]:
     return prot
 
 
+# Imported by the process before lockdown (ctypes for the syscalls) but never needed after it: out
+# of sys.modules, a later `import` would have to read them from disk, which Landlock forbids.
+_DANGEROUS_MODULES = ("ctypes", "_ctypes", "ctypes.util", "subprocess", "multiprocessing", "pty", "shutil")
+
+
+def _forget_dangerous_modules() -> None:
+    for name in list(sys.modules):
+        if name in _DANGEROUS_MODULES or name.startswith("ctypes."):
+            del sys.modules[name]
+
+
 def _holder_main(chan: Channel, init: dict[str, Any], supervisor_pid: int) -> None:
     from worker.sandbox.repl import Repl
 
     try:
         docs = _read_documents(init)
         protections = _lock_down(init, supervisor_pid)
+        _forget_dangerous_modules()
         repl = Repl(docs, int(init["limits"]["output_limit_chars"]))
         del docs
         chan.send({"op": "ready", "pid": os.getpid(), "protections": protections})
@@ -214,15 +229,10 @@ def _holder_loop(chan: Channel, repl: Any, supervisor_pid: int) -> None:
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == "exec" and isinstance(msg.get("code"), str):
             new = _fork_cell(chan, repl, supervisor_pid, msg, keep=True)
-        elif op == "read_var" and isinstance(msg.get("name"), str):
+        elif (op == "read_var" and isinstance(msg.get("name"), str)) or op == "summary":
+            # REPL values (and the code of their classes) are only touched in a forked,
+            # time-limited process, never in the holder.
             new = _fork_cell(chan, repl, supervisor_pid, msg, keep=False)
-        elif op == "summary":
-            try:
-                text = repl.variable_summary()
-            except Exception as exc:
-                text = f"(variables could not be listed: {type(exc).__name__})"
-            chan.send({"op": "summary", "text": text})
-            new = None
         elif op in ("release", "close"):
             os._exit(0)
         else:
@@ -264,7 +274,14 @@ def _fork_cell(chan: Channel, repl: Any, supervisor_pid: int, msg: dict[str, Any
     theirs.close()
     poller = select.poll()
     poller.register(chan.fileno(), select.POLLIN | select.POLLHUP)
-    poller.register(died_r, select.POLLIN | select.POLLHUP)
+    # The child's exit: its pidfd when the kernel has them (a grandchild holding the pipe open
+    # cannot delay it), else EOF on the pipe.
+    try:
+        exited_fd = os.pidfd_open(pid)
+        own_fd = True
+    except OSError:
+        exited_fd, own_fd = died_r, False
+    poller.register(exited_fd, select.POLLIN | select.POLLHUP)
     while True:
         for fd, _events in poller.poll():
             if fd == chan.fileno():
@@ -274,16 +291,30 @@ def _fork_cell(chan: Channel, repl: Any, supervisor_pid: int, msg: dict[str, Any
                     os._exit(0)
                 if isinstance(reply, dict) and reply.get("op") in ("release", "close"):
                     os._exit(0)  # the child committed: it is the holder now
-            elif fd == died_r:
+            elif fd == exited_fd:
                 _pid, status = os.waitpid(pid, 0)
+                # The pipe's write end is still open after the child's exit only if the child
+                # left processes behind: the host then kills them.
+                strays = not select.select([died_r], [], [], 0)[0]
+                if own_fd:
+                    os.close(exited_fd)
                 os.close(died_r)
-                report: dict[str, Any] = {"op": "child_exit"}
+                report: dict[str, Any] = {"op": "child_exit", "strays": strays}
                 if os.WIFSIGNALED(status):
                     report["signal"] = os.WTERMSIG(status)
                 else:
                     report["exit_code"] = os.waitstatus_to_exitcode(status)
                 chan.send(report)
                 return None
+
+
+def _has_children() -> bool:
+    """Whether this process has children (a cell has none unless its code escaped)."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _cell_main(
@@ -306,6 +337,11 @@ def _cell_main(
         result: dict[str, Any] = repl.run_cell(msg["code"])
         if result.get("memory_error"):
             keep = False  # out of memory: discard this process, the holder keeps the state from before
+    elif msg["op"] == "summary":
+        try:
+            result = {"value": repl.variable_summary()}
+        except BaseException as exc:
+            result = {"value": f"(variables could not be listed: {type(exc).__name__})"}
     else:
         try:
             result = {"value": repl.read_variable(msg["name"])}
@@ -314,6 +350,7 @@ def _cell_main(
         except BaseException as exc:
             result = {"error": f"{type(exc).__name__}: the variable could not be converted to text"}
     repl.call_host = None
+    result["strays"] = _has_children()
     if keep:
         lockdown.set_pdeathsig(0)  # the old holder is about to exit
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.sandbox.channel import Channel, ChannelClosed, ChannelTimeout, ProtocolError
+from worker.sandbox.text import ERROR_MAX_CHARS, cap, cap_final, clean
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,23 @@ _BOOT = (
 )
 QUERY_FUNCTIONS = ("llm_query", "llm_query_batched", "rlm_query")
 _CONTROL_TIMEOUT_S = 30.0
+# A cell's frames: its calls carry at most 32M characters (repl.MAX_CALL_CHARS); results are capped
+# in the REPL and again here.
+CELL_FRAME_BYTES = 160 * 1024**2
+# The isolation layers without which REPL cells do not run (unless degraded mode is allowed).
+REQUIRED_LAYERS = ("landlock", "seccomp")
+ALLOW_DEGRADED_ENV = "RLMWEB_SANDBOX_ALLOW_DEGRADED"
+TEST_NO_OS_LAYERS_ENV = "RLMWEB_SANDBOX_TEST_NO_OS_LAYERS"
+
+
+def missing_layers(protections: dict[str, str]) -> dict[str, str]:
+    """The required isolation layers that are not active, with the reason each gave."""
+    return {k: protections.get(k, "unavailable: not reported") for k in REQUIRED_LAYERS
+            if protections.get(k, "unavailable").startswith("unavailable")}
+
+
+def degraded_allowed() -> bool:
+    return os.environ.get(ALLOW_DEGRADED_ENV) == "1"
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,23 @@ class SandboxCallError(Exception):
 
 class SandboxError(RuntimeError):
     """The sandbox could not start, or was used after close()."""
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Processes whose process group is ``pgid`` (read from /proc)."""
+    members = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            members.append(int(name))
+    return members
 
 
 def _kill_group(pgid: int) -> None:
@@ -149,7 +184,8 @@ class Sandbox:
         self._chan = Channel(host_end)
         limits = {**asdict(self.limits), "cpu_seconds_per_cell": self.limits.cpu_limit_s()}
         try:
-            self._chan.send({"op": "init", "documents": self.documents, "limits": limits})
+            os_layers = os.environ.get(TEST_NO_OS_LAYERS_ENV) != "1"
+            self._chan.send({"op": "init", "documents": self.documents, "limits": limits, "os_layers": os_layers})
             msg = self._chan.recv(timeout=self.limits.start_timeout_s)
         except (ChannelClosed, ChannelTimeout, ProtocolError) as exc:
             self._teardown()
@@ -161,10 +197,17 @@ class Sandbox:
         self._holder_pid = int(msg["pid"])
         prot = msg.get("protections")
         self.protections = {str(k): str(v) for k, v in prot.items()} if isinstance(prot, dict) else {}
-        missing = [k for k, v in self.protections.items() if v.startswith("unavailable")]
-        if missing:
-            logger.warning("sandbox protections not active on this machine: %s",
-                           {k: self.protections[k] for k in missing})
+        missing = missing_layers(self.protections)
+        if missing and not degraded_allowed():
+            self._teardown()
+            names = " and ".join(f"{k} ({v})" for k, v in missing.items())
+            raise SandboxError(
+                f"the sandbox refuses to run REPL cells: {names} is not available on this host. The "
+                f"language layer alone is not the wall; set {ALLOW_DEGRADED_ENV}=1 to run without it."
+            )
+        weak = {k: v for k, v in self.protections.items() if v.startswith(("unavailable", "off"))}
+        if weak:
+            logger.warning("sandbox protections not active on this machine: %s", weak)
 
     def close(self) -> None:
         """Kill the whole process group. Idempotent."""
@@ -219,22 +262,18 @@ class Sandbox:
             raise KeyError(name)
         if isinstance(done.get("error"), str):
             raise SandboxError(done["error"])
-        return str(done.get("value", ""))
+        value = done.get("value")
+        return cap_final(value) if isinstance(value, str) else ""
 
     def variable_summary(self) -> str:
+        """The REPL's variables, listed in a forked process under the cell timeout."""
         with self._op_lock:
             self._ensure_running()
-            assert self._chan is not None
-            try:
-                self._chan.send({"op": "summary"})
-                msg = self._chan.recv(timeout=_CONTROL_TIMEOUT_S)
-            except (ChannelClosed, ChannelTimeout, ProtocolError) as exc:
-                self._restart_after_loss()
-                raise SandboxError(f"the REPL process was lost ({type(exc).__name__})") from None
-            if not isinstance(msg, dict) or msg.get("op") != "summary":
-                self._restart_after_loss()
-                raise SandboxError("the REPL process broke the protocol")
-            return str(msg.get("text", ""))
+            outcome = self._run_forked({"op": "summary"}, self.limits.cell_timeout_s)
+        if outcome[0] != "done":
+            return f"(variables could not be listed: {outcome[2] or outcome[1]})"
+        value = outcome[1].get("value")
+        return cap(value, ERROR_MAX_CHARS) if isinstance(value, str) else ""
 
     def interrupt(self) -> None:
         """Kill the running cell now (from any thread); its state is discarded as for a timeout."""
@@ -271,7 +310,7 @@ class Sandbox:
             if not isinstance(msg, dict) or msg.get("op") != "forked" or type(msg.get("pid")) is not int:
                 raise ProtocolError("expected 'forked'")
             pid = msg["pid"]
-            cell = Channel(socket.socket(fileno=chan.recv_fd(timeout=_CONTROL_TIMEOUT_S)))
+            cell = Channel(socket.socket(fileno=chan.recv_fd(timeout=_CONTROL_TIMEOUT_S)), CELL_FRAME_BYTES)
         except (ChannelClosed, ChannelTimeout, ProtocolError) as exc:
             self._restart_after_loss()
             return ("lost", None, type(exc).__name__)
@@ -289,7 +328,8 @@ class Sandbox:
             while True:
                 t0 = time.monotonic()
                 try:
-                    frame = cell.recv(timeout=max(timeout - compute, 0.0))
+                    # Valid Unicode from here on: lone surrogates never reach the engine.
+                    frame = clean(cell.recv(timeout=max(timeout - compute, 0.0)))
                 except ChannelTimeout:
                     kind = "timeout"
                     break
@@ -323,6 +363,8 @@ class Sandbox:
                         kind = "died"
                         break
                 elif op == "done":
+                    if frame.get("strays"):
+                        self._kill_strays(keep_cell=pid if frame.get("commit") else None)
                     if frame.get("commit"):
                         with contextlib.suppress(ChannelClosed):
                             chan.send({"op": "release"})
@@ -353,6 +395,8 @@ class Sandbox:
             if pending is not None:
                 raise pending
             return ("lost", None, "the REPL process was lost while the cell was stopped")
+        if report.get("strays"):
+            self._kill_strays(keep_cell=None)
         if kind == "died":
             sig = report.get("signal")
             if type(sig) is int:
@@ -362,6 +406,17 @@ class Sandbox:
         if pending is not None:
             raise pending
         return ("killed", kind, detail)
+
+    def _kill_strays(self, keep_cell: int | None) -> None:
+        """Kill every process of this sandbox but the supervisor and the holder(s): what a cell
+        left behind (its process group is the supervisor's; seccomp forbids leaving it)."""
+        if self._proc is None:
+            return
+        keep = {self._proc.pid, self._holder_pid, keep_cell}
+        for pid in _group_members(self._proc.pid):
+            if pid not in keep:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _await_child_exit(self) -> dict[str, Any] | None:
         assert self._chan is not None
@@ -381,18 +436,20 @@ class Sandbox:
         if isinstance(final, dict) and isinstance(final.get("value"), str):
             var = final.get("var_name")
             answer = FinalAnswer(
-                value=final["value"],
+                value=cap_final(final["value"]),
                 source="FINAL_VAR" if final.get("source") == "FINAL_VAR" else "FINAL",
                 var_name=var if isinstance(var, str) else None,
             )
         stdout = done.get("stdout")
+        stdout = stdout if isinstance(stdout, str) else ""
         error = done.get("error")
         out_of_memory = bool(done.get("memory_error")) and not done.get("commit")
+        limit = self.limits.output_limit_chars
         return CellResult(
-            stdout=stdout if isinstance(stdout, str) else "",
-            error=error if isinstance(error, str) else None,
+            stdout=cap(stdout, limit),
+            error=cap(error, ERROR_MAX_CHARS) if isinstance(error, str) else None,
             duration_s=duration,
-            output_truncated=bool(done.get("truncated")),
+            output_truncated=bool(done.get("truncated")) or len(stdout) > limit,
             final=None if out_of_memory else answer,
             killed=out_of_memory,
             state_note=(

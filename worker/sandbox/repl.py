@@ -14,10 +14,26 @@ from typing import Any
 from worker.sandbox import guards
 from worker.sandbox.policy import compile_cell
 from worker.sandbox.ranges import DocumentIndex
+from worker.sandbox.text import cap_final
 
 RESERVED = ("llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS")
 _MAX_ERROR_CHARS = 4000
 _MAX_TRACE_FRAMES = 8
+MAX_CALL_CHARS = 32_000_000  # prompts (and rlm_query contexts) sent to the host by one call
+
+
+def _text(value: object) -> str:
+    """``str(value)`` as an exact str (a str subclass's own methods are never trusted)."""
+    return guards.exact_str(str(value))
+
+
+def _check_call_size(fn: str, texts: list[str]) -> None:
+    total = sum(len(t) for t in texts)
+    if total > MAX_CALL_CHARS:
+        raise ValueError(
+            f"{fn}(): {total:,} characters in one call is more than the {MAX_CALL_CHARS:,} allowed; "
+            "split the work into smaller calls"
+        )
 
 
 class Output:
@@ -34,6 +50,7 @@ class Output:
     def write(self, text: str) -> None:
         if self.truncated:
             return
+        text = guards.exact_str(text)  # len() of a str subclass could lie
         room = self.limit - self.size
         if len(text) > room:
             if room > 0:
@@ -59,7 +76,7 @@ class Output:
             raise TypeError("print(): sep and end must be str or None")
         if self.truncated:
             return
-        self.write(sep.join([o if type(o) is str else str(o) for o in objects]) + end)
+        self.write(guards.exact_str(sep).join([o if type(o) is str else _text(o) for o in objects]) + end)
 
 
 class Repl:
@@ -92,7 +109,7 @@ class Repl:
 
         def display(value: Any) -> None:
             if value is not None:
-                repl.output.write(repr(value) + "\n")
+                repl.output.write(guards.exact_str(repr(value)) + "\n")
 
         def safe_dir(*args: Any) -> list[str]:
             if not args:
@@ -103,19 +120,21 @@ class Repl:
 
         def FINAL(answer: Any) -> None:  # noqa: N802 - the name the model uses
             """Finish the run with this answer (converted with str())."""
-            repl.final = {"value": str(answer), "source": "FINAL", "var_name": None}
+            repl.final = {"value": cap_final(_text(answer)), "source": "FINAL", "var_name": None}
 
         def FINAL_VAR(name: Any) -> None:  # noqa: N802
             """Finish the run with the value of the REPL variable called `name` (a str)."""
             if isinstance(name, str):
+                name = guards.exact_str(name)
                 if name in repl.globals and not name.startswith("_") and name not in RESERVED:
-                    repl.final = {"value": str(repl.globals[name]), "source": "FINAL_VAR", "var_name": name}
+                    value = cap_final(_text(repl.globals[name]))
+                    repl.final = {"value": value, "source": "FINAL_VAR", "var_name": name}
                     return
                 raise NameError(
                     f"FINAL_VAR: there is no variable named {name!r}. Pass the variable's name as a "
                     'string, e.g. FINAL_VAR("answer"), or use FINAL(text) for a literal answer.'
                 )
-            repl.final = {"value": str(name), "source": "FINAL_VAR", "var_name": None}
+            repl.final = {"value": cap_final(_text(name)), "source": "FINAL_VAR", "var_name": None}
 
         def SHOW_VARS() -> None:  # noqa: N802
             """Print the REPL's variables with their types and sizes."""
@@ -128,7 +147,9 @@ class Repl:
                     f"llm_query(prompt): prompt must be a str, got {type(prompt).__name__}"
                     + ("; for many prompts use llm_query_batched(prompts)" if isinstance(prompt, (list, tuple)) else "")
                 )
-            _check_model("llm_query", model)
+            model = _check_model("llm_query", model)
+            prompt = guards.exact_str(prompt)
+            _check_call_size("llm_query", [prompt])
             return repl.call("llm_query", {"prompt": prompt, "model": model, "ranges": repl.index.find(prompt)})
 
         def llm_query_batched(prompts: list[str], model: str | None = None) -> list[str]:
@@ -140,10 +161,11 @@ class Repl:
             for i, p in enumerate(prompts):
                 if not isinstance(p, str):
                     raise TypeError(f"llm_query_batched(prompts): prompts[{i}] must be a str, got {type(p).__name__}")
-            _check_model("llm_query_batched", model)
+            model = _check_model("llm_query_batched", model)
             if not prompts:
                 return []
-            prompts = [str(p) for p in prompts]
+            prompts = [guards.exact_str(p) for p in prompts]
+            _check_call_size("llm_query_batched", prompts)
             return repl.call(
                 "llm_query_batched",
                 {"prompts": prompts, "model": model, "ranges": [repl.index.find(p) for p in prompts]},
@@ -156,10 +178,15 @@ class Repl:
             if context is not None and not isinstance(context, str):
                 if not isinstance(context, (list, tuple)) or not all(isinstance(c, str) for c in context):
                     raise TypeError("rlm_query(prompt, context=None): context must be a str, a list of str, or None")
-                context = [str(c) for c in context]
+                context = [guards.exact_str(c) for c in context]
             elif isinstance(context, str):
-                context = str(context)
-            return repl.call("rlm_query", {"prompt": str(prompt), "context": context})
+                context = guards.exact_str(context)
+            args: dict[str, Any] = {"prompt": guards.exact_str(prompt), "context": context}
+            _check_call_size("rlm_query", [args["prompt"]] + ([] if context is None else
+                                                             [context] if type(context) is str else context))
+            if context is not None:
+                args["context_ranges"] = repl.locate_exact([context] if type(context) is str else context)
+            return repl.call("rlm_query", args)
 
         b.update(
             _print_=print_collector,
@@ -263,18 +290,20 @@ class Repl:
 
     # -- inspection --------------------------------------------------------------------------
     def variable_summary(self) -> str:
+        """One line per variable. Runs REPL-defined code (a class's ``__len__``...) never: sizes are
+        taken for exact built-in types only. Still, only a cell process calls it."""
         rows = []
-        for name, value in self.globals.items():
-            if name.startswith("_") or name in RESERVED:
+        for name, value in list(self.globals.items()):
+            if type(name) is not str or name.startswith("_") or name in RESERVED:
                 continue
             t = type(value)
-            kind = t.__name__
-            if t is guards.ModuleProxy or isinstance(value, guards.ModuleProxy):
-                kind = "module"
+            kind = "module" if isinstance(value, guards.ModuleProxy) else t.__name__
             size = ""
-            if isinstance(value, (str, bytes, bytearray)):
-                size = f", {len(value):,} chars" if isinstance(value, str) else f", {len(value):,} bytes"
-            elif isinstance(value, (list, tuple, dict, set, frozenset)):
+            if t is str:
+                size = f", {len(value):,} chars"
+            elif t is bytes or t is bytearray:
+                size = f", {len(value):,} bytes"
+            elif t in (list, tuple, dict, set, frozenset):
                 size = f", {len(value):,} items"
             rows.append(f"  {name}: {kind}{size}")
         if not rows:
@@ -284,9 +313,34 @@ class Repl:
     def read_variable(self, name: str) -> str:
         if name.startswith("_") or name in RESERVED or name not in self.globals:
             raise KeyError(name)
-        return str(self.globals[name])
+        return cap_final(_text(self.globals[name]))
+
+    def locate_exact(self, texts: list[str], budget_chars: int = 200_000_000) -> list[dict[str, int] | None]:
+        """Where each text sits in the documents, verbatim: ``{"doc", "start", "end"}`` when it
+        occurs exactly once in exactly one document, else None (absent, or ambiguous).
+
+        Runs in the cell process (under the cell's time limit, killed on cancel); the total
+        work is bounded by ``budget_chars`` of document scanned, after which the rest is None.
+        """
+        out: list[dict[str, int] | None] = []
+        spent = 0
+        for text in texts:
+            where = None
+            if len(text) >= 16 and spent < budget_chars:
+                for d, doc in enumerate(self.documents):
+                    spent += len(doc)
+                    first = doc.find(text)
+                    if first < 0:
+                        continue
+                    if where is not None or doc.find(text, first + 1) >= 0:
+                        where = None
+                        break
+                    where = {"doc": d, "start": first, "end": first + len(text)}
+            out.append(where)
+        return out
 
 
-def _check_model(fn: str, model: object) -> None:
+def _check_model(fn: str, model: object) -> str | None:
     if model is not None and not isinstance(model, str):
         raise TypeError(f"{fn}(..., model=None): model must be a str or None, got {type(model).__name__}")
+    return None if model is None else guards.exact_str(model)
