@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from worker.sandbox import Sandbox, SandboxCallError, SandboxLimits
+from worker.sandbox.host import TEST_NO_OS_LAYERS_ENV
 
 DOC_A = "".join(f"Line {i}: the quick brown fox jumps over the lazy dog number {i}.\n" for i in range(2000))
 DOC_B = "Second document. " * 500
@@ -29,6 +32,23 @@ class Recorder:
         raise AssertionError(name)
 
 
+@pytest.fixture(scope="module", autouse=True, params=["os-layers-on", "os-layers-off"])
+def os_layers(request):
+    """Every sandbox test runs twice: with Landlock and seccomp, and with both switched off (the
+    language layer must hold on its own). test_lockdown.py overrides this: it tests the OS layer."""
+    off = request.param == "os-layers-off"
+    before = os.environ.get(TEST_NO_OS_LAYERS_ENV)
+    if off:
+        os.environ[TEST_NO_OS_LAYERS_ENV] = "1"
+    else:
+        os.environ.pop(TEST_NO_OS_LAYERS_ENV, None)
+    yield request.param
+    if before is None:
+        os.environ.pop(TEST_NO_OS_LAYERS_ENV, None)
+    else:
+        os.environ[TEST_NO_OS_LAYERS_ENV] = before
+
+
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory):
     d = tmp_path_factory.mktemp("docs")
@@ -47,13 +67,13 @@ FAST_LIMITS = SandboxLimits(memory_bytes=1024**3, cell_timeout_s=3.0, output_lim
 
 
 @pytest.fixture(scope="module")
-def sandbox(docs, recorder):
+def sandbox(docs, recorder, os_layers):
     """One document (context is a str); shared by a test module; the REPL must survive every test."""
     with Sandbox(docs[:1], recorder, FAST_LIMITS) as sb:
         yield sb
 
 
 @pytest.fixture(scope="module")
-def multi_sandbox(docs, recorder):
+def multi_sandbox(docs, recorder, os_layers):
     with Sandbox(docs, recorder, FAST_LIMITS) as sb:
         yield sb

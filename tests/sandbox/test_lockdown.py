@@ -19,6 +19,12 @@ import pytest
 
 from worker.sandbox.host import REPO_ROOT
 
+
+@pytest.fixture(scope="module", autouse=True)
+def os_layers():
+    """This module tests the OS layer itself: always on (overrides the conftest's on/off)."""
+    return "os-layers-on"
+
 PROBE = textwrap.dedent(
     """
     import ctypes, json, os, resource, socket, sys, time
@@ -57,6 +63,8 @@ PROBE = textwrap.dedent(
     attempt("set a resource limit", lambda: sys_call(302, 0, resource.RLIMIT_AS, same, None))
     attempt("socketpair", lambda: socket.socketpair())
     attempt("read memory limit", lambda: resource.getrlimit(resource.RLIMIT_AS))
+    child._forget_dangerous_modules()
+    attempt("import ctypes after lockdown", lambda: __import__("ctypes"))
     forks = 0
     for _ in range(20):
         try:
@@ -182,3 +190,9 @@ def test_close_kills_the_whole_group(docs, recorder):
     sb.close()
     sb.close()  # idempotent
     assert _wait_gone(pgid, 2.0) == []
+
+
+def test_modules_the_repl_never_needs_cannot_be_imported_again_after_lockdown(probe):
+    # ctypes was imported for the lockdown's own syscalls; out of sys.modules, re-importing it
+    # would need its files, which Landlock forbids.
+    assert probe["import ctypes after lockdown"] != "allowed", probe["import ctypes after lockdown"]

@@ -176,9 +176,13 @@ def _lock_down(init: dict[str, Any], supervisor_pid: int) -> dict[str, str]:
         os._exit(1)
     prot["pdeathsig"] = "SIGKILL on parent death, parent pid checked"
     attempt("no_new_privs", lockdown.prctl, lockdown.PR_SET_NO_NEW_PRIVS, 1)
-    if not init.get("os_layers", True):
-        # Test-only switch (RLMWEB_SANDBOX_TEST_NO_OS_LAYERS): prove the language layer alone.
+    switch = init.get("os_layers", "on")
+    if switch == "off":
+        # Test-only switch (RLMWEB_SANDBOX_TEST_NO_OS_LAYERS=1): prove the language layer alone.
         prot["landlock"] = prot["seccomp"] = "off: switched off for a test"
+    elif switch == "unavailable":
+        # Test-only (RLMWEB_SANDBOX_TEST_NO_OS_LAYERS=unavailable): a host without them.
+        prot["landlock"] = prot["seccomp"] = "unavailable: simulated by a test"
     elif prot["no_new_privs"] == "active":
         attempt("landlock", lockdown.apply_landlock)
         if prot["landlock"] == "active":
@@ -209,7 +213,7 @@ def _holder_main(chan: Channel, init: dict[str, Any], supervisor_pid: int) -> No
         docs = _read_documents(init)
         protections = _lock_down(init, supervisor_pid)
         _forget_dangerous_modules()
-        repl = Repl(docs, int(init["limits"]["output_limit_chars"]))
+        repl = Repl(docs, int(init["limits"]["output_limit_chars"]), test_hooks=bool(init.get("test_hooks")))
         del docs
         chan.send({"op": "ready", "pid": os.getpid(), "protections": protections})
     except BaseException as exc:

@@ -1,28 +1,31 @@
 """The guards RestrictedPython's compiled code calls, the curated builtins, and module proxies.
 
-Runs inside the REPL process only. The security argument, in short:
+Runs inside the REPL process only. The language layer must hold on its own (the OS layers are
+defence in depth), so the design is an allowlist decided on exact types:
 
 * Names starting with ``_`` and the inspect attributes (frames, tracebacks, code, generator and
   coroutine internals) can never be reached: RestrictedPython rejects them at compile time when
   written literally, and ``_getattr_`` (also behind ``getattr``/``hasattr``) rejects them at run time.
-* A few public names are dangerous on some types only; ``ATTRIBUTE_RULES`` lists them and
-  ``_getattr_`` checks them (cached per type and name). ``AttributeError.obj`` hands out the
-  object a failed lookup was made on.
-* ``str.format``/``format_map`` walk attributes and items by name in C (``'{0.__class__}'``), so
-  on strings (and ``collections.UserString``, which calls them) ``_getattr_`` hands out a
-  formatter that does every ``.name`` and ``[key]`` step of a field through ``_getattr_`` and
-  ``_getitem_`` instead: ``'{0.real}'`` works, ``'{0.__class__}'`` is refused.
-* The REPL never gets a real module, a function's globals, a frame, or anything that looks
-  attributes up by a name the code chooses (``operator.attrgetter``/``methodcaller``,
-  ``string.Formatter``, ``functools.update_wrapper``'s ``assigned``/``updated``,
-  ``functools.singledispatch`` which evaluates string annotations). Allowed modules are proxies
-  holding hand-picked names. ``tests/sandbox/test_hostile.py`` walks everything reachable.
-* Given that graph, iteration and item access grant nothing by themselves, so ``_getiter_`` and the
-  unpacking guards are thin; ``_getitem_`` has a fast path for plain containers and, on the slow
-  path, refuses ``_``-keys of read-only namespace views (``mappingproxy``).
-* Writes (``x.a = 1``, ``x[k] = v``, ``setattr``) are allowed on plain containers and on classes
-  defined in the REPL and their instances; everything else (module proxies, library objects,
-  functions) is read-only.
+* **What an access returns is checked by what it is** (``vet``), whatever the receiver was:
+  modules, frames, code, tracebacks, cells, namespace dicts, interpreter-internal types (``type``,
+  ``super``, ``GenericAlias``, method and function types...) and the sandbox's own classes are
+  refused; every native ``str.format``/``format_map`` (bound, unbound, reached through a str
+  subclass, ``UserString``, a class attribute or a ``GenericAlias``) becomes the guarded formatter,
+  which does every ``.name`` and ``[key]`` step of a field through ``_getattr_``/``_getitem_``.
+  policy.py routes every attribute load but plain method calls through ``_getattr_``.
+* No forwarders, no constructors of internal types: ``super`` is not a builtin; ``type(x)`` of an
+  internal object is a ``TypeView`` (prints like the class, cannot be called or subclassed).
+* ``AttributeError.obj`` (the object a failed lookup was made on) is refused on everything but
+  the REPL's own non-exception classes.
+* The REPL never gets a real module or anything that looks attributes up by a name the code
+  chooses (``operator.attrgetter``/``methodcaller``, ``string.Formatter``,
+  ``functools.update_wrapper``'s lists, ``functools.singledispatch``). Allowed modules are proxies
+  holding hand-picked names. ``tests/sandbox/test_language_layer.py`` audits the reachable graph.
+* ``_getitem_`` has a fast path for plain containers (they hold only what REPL code or vetted
+  accesses put in them); other objects' items are vetted, and ``_``-keys of namespace views refused.
+* Writes (``x.a = 1``, ``x[k] = v``, ``setattr``) are allowed on exact container types and on
+  classes defined in the REPL and their instances; everything else is read-only (never decided by
+  ``isinstance``: an ABC's public ``register()`` would widen it).
 """
 
 from __future__ import annotations
@@ -120,6 +123,13 @@ _INERT: frozenset[type] = frozenset({
     slice, re.Pattern, re.Match, datetime.date, datetime.datetime, datetime.timedelta, datetime.time,
 })
 _BUILTINS_DICT = builtins.__dict__
+_INTERNAL_BASES = tuple(INTERNAL_TYPES)
+
+
+def is_internal_type(cls: type) -> bool:
+    """An interpreter-internal type, or a subclass of one (e.g. ``builtin_method``, the class of
+    C methods that know their defining class, subclasses ``builtin_function_or_method``)."""
+    return cls in INTERNAL_TYPES or issubclass(cls, _INTERNAL_BASES) or _is_machinery(cls)
 
 
 def _is_machinery(cls: type) -> bool:
@@ -139,7 +149,7 @@ def vet(value: Any) -> Any:
     t = type(value)
     if t in _INERT:
         return value
-    if t is types.BuiltinFunctionType:  # builtin functions and bound C methods
+    if isinstance(value, types.BuiltinFunctionType):  # builtin functions and bound C methods
         name = value.__name__
         if (name == "format" or name == "format_map") and isinstance(value.__self__, str):
             return _BoundFormat(_GUARDED_FORMAT[name], value.__self__)
@@ -155,7 +165,7 @@ def vet(value: Any) -> Any:
             raise SandboxRefusal("a module's namespace is not available in the sandbox")
         return value
     if isinstance(value, type):
-        if value in INTERNAL_TYPES or _is_machinery(value) or issubclass(value, types.ModuleType):
+        if is_internal_type(value):
             raise SandboxRefusal(f"the {value.__name__!r} type is not available in the sandbox")
         return value
     if isinstance(value, _FORBIDDEN_INSTANCES):
@@ -425,7 +435,7 @@ def make_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any], **
     if kwargs:
         raise TypeError("class keyword arguments are not available in the sandbox")
     for base in bases:
-        if not isinstance(base, type) or base in INTERNAL_TYPES or _is_machinery(base):
+        if not isinstance(base, type) or is_internal_type(base):
             raise TypeError(f"cannot subclass {base!r} in the sandbox")
     cls = type(name, bases, namespace)
     USER_CLASSES.add(cls)
@@ -613,7 +623,7 @@ def safe_type(*args: Any) -> type | TypeView:
     if len(args) != 1:
         raise TypeError("type() with 3 arguments (building a class) is not available; use a class statement")
     t = type(args[0])
-    if t in INTERNAL_TYPES or _is_machinery(t) or issubclass(t, type):
+    if is_internal_type(t):
         view = _TYPE_VIEWS.get(t)
         if view is None:
             view = _TYPE_VIEWS[t] = TypeView(t)

@@ -40,6 +40,7 @@ CELL_FRAME_BYTES = 160 * 1024**2
 REQUIRED_LAYERS = ("landlock", "seccomp")
 ALLOW_DEGRADED_ENV = "RLMWEB_SANDBOX_ALLOW_DEGRADED"
 TEST_NO_OS_LAYERS_ENV = "RLMWEB_SANDBOX_TEST_NO_OS_LAYERS"
+TEST_HOOKS_ENV = "RLMWEB_SANDBOX_TEST_HOOKS"
 
 
 def missing_layers(protections: dict[str, str]) -> dict[str, str]:
@@ -184,8 +185,10 @@ class Sandbox:
         self._chan = Channel(host_end)
         limits = {**asdict(self.limits), "cpu_seconds_per_cell": self.limits.cpu_limit_s()}
         try:
-            os_layers = os.environ.get(TEST_NO_OS_LAYERS_ENV) != "1"
-            self._chan.send({"op": "init", "documents": self.documents, "limits": limits, "os_layers": os_layers})
+            os_layers = {"1": "off", "unavailable": "unavailable"}.get(os.environ.get(TEST_NO_OS_LAYERS_ENV, ""), "on")
+            test_hooks = os.environ.get(TEST_HOOKS_ENV) == "1"
+            self._chan.send({"op": "init", "documents": self.documents, "limits": limits, "os_layers": os_layers,
+                             "test_hooks": test_hooks})
             msg = self._chan.recv(timeout=self.limits.start_timeout_s)
         except (ChannelClosed, ChannelTimeout, ProtocolError) as exc:
             self._teardown()

@@ -80,7 +80,7 @@ class Output:
 
 
 class Repl:
-    def __init__(self, documents: list[tuple[str, str]], output_limit: int) -> None:
+    def __init__(self, documents: list[tuple[str, str]], output_limit: int, test_hooks: bool = False) -> None:
         self.names = [name for name, _ in documents]
         self.documents = tuple(text for _, text in documents)  # private: ranges use these
         self.output_limit = output_limit
@@ -91,6 +91,8 @@ class Repl:
         self.final: dict[str, Any] | None = None
         self.call_host: Callable[[str, dict[str, Any]], Any] | None = None
         self.builtins = self._make_builtins()
+        if test_hooks:
+            self.builtins["TEST_SPAWN_STRAY"] = _spawn_stray
         context: Any = self.documents[0] if len(self.documents) == 1 else list(self.documents)
         self.globals: dict[str, Any] = {
             "__builtins__": self.builtins,
@@ -338,6 +340,18 @@ class Repl:
                     where = {"doc": d, "start": first, "end": first + len(text)}
             out.append(where)
         return out
+
+
+def _spawn_stray(seconds: float = 60.0) -> int:
+    """Test hook (only with RLMWEB_SANDBOX_TEST_HOOKS=1): what escaped code could do, fork a
+    process that outlives the cell and holds its descriptors. Returns its pid."""
+    import os
+
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(float(seconds))
+        os._exit(0)
+    return pid
 
 
 def _check_model(fn: str, model: object) -> str | None:

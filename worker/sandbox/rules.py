@@ -24,8 +24,10 @@ The REPL runs restricted Python 3.11 in an isolated process: no files, network o
   (`x: int = 1`) are accepted and ignored; `nonlocal` works.
 - `str.format`/`format_map` work, but their fields may not reach names starting with "_"
   (`'{{0.__class__}}'` is refused, `'{{0.real}}'` and `'{{0[key]}}'` are fine).
-- Not available: `open`, `globals`/`locals`/`vars`, `compile`, `type()` with three arguments,
-  `metaclass=`, `print(file=...)`.
+- Not available: `open`, `globals`/`locals`/`vars`, `compile`, `super` (call the base class
+  directly: `Base.method(self, ...)`), `type()` with three arguments, `metaclass=`,
+  `print(file=...)`. `type(x)` of functions, methods, modules and classes gives a printable view
+  that cannot be called.
 - You can set attributes on instances of your own classes and items of your own lists, dicts and
   sets; library objects and modules are read-only.
 - `import` works only for: {", ".join(ALLOWED_MODULES)}
