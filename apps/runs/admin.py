@@ -1,5 +1,10 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from worker.sandbox import degraded_allowed, missing_layers, probe_protections
+from worker.sandbox.host import ALLOW_DEGRADED_ENV
 
 from . import services
 from .models import Run, RunDocument, RunEvent
@@ -22,6 +27,23 @@ class RunAdmin(admin.ModelAdmin):
     raw_id_fields = ("team", "created_by", "rerun_of")
     inlines = [RunDocumentInline]
     actions = ["cancel_runs"]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.sandbox_view)
+        return [path("sandbox/", view, name="runs_run_sandbox"), *super().get_urls()]
+
+    def sandbox_view(self, request):
+        """Each isolation layer of the REPL sandbox on this host, as a fresh probe sees it."""
+        try:
+            protections, error = probe_protections(), None
+        except Exception as exc:
+            protections, error = {}, f"{type(exc).__name__}: {exc}"
+        missing = missing_layers(protections) if protections else {}
+        layers = [(name, state, name not in missing) for name, state in sorted(protections.items())]
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "layers": layers,
+                   "error": error, "missing": missing, "degraded": degraded_allowed(),
+                   "degraded_env": ALLOW_DEGRADED_ENV, "title": "Sandbox isolation on this host"}
+        return TemplateResponse(request, "admin/runs/run/sandbox.html", context)
 
     @admin.action(description="Cancel the selected runs")
     def cancel_runs(self, request, queryset):

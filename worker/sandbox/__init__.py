@@ -15,6 +15,9 @@ from worker.sandbox.host import (
     SandboxCallError,
     SandboxError,
     SandboxLimits,
+    degraded_allowed,
+    missing_layers,
+    probe_protections,
 )
 from worker.sandbox.rules import ALLOWED_MODULES, REPL_RULES
 
@@ -27,4 +30,7 @@ __all__ = [
     "SandboxCallError",
     "SandboxError",
     "SandboxLimits",
+    "degraded_allowed",
+    "missing_layers",
+    "probe_protections",
 ]
