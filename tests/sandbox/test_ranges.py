@@ -94,3 +94,80 @@ def test_scan_budget_bounds_foreign_text():
     started = time.perf_counter()
     assert index.find("z" * 5_000_000 + DOC0[:1000]) == []  # gave up before the document text
     assert time.perf_counter() - started < 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Repeated text: certain places, or "ambiguous (N places)", never the wrong copy
+# ---------------------------------------------------------------------------------------------
+def _repeated_doc() -> tuple[str, str, list[int]]:
+    import random
+
+    rng = random.Random(7)
+    block = "LICENSE: " + "".join(rng.choice("abcdefghij ") for _ in range(3000))
+    parts, offsets, pos = [], [], 0
+    for i in range(3):
+        filler = f"[section {i}] " + "".join(rng.choice("klmnopqrst ") for _ in range(5000))
+        parts += [filler, block]
+        pos += len(filler)
+        offsets.append(pos)
+        pos += len(block)
+    return "".join(parts), block, offsets
+
+
+def _calls(code: str, documents: list[tuple[str, str]]) -> list[tuple[str, dict]]:
+    from worker.sandbox.repl import Repl
+
+    repl = Repl(documents, 10_000)
+    calls: list[tuple[str, dict]] = []
+    repl.call_host = lambda name, args: calls.append((name, args)) or ("ok" if name == "llm_query" else ["ok"])
+    result = repl.run_cell(code)
+    assert result["error"] is None, result["error"]
+    return calls
+
+
+def test_a_slice_of_a_repeated_block_is_attributed_to_the_copy_the_code_sliced():
+    doc, block, offsets = _repeated_doc()
+    second = offsets[1]
+    calls = _calls(f"chunk = context[{second}:{second + len(block)}]\nllm_query('Summarise: ' + chunk)",
+                   [("doc", doc)])
+    assert calls[0][1]["ranges"] == [{"doc": 0, "start": second, "end": second + len(block)}]
+
+
+def test_a_repeated_block_the_code_did_not_slice_is_reported_ambiguous():
+    doc, block, offsets = _repeated_doc()
+    calls = _calls("parts = context.split('] ')\nblock = [p for p in parts if 'LICENSE' in p][0]\n"
+                   "llm_query(block[block.index('LICENSE'):])", [("doc", doc)])
+    (ranges,) = [c[1]["ranges"] for c in calls]
+    assert ranges and all("start" not in r for r in ranges), ranges
+    assert ranges[0]["places"] == 3 and ranges[0]["chars"] >= len(block) - 64
+
+
+def test_overlapping_slices_over_two_copies_leave_the_block_ambiguous():
+    doc, block, offsets = _repeated_doc()
+    a, b = offsets[1], offsets[2]
+    calls = _calls(f"x = context[{a - 100}:{a + len(block)}]\ny = context[{b}:{b + len(block) + 100}]\n"
+                   f"llm_query_batched([x[100:], y[:{len(block)}]])", [("doc", doc)])
+    first, second = calls[0][1]["ranges"]
+    # both slices of the code cover a copy of the block: which copy a prompt carries is unknowable
+    assert first == [{"doc": 0, "chars": len(block), "places": 3}]
+    assert second == [{"doc": 0, "chars": len(block), "places": 3}]
+
+
+def test_unique_text_is_located_exactly_without_any_slice():
+    doc, block, offsets = _repeated_doc()
+    unique = doc[offsets[0] - 4000 : offsets[0] - 1000]
+    calls = _calls(f"llm_query({unique!r})", [("doc", doc)])
+    assert calls[0][1]["ranges"] == [{"doc": 0, "start": offsets[0] - 4000, "end": offsets[0] - 1000}]
+
+
+def test_rlm_query_contexts_are_located_only_where_certain():
+    doc, block, offsets = _repeated_doc()
+    second = offsets[1]
+    calls = _calls(
+        f"s = context[{second}:{second + len(block)}]\n"
+        "rlm_query('q', context=[s, 'not in the document at all ' * 3, context[100:900]])",
+        [("doc", doc)],
+    )
+    assert calls[0][1]["context_ranges"] == [
+        {"doc": 0, "start": second, "end": second + len(block)}, None, {"doc": 0, "start": 100, "end": 900},
+    ]

@@ -672,6 +672,7 @@ def base_builtins() -> dict[str, Any]:
         __metaclass__=make_class,
         _getattr_=guarded_getattr,
         _getitem_=guarded_getitem,
+        _getslice_=guarded_getitem,  # the REPL replaces it with one that records context slices
         _getiter_=guarded_iter,
         _write_=guarded_write,
         _inplacevar_=guarded_inplacevar,

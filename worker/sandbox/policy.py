@@ -103,6 +103,20 @@ class SandboxPolicy(RestrictingNodeTransformer):
             return native
         return new
 
+    def visit_Subscript(self, node: ast.Subscript):  # type: ignore[override]
+        # `x[a:b]` calls _getslice_ (which records slices of `context`), keeping _getitem_'s
+        # fast path for `x[i]` free of that check.
+        new = super().visit_Subscript(node)
+        if (
+            isinstance(node.slice, ast.Slice)
+            and isinstance(new, ast.Call)
+            and isinstance(new.func, ast.Name)
+            and new.func.id == "_getitem_"
+        ):
+            new.func = ast.Name("_getslice_", ast.Load())
+            copy_locations(new.func, node)
+        return new
+
     def visit_AugAssign(self, node: ast.AugAssign):  # type: ignore[override]
         target = node.target
         if isinstance(target, ast.Name):

@@ -1,5 +1,10 @@
 """Which character ranges of which document a prompt contains.
 
+Truth over plausibility: text that occurs in several places of the documents (licences,
+boilerplate, repeated log lines) is attributed to a place only when the REPL code itself sliced
+that place out of ``context`` (``SliceLog``); otherwise the range says it is ambiguous and how many
+places it could be, instead of naming the first copy.
+
 Runs inside the REPL process (which holds the documents), so a sub-call's record can say "this
 prompt carried context[120000:220000]" without the host ever searching megabytes of text.
 
@@ -20,6 +25,7 @@ text found in no document is reported with the spans found before that point.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 MIN_SPAN = 64
@@ -143,3 +149,76 @@ class DocumentIndex:
             else:
                 i += 1
         return out
+
+
+AMBIGUITY_LIMIT = 64  # places counted at most for one span ("64" then reads "64 or more")
+
+
+class SliceLog:
+    """The ``context[a:b]`` slices the REPL code took, per document (bounded, oldest dropped)."""
+
+    def __init__(self, documents: int, max_slices: int = 100_000) -> None:
+        self.starts: list[list[int]] = [[] for _ in range(documents)]
+        self.stops: list[list[int]] = [[] for _ in range(documents)]
+        self.max_slices = max_slices
+        self.count = 0
+
+    def record(self, doc: int, start: int, stop: int) -> None:
+        starts, stops = self.starts[doc], self.stops[doc]
+        i = bisect.bisect_left(starts, start)
+        if i < len(starts) and starts[i] == start and stops[i] >= stop:
+            return  # already known
+        if self.count >= self.max_slices:
+            biggest = max(range(len(self.starts)), key=lambda d: len(self.starts[d]))
+            del self.starts[biggest][0], self.stops[biggest][0]
+            self.count -= 1
+            if biggest == doc:
+                i = bisect.bisect_left(starts, start)
+        starts.insert(i, start)
+        stops.insert(i, stop)
+        self.count += 1
+
+    def covers(self, doc: int, start: int, length: int, look_back: int = 64) -> bool:
+        """Whether some recorded slice of ``doc`` contains ``[start, start + length)``."""
+        starts, stops = self.starts[doc], self.stops[doc]
+        i = bisect.bisect_right(starts, start)
+        return any(stops[j] >= start + length for j in range(i - 1, max(i - 1 - look_back, -1), -1))
+
+
+def occurrences(documents: Sequence[str], text: str, limit: int = AMBIGUITY_LIMIT) -> list[tuple[int, int]]:
+    """(document, offset) of each occurrence of ``text``, at most ``limit`` of them."""
+    found: list[tuple[int, int]] = []
+    for d, doc in enumerate(documents):
+        pos = doc.find(text)
+        while pos >= 0 and len(found) < limit:
+            found.append((d, pos))
+            pos = doc.find(text, pos + 1)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def pin(documents: Sequence[str], text: str, slices: SliceLog) -> tuple[int, int] | int:
+    """Where ``text`` is: (document, offset) when it occurs once, or once within what the code
+    sliced; else the number of places it could be (0: nowhere)."""
+    places = occurrences(documents, text)
+    if len(places) == 1:
+        return places[0]
+    pinned = [p for p in places if slices.covers(p[0], p[1], len(text))]
+    if len(pinned) == 1:
+        return pinned[0]
+    return len(places)
+
+
+def locate(index: DocumentIndex, slices: SliceLog, text: str) -> list[dict[str, int]]:
+    """The ranges of the documents a prompt carries: ``{"doc", "start", "end"}`` where the place
+    is certain, ``{"doc", "chars", "places"}`` where the same text occurs in several places."""
+    out: list[dict[str, int]] = []
+    for span in index.find(text):
+        doc, start, end = span["doc"], span["start"], span["end"]
+        where = pin(index.documents, index.documents[doc][start:end], slices)
+        if isinstance(where, tuple):
+            out.append({"doc": where[0], "start": where[1], "end": where[1] + end - start})
+        else:
+            out.append({"doc": doc, "chars": end - start, "places": where})
+    return out

@@ -13,7 +13,7 @@ from typing import Any
 
 from worker.sandbox import guards
 from worker.sandbox.policy import compile_cell
-from worker.sandbox.ranges import DocumentIndex
+from worker.sandbox.ranges import MIN_SPAN, DocumentIndex, SliceLog, locate, pin
 from worker.sandbox.text import cap_final
 
 RESERVED = ("llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS")
@@ -85,6 +85,7 @@ class Repl:
         self.documents = tuple(text for _, text in documents)  # private: ranges use these
         self.output_limit = output_limit
         self.index = DocumentIndex(self.documents)
+        self.slices = SliceLog(len(self.documents))
         self.cell_no = 0
         self.sources: dict[str, list[str]] = {}
         self.output = Output(output_limit)
@@ -105,6 +106,17 @@ class Repl:
     def _make_builtins(self) -> dict[str, Any]:
         repl = self
         b = guards.base_builtins()
+
+        doc_numbers = {id(doc): n for n, doc in enumerate(repl.documents)}
+
+        def getslice(ob: Any, index: Any, _get: Callable[[Any, Any], Any] = guards.guarded_getitem) -> Any:
+            value = _get(ob, index)
+            n = doc_numbers.get(id(ob))
+            if n is not None and type(index) is slice:
+                start, stop, step = index.indices(len(ob))
+                if step == 1 and stop - start >= MIN_SPAN:
+                    repl.slices.record(n, start, stop)
+            return value
 
         def print_collector(_getattr_: object = None) -> Output:
             return repl.output
@@ -152,7 +164,7 @@ class Repl:
             model = _check_model("llm_query", model)
             prompt = guards.exact_str(prompt)
             _check_call_size("llm_query", [prompt])
-            return repl.call("llm_query", {"prompt": prompt, "model": model, "ranges": repl.index.find(prompt)})
+            return repl.call("llm_query", {"prompt": prompt, "model": model, "ranges": repl.locate(prompt)})
 
         def llm_query_batched(prompts: list[str], model: str | None = None) -> list[str]:
             """Many sub-calls at once (run concurrently by the host); returns one text per prompt."""
@@ -170,7 +182,7 @@ class Repl:
             _check_call_size("llm_query_batched", prompts)
             return repl.call(
                 "llm_query_batched",
-                {"prompts": prompts, "model": model, "ranges": [repl.index.find(p) for p in prompts]},
+                {"prompts": prompts, "model": model, "ranges": [repl.locate(p) for p in prompts]},
             )
 
         def rlm_query(prompt: str, context: Any = None) -> str:
@@ -191,6 +203,7 @@ class Repl:
             return repl.call("rlm_query", args)
 
         b.update(
+            _getslice_=getslice,
             _print_=print_collector,
             _display_=display,
             dir=safe_dir,
@@ -317,27 +330,27 @@ class Repl:
             raise KeyError(name)
         return cap_final(_text(self.globals[name]))
 
+    def locate(self, prompt: str) -> list[dict[str, int]]:
+        """The document ranges a prompt carries (see ranges.locate: ambiguous text says so)."""
+        return locate(self.index, self.slices, prompt)
+
     def locate_exact(self, texts: list[str], budget_chars: int = 200_000_000) -> list[dict[str, int] | None]:
         """Where each text sits in the documents, verbatim: ``{"doc", "start", "end"}`` when it
-        occurs exactly once in exactly one document, else None (absent, or ambiguous).
+        occurs once, or once within what the code sliced; else None (absent or ambiguous).
 
-        Runs in the cell process (under the cell's time limit, killed on cancel); the total
-        work is bounded by ``budget_chars`` of document scanned, after which the rest is None.
+        Runs in the cell process (under the cell's time limit, killed on cancel); the total work
+        is bounded by ``budget_chars`` of documents scanned, after which the rest is None.
         """
         out: list[dict[str, int] | None] = []
         spent = 0
+        total = sum(len(d) for d in self.documents)
         for text in texts:
             where = None
             if len(text) >= 16 and spent < budget_chars:
-                for d, doc in enumerate(self.documents):
-                    spent += len(doc)
-                    first = doc.find(text)
-                    if first < 0:
-                        continue
-                    if where is not None or doc.find(text, first + 1) >= 0:
-                        where = None
-                        break
-                    where = {"doc": d, "start": first, "end": first + len(text)}
+                spent += total
+                found = pin(self.documents, text, self.slices)
+                if isinstance(found, tuple):
+                    where = {"doc": found[0], "start": found[1], "end": found[1] + len(text)}
             out.append(where)
         return out
 
