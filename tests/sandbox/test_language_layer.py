@@ -386,15 +386,19 @@ def _forbidden_reason(ob: object, repl: Repl, namespaces: set[int]) -> str | Non
 
 
 def _edges(ob: object, path: str) -> list[tuple[str, object]]:
+    """Where a cell can go from ``ob``. Items are read raw, not through ``_getitem_``: REPL code
+    can read any container without that guard (``d.get(k)``, ``operator.getitem``, iteration,
+    ``random.choice``), so no container it can reach may hold anything forbidden."""
     from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
     edges: list[tuple[str, object]] = []
     for attempt in (
         lambda: [(f"type({path})", guards.safe_type(ob))],
-        lambda: [(f"{path}[{k!r}]", guards.guarded_getitem(ob, k)) for k in list(ob)[:100]]
-        if type(ob) in (dict, types.MappingProxyType) or isinstance(ob, collections.abc.Mapping) else [],
+        lambda: [(f"{path}[{k!r}]", v) for k, v in list(ob.items())[:100]]
+        + [(f"{path}.key", k) for k in list(ob)[:100]]
+        if isinstance(ob, (dict, types.MappingProxyType, collections.abc.Mapping)) else [],
         lambda: [(f"{path}[{i}]", v) for i, v in enumerate(list(ob)[:100])]
-        if type(ob) in (list, tuple, set, frozenset, collections.deque) else [],
+        if isinstance(ob, (list, tuple, set, frozenset, collections.deque, collections.UserList)) else [],
         lambda: [(f"{path}.mro()[{i}]", c) for i, c in enumerate(ob.mro())]
         if isinstance(ob, type) and ob is not type else [],
     ):
