@@ -27,7 +27,7 @@ from pathlib import Path
 from worker.engine import events as ev
 from worker.engine import parsing, prompts
 from worker.engine.llm import LLMClient, LLMError, ModelOptions, count_tokens, is_offline
-from worker.sandbox import REPL_RULES, Sandbox, SandboxCallError, SandboxLimits
+from worker.sandbox import REPL_RULES, Sandbox, SandboxCallError, SandboxError, SandboxLimits
 
 logger = logging.getLogger(__name__)
 
@@ -513,6 +513,9 @@ class RLM:
             except KeyError:
                 return None, (f"There is no variable named {final.value!r} in the REPL, so there is no final answer "
                               f"yet. Variables: {self.sandbox.variable_summary()}")
+            except SandboxError as exc:  # its str() looped, crashed or ran out of memory: the run goes on
+                return None, (f"FINAL_VAR({final.value}) could not be read: {exc}. Put the answer in a plain str "
+                              "variable, or use FINAL(text).")
         if not content.strip():
             return None, "Your message was empty. Write ```repl code, or give the final answer."
         if self.cells or forced:

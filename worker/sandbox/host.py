@@ -272,7 +272,8 @@ class Sandbox:
             self._ensure_running()
             outcome = self._run_forked({"op": "read_var", "name": str(name)}, self.limits.cell_timeout_s)
         if outcome[0] != "done":
-            raise SandboxError(f"reading variable {name!r} failed: {outcome[2]}")
+            detail = outcome[2] or ("it took longer than the cell time limit" if outcome[1] == "timeout" else outcome[1])
+            raise SandboxError(f"reading variable {name!r} failed: {detail}")
         done = outcome[1]
         if done.get("missing"):
             raise KeyError(name)
