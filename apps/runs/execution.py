@@ -85,6 +85,22 @@ def team_cap_left(team_id) -> float | None:
     return max(0.0, float(team.monthly_cap_usd - spent))
 
 
+_WATCHES: dict[str, "RunWatch"] = {}  # runs executing in this process, by id
+_WATCHES_LOCK = threading.Lock()
+
+
+def run_cancel_here(run_id) -> bool:
+    """Stop a run executing in this process at once, without waiting for its watch's next look at
+    the database (the CLI's Ctrl-C; call services.run_cancel too, so the cancel is recorded).
+    False when the run is not executing here."""
+    with _WATCHES_LOCK:
+        watch = _WATCHES.get(str(run_id))
+    if watch is None:
+        return False
+    watch.cancelled.set()
+    return True
+
+
 class RunWatch:
     """Beats the run's heartbeat and watches for cancellation from a side thread.
 
@@ -98,10 +114,14 @@ class RunWatch:
         self._thread = threading.Thread(target=self._loop, name=f"watch-{run_id}", daemon=True)
 
     def __enter__(self) -> "RunWatch":
+        with _WATCHES_LOCK:
+            _WATCHES[str(self.run_id)] = self
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        with _WATCHES_LOCK:
+            _WATCHES.pop(str(self.run_id), None)
         self._stop.set()
         self._thread.join()
 

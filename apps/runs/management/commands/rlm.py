@@ -21,6 +21,7 @@ import contextlib
 import json
 import re
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -287,10 +288,14 @@ class Command(BaseCommand):
 
         thread = threading.Thread(target=target, name=f"cli-run-{run.pk}", daemon=True)
         thread.start()
+        previous = self._install_signal_handlers()
         try:
             self._follow(run, thread, user)
         finally:
-            self._ensure_finished(run, thread, user)
+            try:
+                self._ensure_finished(run, thread, user)
+            finally:
+                self._restore_signal_handlers(previous)
         close_old_connections()
         if crashed:
             raise CommandError(f"The run crashed: {type(crashed[0]).__name__}: {crashed[0]}")
@@ -315,8 +320,39 @@ class Command(BaseCommand):
                     raise
                 cancelled = True
                 self.stderr.write("Cancelling… (Ctrl-C again to quit without waiting)")
-                with contextlib.suppress(services.RunConflict):
-                    services.run_cancel(user, Run.objects.get(pk=run.pk))
+                self._cancel(run, user)
+
+    @staticmethod
+    def _cancel(run: Run, user) -> None:
+        """Record the cancel, and stop the engine in this process at once (not at its next poll)."""
+        from apps.runs.execution import run_cancel_here
+
+        run_cancel_here(run.pk)
+        with contextlib.suppress(services.RunConflict):
+            services.run_cancel(user, Run.objects.get(pk=run.pk))
+
+    @staticmethod
+    def _install_signal_handlers() -> dict:
+        """Ctrl-C cancels even when the shell started us with SIGINT ignored (a background job of a
+        script); SIGTERM and SIGHUP end the command through the same path that finishes the run."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def terminate(signum, frame):
+            raise SystemExit(128 + signum)
+
+        previous = {}
+        for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, terminate),
+                                (signal.SIGHUP, terminate)):
+            with contextlib.suppress(ValueError, OSError):
+                previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict) -> None:
+        for signum, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(signum, handler)
 
     def _ensure_finished(self, run: Run, thread: threading.Thread, user) -> None:
         """Never leave the run "running" when this command ends: ask it to cancel, give the engine a
@@ -329,7 +365,7 @@ class Command(BaseCommand):
             if current.is_finished:
                 return
             with contextlib.suppress(Exception):
-                services.run_cancel(user, current)
+                self._cancel(current, user)
             thread.join(FINISH_GRACE_S)
             current.refresh_from_db()
             if not current.is_finished:
