@@ -13,6 +13,7 @@ import pytest
 from worker.engine import ModelOptions, run
 from worker.engine.events import EventEmitter
 from worker.engine.runner import RLM, CallRefused, RunState
+from worker.sandbox import SandboxCallError
 from worker.simulated import Fault
 
 from .conftest import KEY_ENV, ROOT, SUB, filler, repl, sim_options, sim_spec
@@ -265,3 +266,23 @@ def test_concurrent_calls_never_overshoot_the_cap_from_many_threads(provider, wr
         assert len(admitted) == int(0.05 // worst) and state.reserved_usd <= 0.05
     finally:
         state.close()
+
+
+def test_garbage_from_the_repl_channel_is_refused_or_ignored_before_any_call(provider, write_doc, sink):
+    doc = write_doc("a.txt", filler(3000))
+    spec = sim_spec(provider, [doc])
+    spec.limits.max_batch_prompts = 50
+    state = RunState(spec, EventEmitter(sink), lambda: False)
+    rlm = RLM(state, 0, None, "q", [("a.txt", doc.path)], [(0, 0)])
+    try:
+        with pytest.raises(SandboxCallError, match="51 prompts; at most 50"):
+            rlm.handle("llm_query_batched", {"prompts": ["p"] * 51})
+        with pytest.raises(SandboxCallError, match="expected a str"):
+            rlm.handle("llm_query", {"prompt": {"not": "text"}})
+        rlm.handle("llm_query", {"prompt": "p", "ranges": [{"doc": 0, "start": 5, "end": 9}, {"doc": True, "start": 0,
+                   "end": 1}, {"doc": 0, "start": "9" * 5000, "end": 1}, "junk", {"doc": 3, "start": 0, "end": 1}]})
+        rlm.handle("llm_query", {"prompt": "p", "ranges": "not a list"})
+    finally:
+        state.close()
+    assert [e.data["ranges"] for e in sink.of_type("subcall.started")] == [[{"doc": 0, "start": 5, "end": 9}], []]
+    assert len(provider.requests) == 2

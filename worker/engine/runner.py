@@ -62,6 +62,8 @@ class Limits:
     # rlm_query(prompt, context=[...]): at most this many context strings, this many characters in all.
     max_child_contexts: int = 1000
     max_child_context_chars: int = 50_000_000
+    # llm_query_batched: at most this many prompts in one call (refused whole, before any work).
+    max_batch_prompts: int = 10_000
 
 
 @dataclass
@@ -434,16 +436,28 @@ class RunState:
 DocMap = list[tuple[int, int] | None]  # per document of an RLM: (top-level doc index, offset) if known
 
 
-def map_ranges(ranges: list[dict] | None, doc_map: DocMap) -> list[dict]:
-    """REPL-computed ranges (indices into this RLM's documents) as ranges of the top-level documents."""
+MAX_RANGES = 1000  # per prompt: more is garbage from REPL code, not a slice's provenance
+
+
+def map_ranges(ranges, doc_map: DocMap) -> list[dict]:
+    """REPL-computed ranges (indices into this RLM's documents) as ranges of the top-level documents.
+
+    Untrusted (REPL code can call the channel with anything): only a list of {"doc", "start",
+    "end"} ints with 0 <= start <= end and a known document counts; anything else is ignored."""
+    if not isinstance(ranges, list):
+        return []
     mapped = []
-    for r in ranges or []:
-        try:
-            where = doc_map[int(r["doc"])]
-        except (KeyError, IndexError, TypeError, ValueError):
+    for r in ranges[:MAX_RANGES]:
+        if not isinstance(r, dict):
             continue
+        doc, start, end = r.get("doc"), r.get("start"), r.get("end")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (doc, start, end)):
+            continue
+        if not (0 <= doc < len(doc_map) and 0 <= start <= end):
+            continue
+        where = doc_map[doc]
         if where is not None:
-            mapped.append({"doc": where[0], "start": where[1] + int(r["start"]), "end": where[1] + int(r["end"])})
+            mapped.append({"doc": where[0], "start": where[1] + start, "end": where[1] + end})
     return mapped
 
 
@@ -677,6 +691,9 @@ class RLM:
                 prompts_ = args.get("prompts")
                 if not isinstance(prompts_, list):
                     raise SandboxCallError("llm_query_batched(prompts): prompts must be a list of str")
+                if len(prompts_) > self.state.limits.max_batch_prompts:
+                    raise SandboxCallError(f"llm_query_batched refused: {len(prompts_):,} prompts; at most "
+                                           f"{self.state.limits.max_batch_prompts:,} per call. Batch larger slices.")
                 return self._batch([_text_arg(p) for p in prompts_], _model_arg(args.get("model")), args.get("ranges"))
             if name == "rlm_query":
                 return self._rlm_call(_text_arg(args.get("prompt")), args.get("context"), args.get("context_ranges"))
