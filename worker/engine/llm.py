@@ -224,7 +224,7 @@ def prompt_tokens_bound(messages: list[dict]) -> int:
 def estimate_prompt_tokens(model: str, messages: list[dict]) -> int:
     """The prompt tokens a provider likely counted for `messages` (for attempts whose usage never came)."""
     chars = sum(len(m.get("content") or "") for m in messages)
-    if chars > 200_000:  # a tokenizer pass over megabytes is not worth its CPU here
+    if chars > 20_000:  # no tokenizer pass over long prompts: it would hold the GIL while a run stops
         return chars // 4 + MESSAGE_OVERHEAD_TOKENS * len(messages)
     return sum(count_tokens(model, sanitize(m.get("content") or "")) for m in messages) + MESSAGE_OVERHEAD_TOKENS * len(messages)
 
