@@ -686,7 +686,7 @@ class RLM:
             raise SandboxCallError(f"{name}: malformed call")
         try:
             if name == "llm_query":
-                return self._llm_call(_text_arg(args.get("prompt")), _model_arg(args.get("model")), args.get("ranges"))
+                return self._llm_call(_str_arg(args.get("prompt")), _model_arg(args.get("model")), args.get("ranges"))
             if name == "llm_query_batched":
                 prompts_ = args.get("prompts")
                 if not isinstance(prompts_, list):
@@ -694,9 +694,9 @@ class RLM:
                 if len(prompts_) > self.state.limits.max_batch_prompts:
                     raise SandboxCallError(f"llm_query_batched refused: {len(prompts_):,} prompts; at most "
                                            f"{self.state.limits.max_batch_prompts:,} per call. Batch larger slices.")
-                return self._batch([_text_arg(p) for p in prompts_], _model_arg(args.get("model")), args.get("ranges"))
+                return self._batch([_str_arg(p) for p in prompts_], _model_arg(args.get("model")), args.get("ranges"))
             if name == "rlm_query":
-                return self._rlm_call(_text_arg(args.get("prompt")), args.get("context"), args.get("context_ranges"))
+                return self._rlm_call(_str_arg(args.get("prompt")), args.get("context"), args.get("context_ranges"))
         except RunStopped as exc:
             raise SandboxCallError(str(exc) or "The run is stopping.") from exc
         raise SandboxCallError(f"unknown function {name}")
@@ -724,6 +724,7 @@ class RLM:
             choices = ", ".join(sorted({*allowed, state.spec.root_model, state.spec.sub_model}))
             raise SandboxCallError(f"{what} refused: model {model!r} is not one of this run's models ({choices})")
         self._check_prompt_size(what, model, len(prompt))
+        prompt = sanitize(prompt)  # after the size check: no work on a prompt that is refused anyway
         messages = [
             {"role": "system", "content": prompts.subcall_system(depth, state.standing(depth, 0))},
             {"role": "user", "content": prompt},
@@ -795,19 +796,23 @@ class RLM:
         if context is None:
             texts = [prompt]
         elif isinstance(context, str):
-            texts = [sanitize(context)]
+            texts = [context]
         elif isinstance(context, list):
             if len(context) > limits.max_child_contexts:
                 raise SandboxCallError(f"rlm_query refused: context has {len(context):,} strings; at most "
                                        f"{limits.max_child_contexts:,}. Join them, or pass fewer.")
-            texts = [_text_arg(c) for c in context]
+            texts = [_str_arg(c) for c in context]
         else:
             raise SandboxCallError("rlm_query(prompt, context=None): context must be a str, a list of str, or None")
         total = sum(len(t) for t in texts)
         if total > limits.max_child_context_chars:
             raise SandboxCallError(f"rlm_query refused: context has {total:,} characters; at most "
                                    f"{limits.max_child_context_chars:,}.")
+        if depth + 1 <= limits.max_depth:  # a child RLM: its question goes into every root turn it takes
+            self._check_prompt_size("rlm_query", state.spec.root_model, len(prompt))
         state.check_model_call()
+        prompt = sanitize(prompt)  # sizes checked and the run admitted: now the (bounded) work
+        texts = [sanitize(t) for t in texts] if context is not None else [prompt]
         where = self._context_places(texts, context_ranges) if context is not None else [None]
         if depth + 1 > limits.max_depth:  # its own sub-calls would be too deep: a plain sub-call
             if context is None:
@@ -871,11 +876,11 @@ class RLM:
         return places
 
 
-def _text_arg(value) -> str:
-    """A text argument from REPL code, as valid UTF-8."""
+def _str_arg(value) -> str:
+    """A text argument from REPL code: a str (sanitized to valid UTF-8 once its size is checked)."""
     if not isinstance(value, str):
         raise SandboxCallError(f"expected a str, got {type(value).__name__}")
-    return sanitize(value)
+    return value
 
 
 def _model_arg(value) -> str | None:
