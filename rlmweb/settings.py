@@ -209,6 +209,13 @@ if os.environ.get("RLMWEB_MODELS_JSON"):
     import json
 
     RLMWEB_MODELS = [RLMWEB_MODELS[0], *json.loads(os.environ["RLMWEB_MODELS_JSON"])]
+# Per entry, optionally: `max_output_tokens` (sent as max_tokens on every call; default 8192, or the
+# model's own limit) and `input_cost_per_token` / `output_cost_per_token` (USD) for a model litellm
+# has no price for. Under a cost cap (the run's, or what is left of the team's monthly cap) a model
+# of unknown price is refused unless RLMWEB_ALLOW_UNPRICED is set.
+RLMWEB_ALLOW_UNPRICED = env_bool("RLMWEB_ALLOW_UNPRICED", False)
+# A prompt to a model whose context window is unknown is refused above this many characters.
+RLMWEB_MAX_PROMPT_CHARS = env_int("RLMWEB_MAX_PROMPT_CHARS", 2_000_000)
 DEFAULT_ROOT_MODEL = os.environ.get("RLMWEB_DEFAULT_MODEL", OFFLINE_MODEL)
 DEFAULT_SUB_MODEL = os.environ.get("RLMWEB_DEFAULT_SUB_MODEL", DEFAULT_ROOT_MODEL)
 

@@ -27,7 +27,9 @@ HEARTBEAT_S = 5.0
 LIMIT_KEYS = ("max_iterations", "max_depth", "max_subcalls", "max_cost_usd", "max_wall_s")
 
 
-def build_spec(run: Run, root_script: list[str] | None = None) -> RunSpec:
+def build_spec(run: Run, root_script: list[str] | None = None, allow_unpriced: bool | None = None) -> RunSpec:
+    """The engine's RunSpec for `run`. Its cost cap is clipped to what is left of the team's
+    monthly cap, so that one run can never spend past it."""
     documents = [
         DocumentInput(name=d.name, path=str(d.text_path), chars=d.chars)
         for d in run.documents.order_by("rundocument__position")
@@ -37,7 +39,11 @@ def build_spec(run: Run, root_script: list[str] | None = None) -> RunSpec:
         output_limit_chars=settings.RUN_OUTPUT_LIMIT_CHARS,
         subcall_concurrency=settings.RUN_SUBCALL_CONCURRENCY,
         cell_timeout_s=settings.RUN_CELL_TIMEOUT_S,
+        max_prompt_chars=settings.RLMWEB_MAX_PROMPT_CHARS,
     )
+    left = team_cap_left(run.team_id)
+    if left is not None:
+        limits.max_cost_usd = left if limits.max_cost_usd is None else min(limits.max_cost_usd, left)
     options = {
         m.model: ModelOptions(api_base=m.api_base, api_key_env=m.api_key_env, context_window=m.context_window,
                               **_call_options(m.model))
@@ -53,13 +59,46 @@ def build_spec(run: Run, root_script: list[str] | None = None) -> RunSpec:
         model_options=options,
         root_script=root_script,
         allowed_models=list(options),
+        allow_unpriced=settings.RLMWEB_ALLOW_UNPRICED if allow_unpriced is None else allow_unpriced,
     )
 
 
+CALL_OPTION_KEYS = ("timeout_s", "max_retries", "max_output_tokens", "input_cost_per_token", "output_cost_per_token")
+
+
 def _call_options(model: str) -> dict:
-    """`timeout_s` and `max_retries` of a model's RLMWEB_MODELS entry, where the operator set them."""
+    """Per-call options of a model's RLMWEB_MODELS entry, where the operator set them: timeout_s,
+    max_retries, max_output_tokens, and per-token prices for models litellm has no price for."""
     entry = next((m for m in settings.RLMWEB_MODELS if m.get("model") == model), {})
-    return {k: entry[k] for k in ("timeout_s", "max_retries") if entry.get(k) is not None}
+    return {k: entry[k] for k in CALL_OPTION_KEYS if entry.get(k) is not None}
+
+
+def team_cap_left(team_id) -> float | None:
+    """USD left of the team's monthly cap (0 at least), or None when the team has no cap."""
+    from apps.teams.models import Team
+    from apps.teams.services import team_month_spend
+
+    team = Team.objects.filter(pk=team_id).first()
+    if team is None or team.monthly_cap_usd is None:
+        return None
+    spent, _ = team_month_spend(team)
+    return max(0.0, float(team.monthly_cap_usd - spent))
+
+
+_WATCHES: dict[str, "RunWatch"] = {}  # runs executing in this process, by id
+_WATCHES_LOCK = threading.Lock()
+
+
+def run_cancel_here(run_id) -> bool:
+    """Stop a run executing in this process at once, without waiting for its watch's next look at
+    the database (the CLI's Ctrl-C; call services.run_cancel too, so the cancel is recorded).
+    False when the run is not executing here."""
+    with _WATCHES_LOCK:
+        watch = _WATCHES.get(str(run_id))
+    if watch is None:
+        return False
+    watch.cancelled.set()
+    return True
 
 
 class RunWatch:
@@ -75,10 +114,14 @@ class RunWatch:
         self._thread = threading.Thread(target=self._loop, name=f"watch-{run_id}", daemon=True)
 
     def __enter__(self) -> "RunWatch":
+        with _WATCHES_LOCK:
+            _WATCHES[str(self.run_id)] = self
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        with _WATCHES_LOCK:
+            _WATCHES.pop(str(self.run_id), None)
         self._stop.set()
         self._thread.join()
 
@@ -106,26 +149,30 @@ class RunWatch:
 def recorded_totals(run_id) -> dict:
     """A run's totals summed from its recorded model calls (root turns and plain sub-calls; an
     rlm_query's own event repeats its children's). For runs the engine could not finish itself: a
-    batch can end between a call and the totals event after it, and the run must still add up."""
+    batch can end between a call and the totals event after it, and the run must still add up.
+    `subcalls` counts what the engine's sub-call budget counts: llm sub-calls and child RLMs' root turns."""
     kinds: dict[str, str] = {}
     calls: list[dict] = []
-    iterations = max_depth = 0
+    iterations = max_depth = child_turns = 0
     rows = RunEvent.objects.filter(run_id=run_id, type__in=("root.turn", "subcall.started", "subcall.finished"))
     for type_, data in rows.order_by("seq").values_list("type", "data").iterator():
         if type_ == "root.turn":
             calls.append(data)
             iterations += data.get("depth") == 0
+            child_turns += (data.get("depth") or 0) > 0
         elif type_ == "subcall.started":
             kinds[data.get("node_id")] = data.get("kind")
             max_depth = max(max_depth, data.get("depth") or 0)
         elif kinds.get(data.get("node_id")) == "llm":
             calls.append(data)
     known = [c["cost_usd"] for c in calls if c.get("cost_usd") is not None]
+    llm_calls = sum(kind == "llm" for kind in kinds.values())
     return {
         "cost_usd": round(sum(known), 10), "cost_unknown_calls": len(calls) - len(known),
         "prompt_tokens": sum(c.get("prompt_tokens") or 0 for c in calls),
         "completion_tokens": sum(c.get("completion_tokens") or 0 for c in calls),
-        "iterations": iterations, "subcalls": len(kinds), "max_depth_reached": max_depth,
+        "iterations": iterations, "subcalls": llm_calls + child_turns, "max_depth_reached": max_depth,
+        "llm_subcalls": llm_calls, "child_root_calls": child_turns,
     }
 
 
@@ -142,7 +189,8 @@ def _finish_with(run_id, last_seq: int, status: str, reason: str, stop_reason: s
     publish_events(run_id, [event])
 
 
-def run_execute(run_id, worker: str = "", root_script: list[str] | None = None) -> str:
+def run_execute(run_id, worker: str = "", root_script: list[str] | None = None,
+                allow_unpriced: bool | None = None) -> str:
     now = timezone.now()
     claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
@@ -159,7 +207,7 @@ def run_execute(run_id, worker: str = "", root_script: list[str] | None = None) 
     failure = ""
     try:
         with RunWatch(run.pk) as watch:
-            spec = build_spec(run, root_script)
+            spec = build_spec(run, root_script, allow_unpriced)
             engine_run(spec, sink, should_stop=lambda: watch.should_stop() or sink.failed)
     except Exception as exc:
         logger.exception("Run %s crashed", run_id)

@@ -91,7 +91,7 @@ def test_a_model_without_a_price_has_unknown_cost_not_zero(provider, write_doc, 
     doc = write_doc("a.txt", "abc")
     unpriced = "openai/house-model-without-a-price"
     spec = RunSpec(question="q", documents=[doc], root_model=ROOT, sub_model=unpriced,
-                   model_options=sim_options(provider, ROOT, unpriced),
+                   model_options=sim_options(provider, ROOT, unpriced), allow_unpriced=True,
                    root_script=[repl("r = llm_query('x')"), 'FINAL_VAR("r")'])
     result = run(spec, sink)
     assert result.status == "succeeded"

@@ -44,6 +44,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from worker.engine.text import sanitize_data
+
 RUN_STARTED = "run.started"
 ROOT_TURN = "root.turn"
 CELL_STARTED = "cell.started"
@@ -104,7 +106,7 @@ class EventEmitter:
     def emit(self, type_: str, /, **data) -> Event:
         with self._lock:
             self._seq += 1
-            event = Event(seq=self._seq, type=type_, ts=time.time(), data=data)
+            event = Event(seq=self._seq, type=type_, ts=time.time(), data=sanitize_data(data))
             self._sink.write(event)
             return event
 

@@ -12,6 +12,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the
 import email.utils
 import logging
 import random
+import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import litellm
 
 from worker.engine import offline
+from worker.engine.text import sanitize
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +72,12 @@ RETRYABLE = (
     litellm.APIConnectionError,
 )
 MAX_BACKOFF_S = 60.0
+# Every call is sent with max_tokens: the operator's `max_output_tokens` for the model, else this,
+# lowered to the model's own output limit when litellm knows it. It bounds a call's worst case.
+DEFAULT_MAX_OUTPUT_TOKENS = 8192
+MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators a chat template adds per message
+POLL_S = 0.05  # how often a call in flight looks at the stop flag and the time left
+_PRICE_KEY = re.compile(r"^(input|output)_cost_per_(token|reasoning_token)(_above_\d+k_tokens)?$")
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,15 @@ class ModelOptions:
     timeout_s: float = 300.0
     max_retries: int = 4
     context_window: int | None = None
+    max_output_tokens: int | None = None
+    # Per-token USD prices from the operator (RLMWEB_MODELS_JSON), for models litellm has no price for
+    # (or to override its price). Both must be set to count.
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+
+    @property
+    def priced(self) -> bool:
+        return self.input_cost_per_token is not None and self.output_cost_per_token is not None
 
 
 @dataclass(frozen=True)
@@ -91,14 +109,23 @@ class Completion:
     cost_usd: float | None  # None: litellm has no price for this model (unknown, not free)
     latency_s: float  # the whole call: every attempt and the backoff waits between them
     attempts: int
+    # Attempts the provider may have processed without our seeing the answer (timed out, or
+    # abandoned when the run stopped), and their estimated prompt tokens: their completion is unknown.
+    incomplete: int = 0
+    incomplete_prompt_tokens: int = 0
 
 
 class LLMError(Exception):
-    """A model call failed for good (after retries, or at once when retrying cannot help)."""
+    """A model call failed for good (after retries, or at once when retrying cannot help).
 
-    def __init__(self, message: str, attempts: int) -> None:
+    `incomplete`/`incomplete_prompt_tokens`: as in Completion; such attempts may still be billed.
+    """
+
+    def __init__(self, message: str, attempts: int, incomplete: int = 0, incomplete_prompt_tokens: int = 0) -> None:
         super().__init__(message)
         self.attempts = attempts
+        self.incomplete = incomplete
+        self.incomplete_prompt_tokens = incomplete_prompt_tokens
 
 
 class LLMCancelled(LLMError):
@@ -107,6 +134,29 @@ class LLMCancelled(LLMError):
 
 class EmptyCompletion(Exception):
     """The provider answered 200 with no text: treated like a transient error."""
+
+
+class RetryRefused(Exception):
+    """Raised by a `before_retry` hook: the budget does not admit another attempt."""
+
+
+class _Abandoned(Exception):
+    """A call in flight was given up: the run stopped, or its time ran out."""
+
+
+def sanitize_messages(messages: list[dict]) -> list[dict]:
+    return [{**m, "content": sanitize(m.get("content") or "")} for m in messages]
+
+
+def _is_encoding_error(exc: BaseException) -> bool:
+    """An error caused by text that cannot be encoded: never the provider's fault, never retried."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, UnicodeError) or "surrogates not allowed" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def is_offline(model: str) -> bool:
@@ -132,6 +182,51 @@ def response_cost_usd(response, model: str, prompt_tokens: int, completion_token
     if isinstance(priced, int | float) and not isinstance(priced, bool):
         return float(priced)
     return cost_usd(model, prompt_tokens, completion_tokens)
+
+
+def _model_info(model: str) -> dict:
+    try:
+        return litellm.get_model_info(model) or {}
+    except Exception:
+        return {}
+
+
+def prices(model: str, options: ModelOptions | None = None) -> tuple[float, float] | None:
+    """The highest USD price per prompt token and per completion token a call to `model` can be
+    billed at (tiers for long prompts included), or None when the price is unknown.
+
+    The operator's prices win over litellm's table; the offline model is known to cost 0.
+    """
+    if options is not None and options.priced:
+        return float(options.input_cost_per_token), float(options.output_cost_per_token)
+    if is_offline(model):
+        return 0.0, 0.0
+    info = _model_info(model)
+    found: dict[str, list[float]] = {"input": [], "output": []}
+    for key, value in info.items():
+        match = _PRICE_KEY.match(key)
+        if match and isinstance(value, int | float) and not isinstance(value, bool):
+            found[match.group(1)].append(float(value))
+    if info.get("input_cost_per_token") is None or info.get("output_cost_per_token") is None:
+        return None
+    return max(found["input"]), max(found["output"])
+
+
+def prompt_tokens_bound(messages: list[dict]) -> int:
+    """An upper bound on the prompt tokens of `messages` under any byte-level tokenizer: one token
+    per UTF-8 byte at most, plus each message's framing. Cheap (no tokenizer run on megabytes)."""
+    total = 16
+    for message in messages:
+        total += len(sanitize(message.get("content") or "").encode("utf-8")) + MESSAGE_OVERHEAD_TOKENS
+    return total
+
+
+def estimate_prompt_tokens(model: str, messages: list[dict]) -> int:
+    """The prompt tokens a provider likely counted for `messages` (for attempts whose usage never came)."""
+    chars = sum(len(m.get("content") or "") for m in messages)
+    if chars > 20_000:  # no tokenizer pass over long prompts: it would hold the GIL while a run stops
+        return chars // 4 + MESSAGE_OVERHEAD_TOKENS * len(messages)
+    return sum(count_tokens(model, sanitize(m.get("content") or "")) for m in messages) + MESSAGE_OVERHEAD_TOKENS * len(messages)
 
 
 def context_window(model: str, options: ModelOptions | None = None) -> int | None:
@@ -177,6 +272,8 @@ class LLMClient:
         self.options = dict(options or {})
         self.base_backoff_s = base_backoff_s
         self._windows: dict[str, int | None] = {}  # litellm's model table does not change during a run
+        self._prices: dict[str, tuple[float, float] | None] = {}
+        self._max_tokens: dict[str, int] = {}
 
     def options_for(self, model: str) -> ModelOptions:
         return self.options.get(model) or ModelOptions()
@@ -186,16 +283,59 @@ class LLMClient:
             self._windows[model] = context_window(model, self.options.get(model))
         return self._windows[model]
 
+    def prices(self, model: str) -> tuple[float, float] | None:
+        if model not in self._prices:
+            self._prices[model] = prices(model, self.options.get(model))
+        return self._prices[model]
+
+    def max_tokens(self, model: str) -> int:
+        """The max_tokens every call to `model` is sent with."""
+        if model not in self._max_tokens:
+            opts = self.options_for(model)
+            value = opts.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+            if not opts.max_output_tokens:
+                limit = _model_info(model).get("max_output_tokens")
+                if isinstance(limit, int) and limit > 0:
+                    value = min(value, limit)
+            self._max_tokens[model] = max(1, int(value))
+        return self._max_tokens[model]
+
+    def worst_case_usd(self, model: str, messages: list[dict]) -> float | None:
+        """The most one attempt of this call can be billed: every prompt token it can have and
+        max_tokens of completion, at the model's highest prices. None when the price is unknown."""
+        price = self.prices(model)
+        if price is None:
+            return None
+        return price[0] * prompt_tokens_bound(messages) + price[1] * self.max_tokens(model)
+
+    def prompt_cost_usd(self, model: str, prompt_tokens: int) -> float | None:
+        """The known part of an attempt whose completion never came: its prompt tokens."""
+        price = self.prices(model)
+        return None if price is None else price[0] * prompt_tokens
+
+    def _cost(self, response, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        opts = self.options.get(model)
+        if opts is not None and opts.priced:
+            return opts.input_cost_per_token * prompt_tokens + opts.output_cost_per_token * completion_tokens
+        return response_cost_usd(response, model, prompt_tokens, completion_tokens)
+
     def complete(self, model: str, messages: list[dict], should_stop: Callable[[], bool] = lambda: False,
-                 time_left: Callable[[], float] = lambda: math.inf) -> Completion:
+                 time_left: Callable[[], float] = lambda: math.inf,
+                 before_retry: Callable[[bool], None] | None = None) -> Completion:
         """One chat completion, retried on rate limits and transient errors; raises LLMError.
 
         `time_left`: seconds the run has left. No attempt waits longer than that for the provider,
         and no retry is scheduled beyond it (a slow or Retry-After-happy provider cannot hold a run
-        past its time limit).
+        past its time limit). `should_stop`: polled while an attempt is in flight; when it turns
+        true the attempt is abandoned at once (LLMCancelled), whatever the model's timeout.
+        `before_retry(previous_incomplete)`: called before each retry; raising RetryRefused ends
+        the call (the budget does not admit another attempt).
+
+        Prompts are sanitized to valid UTF-8 first, and every call is sent with max_tokens.
         """
         opts = self.options_for(model)
-        kwargs: dict = {"max_retries": 0}  # we retry ourselves, visibly
+        messages = sanitize_messages(messages)
+        kwargs: dict = {"max_retries": 0, "max_tokens": self.max_tokens(model)}  # we retry ourselves, visibly
         if opts.api_base:
             kwargs["api_base"] = opts.api_base
         if opts.api_key_env:
@@ -205,34 +345,58 @@ class LLMClient:
             kwargs["api_key"] = key
         elif opts.api_base and not is_offline(model):
             kwargs["api_key"] = "no-key"  # local OpenAI-compatible servers need none, but the client wants one
-        attempts = 0
+        attempts = incomplete = 0
+        previous_incomplete = False
         started = time.monotonic()
+
+        def failed(message: str, cls: type[LLMError] = LLMError) -> LLMError:
+            tokens = estimate_prompt_tokens(model, messages) * incomplete if incomplete else 0
+            return cls(message, attempts, incomplete, tokens)
+
         while True:
+            if attempts and before_retry is not None:
+                try:
+                    before_retry(previous_incomplete)
+                except RetryRefused as exc:
+                    raise failed(f"{model}: no retry: {exc}") from exc
             attempts += 1
+            previous_incomplete = False
             left = time_left()
             if left <= 0:
-                raise LLMCancelled(f"{model}: the run has no time left for this call", attempts - 1)
+                attempts -= 1
+                raise failed(f"{model}: the run has no time left for this call", LLMCancelled)
+            if should_stop():
+                attempts -= 1
+                raise failed(f"{model}: the run stopped before this call", LLMCancelled)
             try:
-                response = litellm.completion(model=model, messages=messages,
-                                              timeout=max(0.5, min(opts.timeout_s, left)), **kwargs)
+                response = self._attempt(model, messages, max(0.5, min(opts.timeout_s, left)), kwargs,
+                                         should_stop, time_left)
                 content = response.choices[0].message.content or ""
                 if not content.strip():
                     raise EmptyCompletion(f"{model} returned an empty completion")
+            except _Abandoned as exc:
+                incomplete += 1
+                raise failed(f"{model}: {exc}", LLMCancelled) from None
             except (*RETRYABLE, EmptyCompletion) as exc:
+                if _is_encoding_error(exc):
+                    raise failed(f"{model} failed: the prompt is not valid text: {_describe(exc)}") from exc
+                if isinstance(exc, litellm.Timeout):  # the provider may have done (and billed) the work
+                    incomplete += 1
+                    previous_incomplete = True
                 if attempts > opts.max_retries:
-                    raise LLMError(f"{model} failed after {attempts} attempts: {_describe(exc)}", attempts) from exc
+                    raise failed(f"{model} failed after {attempts} attempts: {_describe(exc)}") from exc
                 delay = _retry_after_s(exc)
                 if delay is None:
                     delay = min(MAX_BACKOFF_S, self.base_backoff_s * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
                 if delay >= time_left():
-                    raise LLMError(f"{model} failed after {attempts} attempts: {_describe(exc)}; a retry in "
-                                   f"{delay:.1f} s would pass the run's time limit", attempts) from exc
+                    raise failed(f"{model} failed after {attempts} attempts: {_describe(exc)}; a retry in "
+                                 f"{delay:.1f} s would pass the run's time limit") from exc
                 logger.info("%s: attempt %d failed (%s); retrying in %.1f s", model, attempts, _describe(exc), delay)
                 if not self._sleep(delay, should_stop):
-                    raise LLMCancelled(f"{model}: stopped while waiting to retry", attempts) from exc
+                    raise failed(f"{model}: stopped while waiting to retry", LLMCancelled) from exc
                 continue
             except Exception as exc:  # bad request, auth, unknown model, malformed reply: retrying cannot help
-                raise LLMError(f"{model} failed: {_describe(exc)}", attempts) from exc
+                raise failed(f"{model} failed: {_describe(exc)}") from exc
             latency = time.monotonic() - started
             usage = getattr(response, "usage", None)
             prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
@@ -242,10 +406,39 @@ class LLMClient:
                 model=model,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
-                cost_usd=response_cost_usd(response, model, prompt_tokens, completion_tokens),
+                cost_usd=self._cost(response, model, prompt_tokens, completion_tokens),
                 latency_s=latency,
                 attempts=attempts,
+                incomplete=incomplete,
+                incomplete_prompt_tokens=estimate_prompt_tokens(model, messages) * incomplete if incomplete else 0,
             )
+
+    @staticmethod
+    def _attempt(model: str, messages: list[dict], timeout: float, kwargs: dict,
+                 should_stop: Callable[[], bool], time_left: Callable[[], float]):
+        """One provider request on its own daemon thread, so that a stop or the run's time limit
+        ends our wait within POLL_S, however long the provider takes (the request is abandoned;
+        its thread ends at the request's own timeout and keeps nothing alive)."""
+        box: dict = {}
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box["response"] = litellm.completion(model=model, messages=messages, timeout=timeout, **kwargs)
+            except BaseException as exc:  # handed to the waiting thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name="llm-attempt", daemon=True).start()
+        while not done.wait(POLL_S):
+            if should_stop():
+                raise _Abandoned("stopped while the call was in flight")
+            if time_left() <= 0:
+                raise _Abandoned("the run's time ran out while the call was in flight")
+        if "error" in box:
+            raise box["error"]
+        return box["response"]
 
     @staticmethod
     def _sleep(seconds: float, should_stop: Callable[[], bool]) -> bool:

@@ -26,7 +26,15 @@ from pathlib import Path
 
 from worker.engine import events as ev
 from worker.engine import parsing, prompts
-from worker.engine.llm import LLMClient, LLMError, ModelOptions, count_tokens, is_offline
+from worker.engine.llm import (
+    LLMClient,
+    LLMError,
+    ModelOptions,
+    RetryRefused,
+    count_tokens,
+    is_offline,
+    sanitize,
+)
 from worker.sandbox import REPL_RULES, Sandbox, SandboxCallError, SandboxError, SandboxLimits
 
 logger = logging.getLogger(__name__)
@@ -49,6 +57,13 @@ class Limits:
     subcall_concurrency: int = 16
     output_limit_chars: int = 20_000
     cell_timeout_s: float = 120
+    # A prompt to a model whose context window is unknown is refused above this many characters.
+    max_prompt_chars: int = 2_000_000
+    # rlm_query(prompt, context=[...]): at most this many context strings, this many characters in all.
+    max_child_contexts: int = 1000
+    max_child_context_chars: int = 50_000_000
+    # llm_query_batched: at most this many prompts in one call (refused whole, before any work).
+    max_batch_prompts: int = 10_000
 
 
 @dataclass
@@ -72,6 +87,9 @@ class RunSpec:
     # allows any litellm model. The web app passes its configured list, so code a document
     # injected cannot pick some other model whose key happens to be in the environment.
     allowed_models: list[str] | None = None
+    # Under a cost cap, a model with no known price may be called only when this is set (its spend
+    # is then shown as unknown and counted in tokens). Without a cap, unpriced calls always run.
+    allow_unpriced: bool = False
 
     def __post_init__(self) -> None:
         if not self.sub_model:
@@ -134,6 +152,24 @@ class RootFailed(Exception):
     """A child RLM's root model failed for good: the parent's REPL gets the error."""
 
 
+class CallRefused(Exception):
+    """A model call the budgets do not admit (its worst case does not fit, or its price is unknown
+    under a cost cap); nothing was sent. The run goes on unless the caller stops it."""
+
+
+CALL_KINDS = ("root", "sub", "child_root")  # top-level root turns, llm sub-calls, child RLMs' root turns
+
+
+@dataclass
+class Ticket:
+    """One admitted model call: its worst case per attempt, reserved `reservations` times."""
+
+    kind: str
+    model: str
+    worst_usd: float
+    reservations: int = 1
+
+
 class RunState:
     """Everything an RLM of this run shares: events, LM client, totals, budgets, the stop flag."""
 
@@ -150,14 +186,19 @@ class RunState:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.iterations = 0
-        self.subcalls = 0
+        self.subcalls = 0  # model calls made for REPL code: llm sub-calls and child RLMs' root turns
+        self.calls = dict.fromkeys(CALL_KINDS, 0)
+        self.child_rlms = 0
+        self.attempts = 0
+        self.reserved_usd = 0.0  # worst cases of the calls in flight
+        self.held_usd = 0.0  # what calls whose completion is unknown may still add to cost_usd
+        self.incomplete_calls = 0
         self.max_depth_reached = 0
         self.stop_reason: str | None = None
         self.stop_message: str | None = None
         self._ids = {"n": itertools.count(1), "c": itertools.count(1), "b": itertools.count(1)}
         self._sandboxes: set = set()
         self.executor = ThreadPoolExecutor(max(1, self.limits.subcall_concurrency), thread_name_prefix="subcall")
-        self._top_texts: list[str] | None = None
         self._done = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="rlm-monitor", daemon=True)
         self._monitor.start()
@@ -231,24 +272,83 @@ class RunState:
         if self.halted() or (self.stopping() and not last_turn):
             raise RunStopped(self.stop_message)
         cap = self.limits.max_cost_usd
-        if cap is not None and self.cost_usd >= cap:
+        if cap is not None and self.cost_usd > 0 and self.cost_usd >= cap:  # a cap of 0 still allows free calls
             self.stop("max_cost", f"Stopped: the run spent ${self.cost_usd:.4f}, reaching its cost limit of ${cap:g}.")
             raise RunStopped(self.stop_message)
         if self.elapsed() > self.limits.max_wall_s:
             self.stop("max_wall_time", f"Stopped: the run reached its time limit of {self.limits.max_wall_s:g} s.")
             raise RunStopped(self.stop_message)
 
-    def admit_subcall(self, depth: int) -> None:
-        """Count one more sub-call at `depth`, or stop the run if that crosses a budget."""
+    def committed_usd(self) -> float:
+        """Spent, plus the worst case of every call in flight, plus what unfinished calls may add."""
+        return self.cost_usd + self.reserved_usd + self.held_usd
+
+    def admit_call(self, kind: str, depth: int, model: str, messages: list[dict], last_turn: bool = False) -> Ticket:
+        """Admit one model call before anything is sent: count it against its budget and reserve its
+        worst case against the cost cap. RunStopped when a budget stops the run; CallRefused when
+        this one call cannot be made (unknown price under a cap, or its worst case does not fit)."""
+        self.check_model_call(last_turn=last_turn)
+        worst = self.client.worst_case_usd(model, messages)
+        cap = self.limits.max_cost_usd
+        if worst is None and cap is not None and not self.spec.allow_unpriced:
+            raise CallRefused(
+                f"{model} has no known price, and this run has a cost limit of ${cap:g}. An operator can give its "
+                "per-token prices (input_cost_per_token, output_cost_per_token) in RLMWEB_MODELS_JSON, or allow "
+                "calls of unknown price (RLMWEB_ALLOW_UNPRICED, rlm ask --allow-unpriced).")
+        with self.lock:
+            if kind == "sub" and depth > self.limits.max_depth:
+                self.stop("max_depth", f"Stopped: a sub-call at depth {depth} exceeds the depth limit of "
+                                       f"{self.limits.max_depth}.")
+            elif kind != "root" and self.subcalls >= self.limits.max_subcalls:
+                self.stop("max_subcalls", f"Stopped: the run reached its limit of {self.limits.max_subcalls} "
+                                          "sub-calls (llm sub-calls and child RLMs' root turns).")
+            else:
+                if cap is not None and worst is not None and self.committed_usd() + worst > cap:
+                    left = max(0.0, cap - self.committed_usd())
+                    raise CallRefused(
+                        f"its worst case (every prompt token and max_tokens={self.client.max_tokens(model)} of "
+                        f"completion from {model}) is ${worst:.4f}, more than the ${left:.4f} left of the cost "
+                        f"limit of ${cap:g} (calls in flight included). Send a shorter prompt, or wait for calls "
+                        "in flight to finish.")
+                self.calls[kind] += 1
+                if kind != "root":
+                    self.subcalls += 1
+                if kind == "sub":
+                    self.max_depth_reached = max(self.max_depth_reached, depth)
+                self.reserved_usd += worst or 0.0
+                return Ticket(kind, model, worst or 0.0)
+        raise RunStopped(self.stop_message)
+
+    def retry_hook(self, ticket: Ticket) -> Callable[[bool], None]:
+        """Before a retry: an attempt whose answer never came may still be billed, so the next one
+        needs a reservation of its own, admitted like a new call."""
+        def before_retry(previous_incomplete: bool) -> None:
+            if self.halted():
+                raise RetryRefused("the run is stopping")
+            if not previous_incomplete:
+                return
+            cap = self.limits.max_cost_usd
+            with self.lock:
+                if cap is not None and self.committed_usd() + ticket.worst_usd > cap:
+                    raise RetryRefused("a timed-out attempt may still be billed, and another one does not fit in "
+                                       f"the cost limit of ${cap:g}")
+                ticket.reservations += 1
+                self.reserved_usd += ticket.worst_usd
+        return before_retry
+
+    def admit_child(self, depth: int) -> None:
+        """Before a child RLM is set up: the run must be going, the depth allowed, and at least one
+        model call left in the sub-call budget for its root."""
         self.check_model_call()
         with self.lock:
             if depth > self.limits.max_depth:
                 self.stop("max_depth", f"Stopped: a sub-call at depth {depth} exceeds the depth limit of "
                                        f"{self.limits.max_depth}.")
             elif self.subcalls >= self.limits.max_subcalls:
-                self.stop("max_subcalls", f"Stopped: the run reached its limit of {self.limits.max_subcalls} sub-calls.")
+                self.stop("max_subcalls", f"Stopped: the run reached its limit of {self.limits.max_subcalls} "
+                                          "sub-calls (llm sub-calls and child RLMs' root turns).")
             else:
-                self.subcalls += 1
+                self.child_rlms += 1
                 self.max_depth_reached = max(self.max_depth_reached, depth)
                 return
         raise RunStopped(self.stop_message)
@@ -258,11 +358,28 @@ class RunState:
         with self.lock:
             self.iterations += 1
 
-    def record(self, cost: float | None, prompt_tokens: int, completion_tokens: int, attempts: int = 1,
-               usages: Iterable[Usage] = ()) -> None:
-        """One successful model call: into the run totals and into `usages` (the calling RLM's and
-        its ancestors'), under one lock, so a child's roll-up holds its own subtree's calls only."""
+    def settle(self, ticket: Ticket, usages: Iterable[Usage], reply=None, error: LLMError | None = None) -> float | None:
+        """A call ended (with `reply`, or failed with `error`): release its reservation, record what it
+        cost, and return that cost (None: unknown). Attempts whose answer never came (timed out or
+        abandoned) are recorded with their estimated prompt tokens and the prompt part of their cost;
+        their completion is unknown, so the rest of their worst case stays held against the cap."""
+        source = reply if reply is not None else error
+        incomplete = getattr(source, "incomplete", 0)
+        incomplete_tokens = getattr(source, "incomplete_prompt_tokens", 0)
+        attempts = source.attempts
+        part = self.client.prompt_cost_usd(ticket.model, incomplete_tokens) if incomplete else 0.0
+        if reply is not None:
+            cost = None if reply.cost_usd is None or part is None else reply.cost_usd + part
+            prompt_tokens, completion_tokens = reply.prompt_tokens + incomplete_tokens, reply.completion_tokens
+        else:  # providers do not bill failed requests; only unfinished attempts may cost something
+            cost = part
+            prompt_tokens, completion_tokens = incomplete_tokens, 0
         with self.lock:
+            self.reserved_usd = max(0.0, self.reserved_usd - ticket.worst_usd * ticket.reservations)
+            if incomplete:
+                self.incomplete_calls += 1
+                self.held_usd += max(0.0, ticket.worst_usd * incomplete - (part or 0.0))
+            self.attempts += attempts
             for usage in usages:
                 usage.add(cost, prompt_tokens, completion_tokens, attempts)
             if cost is None:
@@ -272,16 +389,11 @@ class RunState:
             self.prompt_tokens += prompt_tokens
             self.completion_tokens += completion_tokens
             cap = self.limits.max_cost_usd
-            over = cap is not None and self.cost_usd >= cap
+            over = cap is not None and self.cost_usd > 0 and self.cost_usd >= cap
             self.emit(ev.COST_UPDATED, totals=self.totals())  # under the lock: totals never go backwards
         if over:
             self.stop("max_cost", f"Stopped: the run spent ${self.cost_usd:.4f}, reaching its cost limit of ${cap:g}.")
-
-    def record_failed(self, attempts: int, usages: Iterable[Usage]) -> None:
-        """A model call that failed for good: its attempts count in the roll-ups; it costs nothing."""
-        with self.lock:
-            for usage in usages:
-                usage.attempts += attempts
+        return cost
 
     def usage_of(self, usage: Usage) -> Usage:
         """A consistent copy of a roll-up that other threads may still be adding to."""
@@ -299,6 +411,15 @@ class RunState:
                 "subcalls": self.subcalls,
                 "max_depth_reached": self.max_depth_reached,
                 "elapsed_s": round(self.elapsed(), 3),
+                "model_calls": sum(self.calls.values()),
+                "root_calls": self.calls["root"],
+                "llm_subcalls": self.calls["sub"],
+                "child_root_calls": self.calls["child_root"],
+                "child_rlms": self.child_rlms,
+                "attempts": self.attempts,
+                "incomplete_calls": self.incomplete_calls,
+                "cost_in_flight_usd": round(self.reserved_usd, 10),
+                "cost_unsettled_usd": round(self.held_usd, 10),
             }
 
     def standing(self, depth: int, iteration: int) -> prompts.Standing:
@@ -311,27 +432,40 @@ class RunState:
                 seconds_left=self.limits.max_wall_s - self.elapsed(),
             )
 
-    def top_texts(self) -> list[str]:
-        """The top-level documents, read only when a child context must be located in them."""
-        with self.lock:
-            if self._top_texts is None:
-                self._top_texts = [Path(d.path).read_text(encoding="utf-8") for d in self.spec.documents]
-            return self._top_texts
-
 
 DocMap = list[tuple[int, int] | None]  # per document of an RLM: (top-level doc index, offset) if known
 
 
-def map_ranges(ranges: list[dict] | None, doc_map: DocMap) -> list[dict]:
-    """REPL-computed ranges (indices into this RLM's documents) as ranges of the top-level documents."""
+MAX_RANGES = 1000  # per prompt: more is garbage from REPL code, not a slice's provenance
+
+
+def map_ranges(ranges, doc_map: DocMap) -> list[dict]:
+    """REPL-computed ranges (indices into this RLM's documents) as ranges of the top-level documents.
+
+    Untrusted (REPL code can call the channel with anything): only a list of {"doc", "start",
+    "end"} ints with 0 <= start <= end and a known document counts, or an ambiguous range
+    {"doc", "chars", "places"} (text found in several places: no offsets, never a guessed copy);
+    anything else is ignored."""
+    if not isinstance(ranges, list):
+        return []
     mapped = []
-    for r in ranges or []:
-        try:
-            where = doc_map[int(r["doc"])]
-        except (KeyError, IndexError, TypeError, ValueError):
+    for r in ranges[:MAX_RANGES]:
+        if not isinstance(r, dict):
             continue
+        if "places" in r:
+            doc, chars, places = r.get("doc"), r.get("chars"), r.get("places")
+            if (all(type(v) is int for v in (doc, chars, places)) and 0 <= doc < len(doc_map)
+                    and chars >= 0 and places >= 2 and doc_map[doc] is not None):
+                mapped.append({"doc": doc_map[doc][0], "chars": chars, "places": places})
+            continue
+        doc, start, end = r.get("doc"), r.get("start"), r.get("end")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (doc, start, end)):
+            continue
+        if not (0 <= doc < len(doc_map) and 0 <= start <= end):
+            continue
+        where = doc_map[doc]
         if where is not None:
-            mapped.append({"doc": where[0], "start": where[1] + int(r["start"]), "end": where[1] + int(r["end"])})
+            mapped.append({"doc": where[0], "start": where[1] + start, "end": where[1] + end})
     return mapped
 
 
@@ -458,9 +592,18 @@ class RLM:
             return content
         model = state.spec.root_model
         try:
-            reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left)
+            ticket = state.admit_call("root" if self.depth == 0 else "child_root", self.depth, model, messages,
+                                      last_turn=forced)
+        except CallRefused as exc:
+            if self.depth > 0:
+                raise RootFailed(f"The child RLM's root model call was refused: {exc}") from exc
+            state.stop("max_cost", f"Stopped: the root model's next turn was refused under the cost limit: {exc}")
+            raise RunStopped(state.stop_message) from exc
+        try:
+            reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left,
+                                          before_retry=state.retry_hook(ticket))
         except LLMError as exc:
-            state.record_failed(exc.attempts, self._lineage())
+            state.settle(ticket, self._lineage(), error=exc)
             if state.halted():
                 raise RunStopped(state.stop_message) from exc
             if self.depth > 0:
@@ -469,10 +612,11 @@ class RLM:
             raise RunStopped(state.stop_message) from exc
         self._count_turn()
         state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration, content=reply.content,
-                   prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                   cost_usd=reply.cost_usd, latency_s=round(reply.latency_s, 4), model=model, forced=forced,
-                   attempts=reply.attempts, input=sent)
-        state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens, reply.attempts, self._lineage())
+                   prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
+                   completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
+                   latency_s=round(reply.latency_s, 4), model=model, forced=forced, attempts=reply.attempts,
+                   input=sent, incomplete_attempts=reply.incomplete)
+        state.settle(ticket, self._lineage(), reply=reply)
         return reply.content
 
     def _lineage(self) -> list[Usage]:
@@ -542,68 +686,97 @@ class RLM:
 
     # REPL calls -----------------------------------------------------------------------------------
     def handle(self, name: str, args: dict):
-        """Called by the sandbox when REPL code calls a model. Budget stops surface as SandboxCallError."""
+        """Called by the sandbox when REPL code calls a model. Budget stops surface as SandboxCallError.
+
+        `args` come from REPL code: untrusted. Every value is checked before it is used.
+        """
         if not self.subcalls_on:
             raise SandboxCallError(f"{name} is not available: {prompts.NO_SUBCALLS_NOTE} (mode rlm-no-subcalls). "
                                    "Answer with Python alone.")
+        if not isinstance(args, dict):
+            raise SandboxCallError(f"{name}: malformed call")
         try:
             if name == "llm_query":
-                return self._llm_call(str(args.get("prompt", "")), args.get("model"), args.get("ranges"))
+                return self._llm_call(_str_arg(args.get("prompt")), _model_arg(args.get("model")), args.get("ranges"))
             if name == "llm_query_batched":
-                return self._batch(list(args.get("prompts") or []), args.get("model"), args.get("ranges"))
+                prompts_ = args.get("prompts")
+                if not isinstance(prompts_, list):
+                    raise SandboxCallError("llm_query_batched(prompts): prompts must be a list of str")
+                if len(prompts_) > self.state.limits.max_batch_prompts:
+                    raise SandboxCallError(f"llm_query_batched refused: {len(prompts_):,} prompts; at most "
+                                           f"{self.state.limits.max_batch_prompts:,} per call. Batch larger slices.")
+                return self._batch([_str_arg(p) for p in prompts_], _model_arg(args.get("model")), args.get("ranges"))
             if name == "rlm_query":
-                return self._rlm_call(str(args.get("prompt", "")), args.get("context"))
+                return self._rlm_call(_str_arg(args.get("prompt")), args.get("context"), args.get("context_ranges"))
         except RunStopped as exc:
             raise SandboxCallError(str(exc) or "The run is stopping.") from exc
         raise SandboxCallError(f"unknown function {name}")
 
+    def _check_prompt_size(self, what: str, model: str, chars: int) -> None:
+        """Refuse a prompt no window holds, or, when the window is unknown, one above max_prompt_chars."""
+        state = self.state
+        window = state.client.context_window(model)
+        if window is not None:
+            if chars > 4 * window:  # ~4 characters per token in prose
+                raise SandboxCallError(f"{what} refused: the prompt has {chars:,} characters, more than the "
+                                       f"~{window:,}-token window of {model} holds. Split it into smaller slices.")
+        elif chars > state.limits.max_prompt_chars:
+            raise SandboxCallError(f"{what} refused: the prompt has {chars:,} characters; the context window of "
+                                   f"{model} is unknown, so prompts are capped at {state.limits.max_prompt_chars:,} "
+                                   "characters (RLMWEB_MAX_PROMPT_CHARS). Split it into smaller slices.")
+
     def _llm_call(self, prompt: str, model: str | None, ranges, batch_id: str | None = None,
-                  batch_index: int | None = None, mapped: list[dict] | None = None) -> str:
+                  batch_index: int | None = None, mapped: list[dict] | None = None, what: str = "llm_query") -> str:
         state = self.state
         depth = self.depth + 1
         model = model or state.spec.sub_model
         allowed = state.spec.allowed_models
         if allowed is not None and model not in allowed and model not in (state.spec.root_model, state.spec.sub_model):
             choices = ", ".join(sorted({*allowed, state.spec.root_model, state.spec.sub_model}))
-            raise SandboxCallError(f"llm_query refused: model {model!r} is not one of this run's models ({choices})")
-        window = state.client.context_window(model)
-        if window is not None and len(prompt) > 4 * window:  # ~4 characters per token in prose
-            raise SandboxCallError(f"llm_query refused: the prompt has {len(prompt):,} characters, more than the "
-                                   f"~{window:,}-token window of {model} holds. Split it into smaller slices.")
-        state.admit_subcall(depth)
+            raise SandboxCallError(f"{what} refused: model {model!r} is not one of this run's models ({choices})")
+        self._check_prompt_size(what, model, len(prompt))
+        prompt = sanitize(prompt)  # after the size check: no work on a prompt that is refused anyway
+        messages = [
+            {"role": "system", "content": prompts.subcall_system(depth, state.standing(depth, 0))},
+            {"role": "user", "content": prompt},
+        ]
+        try:
+            ticket = state.admit_call("sub", depth, model, messages)
+        except CallRefused as exc:
+            raise SandboxCallError(f"{what} refused: {exc}") from None
         node_id = state.new_id("n")
         state.emit(ev.SUBCALL_STARTED, node_id=node_id, parent_id=self.node_id, cell_id=self.cell_id, depth=depth,
                    kind="llm", model=model, prompt=cap(prompt), prompt_chars=len(prompt),
                    ranges=mapped if mapped is not None else map_ranges(ranges, self.doc_map),
                    batch_id=batch_id, batch_index=batch_index)
-        messages = [
-            {"role": "system", "content": prompts.subcall_system(depth, state.standing(depth, 0))},
-            {"role": "user", "content": prompt},
-        ]
         started = time.monotonic()
         try:
-            reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left)
-        except LLMError as exc:  # providers do not bill failed requests: cost 0, known
-            state.record_failed(exc.attempts, self._lineage())
-            state.emit(ev.SUBCALL_FINISHED, node_id=node_id, response="", response_chars=0, prompt_tokens=0,
-                       completion_tokens=0, cost_usd=0.0, latency_s=round(time.monotonic() - started, 4),
-                       error=str(exc), attempts=exc.attempts)
+            reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left,
+                                          before_retry=state.retry_hook(ticket))
+        except LLMError as exc:
+            state.emit(ev.SUBCALL_FINISHED, node_id=node_id, response="", response_chars=0,
+                       prompt_tokens=exc.incomplete_prompt_tokens, completion_tokens=0,
+                       cost_usd=_call_cost(state, ticket, exc), latency_s=round(time.monotonic() - started, 4),
+                       error=str(exc), attempts=exc.attempts, incomplete_attempts=exc.incomplete)
+            state.settle(ticket, self._lineage(), error=exc)
             if state.halted():
                 raise RunStopped(state.stop_message) from exc
-            raise SandboxCallError(f"llm_query failed: {exc}") from exc
+            raise SandboxCallError(f"{what} failed: {exc}") from exc
         state.emit(ev.SUBCALL_FINISHED, node_id=node_id, response=cap(reply.content),
-                   response_chars=len(reply.content), prompt_tokens=reply.prompt_tokens,
-                   completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd,
-                   latency_s=round(reply.latency_s, 4), error=None, attempts=reply.attempts)
-        state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens, reply.attempts, self._lineage())
+                   response_chars=len(reply.content), prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
+                   completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
+                   latency_s=round(reply.latency_s, 4), error=None, attempts=reply.attempts,
+                   incomplete_attempts=reply.incomplete)
+        state.settle(ticket, self._lineage(), reply=reply)
         return reply.content
 
-    def _batch(self, prompts_: list, model: str | None, ranges) -> list[str]:
+    def _batch(self, prompts_: list[str], model: str | None, ranges) -> list[str]:
         state = self.state
+        state.check_model_call()
         batch_id = state.new_id("b")
         ranges = ranges if isinstance(ranges, list) and len(ranges) == len(prompts_) else [None] * len(prompts_)
         futures = [
-            state.executor.submit(self._llm_call, str(p), model, r, batch_id, i)
+            state.executor.submit(self._llm_call, p, model, r, batch_id, i)
             for i, (p, r) in enumerate(zip(prompts_, ranges, strict=True))
         ]
         answers: list[str] = []
@@ -620,40 +793,68 @@ class RLM:
             raise stopped
         return answers
 
-    def _rlm_call(self, prompt: str, context) -> str:
+    def _rlm_call(self, prompt: str, context, context_ranges) -> str:
+        """rlm_query: a child RLM over `context`, or, at the depth limit, a plain sub-call.
+
+        Hostile code chooses `context`: its size is bounded and the budgets admit the call before
+        any work, and the host never searches documents for it. Where each context string sits in
+        the top-level documents comes from `context_ranges`, computed by the REPL in its own process
+        (untrusted: checked, and mapped through this RLM's doc_map).
+        """
         state = self.state
+        limits = state.limits
         depth = self.depth + 1
         if context is None:
             texts = [prompt]
         elif isinstance(context, str):
             texts = [context]
+        elif isinstance(context, list):
+            if len(context) > limits.max_child_contexts:
+                raise SandboxCallError(f"rlm_query refused: context has {len(context):,} strings; at most "
+                                       f"{limits.max_child_contexts:,}. Join them, or pass fewer.")
+            texts = [_str_arg(c) for c in context]
         else:
-            texts = [str(c) for c in context]
-        if depth + 1 > state.limits.max_depth:  # its own sub-calls would be too deep: a plain sub-call
-            joined = "\n\n".join(texts) if context is not None else ""
+            raise SandboxCallError("rlm_query(prompt, context=None): context must be a str, a list of str, or None")
+        total = sum(len(t) for t in texts)
+        if total > limits.max_child_context_chars:
+            raise SandboxCallError(f"rlm_query refused: context has {total:,} characters; at most "
+                                   f"{limits.max_child_context_chars:,}.")
+        if depth + 1 <= limits.max_depth:  # a child RLM: its question goes into every root turn it takes
+            self._check_prompt_size("rlm_query", state.spec.root_model, len(prompt))
+        state.check_model_call()
+        prompt = sanitize(prompt)  # sizes checked and the run admitted: now the (bounded) work
+        texts = [sanitize(t) for t in texts] if context is not None else [prompt]
+        where = self._context_places(texts, context_ranges) if context is not None else [None]
+        if depth + 1 > limits.max_depth:  # its own sub-calls would be too deep: a plain sub-call
+            if context is None:
+                return self._llm_call(prompt, None, None, mapped=[], what="rlm_query")
+            self._check_prompt_size("rlm_query", state.spec.sub_model, len(prompt) + total + 2 * len(texts))
+            joined = "\n\n".join(texts)
             return self._llm_call(f"{prompt}\n\n{joined}" if joined else prompt, None, None,
-                                  mapped=self._locate(texts) if context is not None else [])
-        state.admit_subcall(depth)
+                                  mapped=_ranges_of(where, texts), what="rlm_query")
+        state.admit_child(depth)
         node_id = state.new_id("n")
-        child_map = self._child_map(texts) if context is not None else [None]
-        ranges = [{"doc": m[0], "start": m[1], "end": m[1] + len(t)}
-                  for m, t in zip(child_map, texts, strict=True) if m is not None]
         state.emit(ev.SUBCALL_STARTED, node_id=node_id, parent_id=self.node_id, cell_id=self.cell_id, depth=depth,
                    kind="rlm", model=state.spec.root_model, prompt=cap(prompt), prompt_chars=len(prompt),
-                   ranges=ranges, batch_id=None, batch_index=None)
+                   ranges=_ranges_of(where, texts), batch_id=None, batch_index=None)
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="rlm-child-") as tmp:
-            docs = []
-            for i, text in enumerate(texts):
-                path = Path(tmp) / f"context_{i}.txt"
-                path.write_text(text, encoding="utf-8")
-                docs.append((f"context_{i}" if len(texts) > 1 else "context", str(path)))
-            child = RLM(state, depth, node_id, prompt, docs, child_map, parent=self)
-            try:
+        child = None
+        try:
+            with tempfile.TemporaryDirectory(prefix="rlm-child-") as tmp:
+                docs = []
+                for i, text in enumerate(texts):
+                    if state.halted():
+                        raise RunStopped(state.stop_message)
+                    path = Path(tmp) / f"context_{i}.txt"
+                    path.write_text(text, encoding="utf-8")
+                    docs.append((f"context_{i}" if len(texts) > 1 else "context", str(path)))
+                child = RLM(state, depth, node_id, prompt, docs, where, parent=self)
                 outcome = child.run()
-            except Exception as exc:  # a child's sandbox failing is the parent's error to handle
-                outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
-        used = state.usage_of(child.usage)  # its own subtree, whatever ran alongside it
+        except RunStopped:
+            outcome = Outcome()
+        except Exception as exc:  # a child's sandbox failing is the parent's error to handle
+            outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
+        used = state.usage_of(child.usage) if child is not None else Usage()  # its own subtree only
         error = None if outcome.answer is not None else (outcome.error or state.stop_message or "no answer")
         answer = outcome.answer or ""
         state.emit(ev.SUBCALL_FINISHED, node_id=node_id, response=cap(answer), response_chars=len(answer),
@@ -666,24 +867,53 @@ class RLM:
             raise SandboxCallError(f"rlm_query failed: {error}")
         return answer
 
-    def _child_map(self, texts: list[str]) -> DocMap:
-        """Where each child context sits in the top-level documents, when it is a verbatim slice."""
-        tops = self.state.top_texts()
-        found: DocMap = []
-        for text in texts:
-            where = None
-            if len(text) >= 16:
-                for d, top in enumerate(tops):
-                    offset = top.find(text)
-                    if offset >= 0:
-                        where = (d, offset)
-                        break
-            found.append(where)
-        return found
+    def _context_places(self, texts: list[str], context_ranges) -> DocMap:
+        """Where each context string sits in the top-level documents, from the REPL's ranges into
+        this RLM's documents (untrusted: an entry that is not a consistent range is ignored)."""
+        places: DocMap = [None] * len(texts)
+        if not isinstance(context_ranges, list) or len(context_ranges) != len(texts):
+            return places
+        for i, (r, text) in enumerate(zip(context_ranges, texts, strict=True)):
+            if not isinstance(r, dict):
+                continue
+            doc, start, end = r.get("doc"), r.get("start"), r.get("end")
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (doc, start, end)):
+                continue
+            if not (0 <= doc < len(self.doc_map) and 0 <= start <= end and end - start == len(text)):
+                continue
+            base = self.doc_map[doc]
+            if base is not None:
+                places[i] = (base[0], base[1] + start)
+        return places
 
-    def _locate(self, texts: list[str]) -> list[dict]:
-        return [{"doc": m[0], "start": m[1], "end": m[1] + len(t)}
-                for m, t in zip(self._child_map(texts), texts, strict=True) if m is not None]
+
+def _str_arg(value) -> str:
+    """A text argument from REPL code: a str (sanitized to valid UTF-8 once its size is checked)."""
+    if not isinstance(value, str):
+        raise SandboxCallError(f"expected a str, got {type(value).__name__}")
+    return value
+
+
+def _model_arg(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SandboxCallError(f"model must be a str, got {type(value).__name__}")
+    return value
+
+
+def _ranges_of(places: DocMap, texts: list[str]) -> list[dict]:
+    return [{"doc": p[0], "start": p[1], "end": p[1] + len(t)} for p, t in zip(places, texts, strict=True)
+            if p is not None]
+
+
+def _call_cost(state: RunState, ticket: Ticket, outcome) -> float | None:
+    """What one call cost, as `settle` records it: the reply's cost plus the prompt part of attempts
+    whose answer never came (for an LLMError only that part: providers do not bill failed requests)."""
+    part = state.client.prompt_cost_usd(ticket.model, outcome.incomplete_prompt_tokens) if outcome.incomplete else 0.0
+    if isinstance(outcome, LLMError):
+        return part
+    return None if outcome.cost_usd is None or part is None else outcome.cost_usd + part
 
 
 def _direct(state: RunState) -> Outcome:
@@ -696,24 +926,37 @@ def _direct(state: RunState) -> Outcome:
                f"the {window or 0:,}-token window of {model}. Use mode rlm, which never puts the documents in a prompt.")
     if window is not None and chars > window * 8:  # no tokenizer packs 8 characters into one token
         return Outcome(error=refusal.format(tokens=chars // 4))
+    if window is None and chars > state.limits.max_prompt_chars:
+        return Outcome(error=f"Direct mode refused: the documents are {chars:,} characters; the context window of "
+                             f"{model} is unknown, so prompts are capped at {state.limits.max_prompt_chars:,} "
+                             "characters (RLMWEB_MAX_PROMPT_CHARS). Use mode rlm.")
     texts = [Path(d.path).read_text(encoding="utf-8") for d in spec.documents]
     user = prompts.direct_user(spec.question, [d.name for d in spec.documents], texts)
     if window is not None and (tokens := count_tokens(model, user)) > window:
         return Outcome(error=refusal.format(tokens=tokens))
     messages = [{"role": "system", "content": prompts.direct_system()}, {"role": "user", "content": user}]
-    state.check_model_call()
     try:
-        reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left)
+        ticket = state.admit_call("root", 0, model, messages)
+    except CallRefused as exc:
+        state.stop("max_cost", f"Stopped: the model call was refused under the cost limit: {exc}")
+        return Outcome()
+    except RunStopped:
+        return Outcome()
+    try:
+        reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left,
+                                      before_retry=state.retry_hook(ticket))
     except LLMError as exc:
+        state.settle(ticket, (), error=exc)
         if not state.halted():
             state.stop("provider_error", f"The model failed: {exc}")
         return Outcome()
     state.count_iteration()
     state.emit(ev.ROOT_TURN, node_id=None, depth=0, iteration=1, content=reply.content,
-               prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd,
+               prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
+               completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
                latency_s=round(reply.latency_s, 4), model=model, forced=False, attempts=reply.attempts,
-               input=_new_messages(messages))
-    state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens)
+               input=_new_messages(messages), incomplete_attempts=reply.incomplete)
+    state.settle(ticket, (), reply=reply)
     return Outcome(reply.content.strip(), "plain")
 
 

@@ -7,6 +7,13 @@ for whatever priced model name the caller uses (`openai/gpt-4o-mini` with `api_b
     with SimulatedProvider(root_replies=[...], latency_s=0.2, faults=[Fault("429", at=0)]) as sp:
         ...  # sp.base_url, sp.requests (every request, with timestamps)
 
+The request log (`sp.requests`, and with `log_path` one JSON line per finished request) is the
+truth tests compare a run's records with: model, max_tokens sent, the usage billed, timestamps.
+`latency_for(request) -> seconds` sets a per-request latency (else `latency_s`), and
+`usage_for(request) -> (prompt_tokens, completion_tokens)` the usage reported (else ~4 characters
+per token), so that slow or expensive calls can be made; the completion tokens billed never exceed
+the request's max_tokens, as with a real provider.
+
 Replies come from `responder(request) -> str` when given; otherwise requests for `root_model` take
 the next of `root_replies` and all others get `sub_reply(prompt)` (by default an echo of the
 prompt's first line). Every request is served on its own thread (ThreadingHTTPServer), so
@@ -68,6 +75,21 @@ class SimRequest:
     status: int | None = None
     fault: str | None = None
     reply: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    client_gone: bool = False  # the client stopped waiting before the answer was written
+
+    @property
+    def max_tokens(self) -> int | None:
+        value = self.body.get("max_tokens", self.body.get("max_completion_tokens"))
+        return value if isinstance(value, int) else None
+
+    def log_record(self) -> dict:
+        return {"index": self.index, "model": self.model, "received_at": self.received_at,
+                "finished_at": self.finished_at, "status": self.status, "fault": self.fault,
+                "max_tokens": self.max_tokens, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "client_gone": self.client_gone,
+                "prompt_chars": len(self.prompt)}
 
     @property
     def prompt(self) -> str:
@@ -115,6 +137,9 @@ class SimulatedProvider:
         faults: list[Fault] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        latency_for: Callable[[SimRequest], float] | None = None,
+        usage_for: Callable[[SimRequest], tuple[int, int]] | None = None,
+        log_path: str | None = None,
     ) -> None:
         self.responder = responder
         self.root_replies = list(root_replies or [])
@@ -122,6 +147,9 @@ class SimulatedProvider:
         self.sub_reply = sub_reply
         self.latency_s = latency_s
         self.faults = list(faults or [])
+        self.latency_for = latency_for
+        self.usage_for = usage_for
+        self.log_path = log_path
         self.requests: list[SimRequest] = []
         self._lock = threading.Lock()
         self._root_index = 0
@@ -163,6 +191,22 @@ class SimulatedProvider:
                 fault.used += 1
                 request.fault = fault.kind
             return request, fault
+
+    def _finished(self, request: SimRequest) -> None:
+        request.finished_at = time.time()
+        if self.log_path:
+            with self._lock, open(self.log_path, "a", encoding="utf-8") as log:
+                log.write(json.dumps(request.log_record()) + "\n")
+
+    def _usage(self, request: SimRequest, content: str) -> tuple[int, int]:
+        if self.usage_for is not None:
+            prompt_tokens, completion_tokens = self.usage_for(request)
+        else:
+            prompt_tokens = sum(approx_tokens(_text(m.get("content"))) for m in request.messages)
+            completion_tokens = approx_tokens(content) if content else 0
+        if request.max_tokens is not None:
+            completion_tokens = min(completion_tokens, request.max_tokens)
+        return int(prompt_tokens), int(completion_tokens)
 
     def _reply_for(self, request: SimRequest) -> str:
         if self.responder is not None:
@@ -209,11 +253,12 @@ class SimulatedProvider:
                 try:
                     self._serve(request, fault)
                 finally:
-                    request.finished_at = time.time()
+                    provider._finished(request)
 
             def _serve(self, request: SimRequest, fault: Fault | None) -> None:
-                if provider.latency_s:
-                    time.sleep(provider.latency_s)
+                latency = provider.latency_for(request) if provider.latency_for else provider.latency_s
+                if latency:
+                    time.sleep(latency)
                 kind = fault.kind if fault else None
                 if kind == "reset":
                     request.status = 0
@@ -249,9 +294,9 @@ class SimulatedProvider:
                     request.status = 500
                     return
                 request.reply = content
-                prompt_tokens = sum(approx_tokens(_text(m.get("content"))) for m in request.messages)
-                completion_tokens = approx_tokens(content) if content else 0
-                self._json(200, {
+                prompt_tokens, completion_tokens = provider._usage(request, content)
+                request.prompt_tokens, request.completion_tokens = prompt_tokens, completion_tokens
+                request.client_gone = not self._json(200, {
                     "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
                     "object": "chat.completion",
                     "created": int(time.time()),
@@ -263,10 +308,11 @@ class SimulatedProvider:
                 })
                 request.status = 200
 
-            def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                self._raw(status, json.dumps(payload).encode(), "application/json", headers)
+            def _json(self, status: int, payload: dict, headers: dict | None = None) -> bool:
+                return self._raw(status, json.dumps(payload).encode(), "application/json", headers)
 
-            def _raw(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+            def _raw(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> bool:
+                """Write a response; False when the client had gone (it stopped waiting)."""
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)
@@ -275,7 +321,9 @@ class SimulatedProvider:
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(body)
+                    self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
-                    pass
+                    return False
+                return True
 
         return Handler

@@ -2,7 +2,7 @@
 
     python manage.py rlm ask --doc PATH [--doc PATH ...] --question TEXT [--mode rlm|rlm-no-subcalls|direct]
         [--model M] [--sub-model M] [--max-iterations N] [--max-depth N] [--max-cost USD]
-        [--max-subcalls N] [--root-script FILE] [--json] [--user USERNAME]
+        [--max-subcalls N] [--max-wall-s S] [--allow-unpriced] [--root-script FILE] [--json] [--user USERNAME]
 
 The files become Documents of the user's personal team through the documents app's services
 (extracted in this process, no worker needed; identical content reuses the existing document),
@@ -10,12 +10,18 @@ the run is created by `services.run_create` with the same validation as the web 
 executed here by `execution.run_execute` on a thread while the main thread prints its events from
 the database as they are committed. The run then shows in the web app like any other. Ctrl-C
 cancels the run (recorded as cancelled). Exit status 0 when the run succeeded, 1 otherwise.
+
+Whatever happens to this process's main thread (a second Ctrl-C, an error), the run is never
+left "running": it is cancelled and, if the engine has not ended it within a few seconds, finished
+as cancelled here. Output is always valid text: lone surrogates a cell printed become U+FFFD, and
+the --json line is ASCII (non-ASCII escaped).
 """
 
 import contextlib
 import json
 import re
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -31,8 +37,11 @@ from apps.documents.services import DocumentError, document_create_from_file, do
 from apps.runs import services
 from apps.runs.models import Mode, Run, RunEvent, RunStatus
 from apps.teams.services import team_create_personal, teams_for_user
+from worker.engine.text import sanitize
 
 POLL_S = 0.2
+# After the main thread leaves early, how long the engine gets to end the cancelled run itself.
+FINISH_GRACE_S = 8.0
 CODE_FENCE = re.compile(r"```[a-zA-Z]*\n.*?(```|$)", re.DOTALL)
 CLI_USERNAME = "cli"
 CODE_LINES = 8
@@ -146,12 +155,21 @@ class TrajectoryPrinter:
             self.write(f"  {totals.get('iterations', 0)} iterations · {totals.get('subcalls', 0)} sub-calls · "
                        f"{(totals.get('prompt_tokens') or 0) + (totals.get('completion_tokens') or 0):,} tokens · "
                        f"cost {money(cost)}")
+            if "model_calls" in totals:
+                self.write(f"  model calls: {totals['model_calls']} (root {totals.get('root_calls', 0)} · sub "
+                           f"{totals.get('llm_subcalls', 0)} · child roots {totals.get('child_root_calls', 0)}) · "
+                           f"{totals.get('attempts', 0)} provider requests")
+            if totals.get("incomplete_calls"):
+                self.write(f"  {totals['incomplete_calls']} calls ended without an answer (timed out or cancelled): "
+                           "their prompt tokens are counted, their completion is unknown")
 
 
 def result_json(run: Run) -> dict:
     """The --json line: the run's outcome and its root cells, from the run row and its events."""
     codes: dict[str, str] = {}
     cells = []
+    finished = RunEvent.objects.filter(run=run, type="run.finished").order_by("-seq").first()
+    totals = ((finished.data or {}).get("totals") or {}) if finished else {}
     for event in RunEvent.objects.filter(run=run, type__in=("cell.started", "cell.finished")).order_by("seq"):
         data = event.data or {}
         if (data.get("depth") or 0) != 0:
@@ -178,6 +196,7 @@ def result_json(run: Run) -> dict:
         "prompt_tokens": run.prompt_tokens,
         "completion_tokens": run.completion_tokens,
         "cells": cells,
+        "totals": totals,
         "run_id": str(run.pk),
         "stop_reason": run.stop_reason or None,
         "failure_reason": run.failure_reason or None,
@@ -198,7 +217,11 @@ class Command(BaseCommand):
         ask.add_argument("--max-iterations", type=int)
         ask.add_argument("--max-depth", type=int)
         ask.add_argument("--max-cost", type=float, metavar="USD")
-        ask.add_argument("--max-subcalls", type=int)
+        ask.add_argument("--max-subcalls", type=int,
+                         help="Model calls made for REPL code: llm sub-calls and child RLMs' root turns.")
+        ask.add_argument("--max-wall-s", "--max-wall", dest="max_wall_s", type=int, metavar="SECONDS")
+        ask.add_argument("--allow-unpriced", action="store_true",
+                         help="Allow models of unknown price under the cost cap (their spend shows as unknown).")
         ask.add_argument("--root-script", metavar="FILE",
                          help="JSON list of root replies to replay instead of calling the root model.")
         ask.add_argument("--json", action="store_true", help="End with one JSON line describing the outcome.")
@@ -222,7 +245,8 @@ class Command(BaseCommand):
         limits = {
             name: options[key]
             for name, key in (("max_iterations", "max_iterations"), ("max_depth", "max_depth"),
-                              ("max_cost_usd", "max_cost"), ("max_subcalls", "max_subcalls"))
+                              ("max_cost_usd", "max_cost"), ("max_subcalls", "max_subcalls"),
+                              ("max_wall_s", "max_wall_s"))
             if options.get(key) is not None
         }
         try:
@@ -233,21 +257,30 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(self._messages(exc)) from None
         self.stdout.write(f"run {run.pk}")
-        self._execute(run, root_script, user)
+        self._execute(run, root_script, user, allow_unpriced=options.get("allow_unpriced") or None)
         run.refresh_from_db()
         if options["json"]:
-            self.stdout.write(json.dumps(result_json(run), ensure_ascii=False))
+            self.stdout.write(json.dumps(result_json(run), ensure_ascii=True))
         if run.status != RunStatus.SUCCEEDED:
             raise CommandError(f"Run {run.status}: {run.failure_reason or run.stop_reason}", returncode=1)
 
-    def _execute(self, run: Run, root_script: list[str] | None, user) -> None:
+    def _write(self, text: str) -> None:
+        """One line of the trajectory, always writable: surrogates replaced, and characters the
+        terminal's encoding cannot show escaped rather than raising."""
+        text = sanitize(text)
+        try:
+            self.stdout.write(text)
+        except UnicodeEncodeError:
+            self.stdout.write(text.encode("ascii", "backslashreplace").decode("ascii"))
+
+    def _execute(self, run: Run, root_script: list[str] | None, user, allow_unpriced: bool | None = None) -> None:
         from apps.runs.execution import run_execute
 
         crashed: list[BaseException] = []
 
         def target() -> None:
             try:
-                run_execute(run.pk, worker="cli", root_script=root_script)
+                run_execute(run.pk, worker="cli", root_script=root_script, allow_unpriced=allow_unpriced)
             except BaseException as exc:  # reported by the main thread
                 crashed.append(exc)
             finally:
@@ -255,7 +288,20 @@ class Command(BaseCommand):
 
         thread = threading.Thread(target=target, name=f"cli-run-{run.pk}", daemon=True)
         thread.start()
-        printer = TrajectoryPrinter(self.stdout.write)
+        previous = self._install_signal_handlers()
+        try:
+            self._follow(run, thread, user)
+        finally:
+            try:
+                self._ensure_finished(run, thread, user)
+            finally:
+                self._restore_signal_handlers(previous)
+        close_old_connections()
+        if crashed:
+            raise CommandError(f"The run crashed: {type(crashed[0]).__name__}: {crashed[0]}")
+
+    def _follow(self, run: Run, thread: threading.Thread, user) -> None:
+        printer = TrajectoryPrinter(self._write)
         last = 0
         cancelled = False
         while True:
@@ -274,11 +320,59 @@ class Command(BaseCommand):
                     raise
                 cancelled = True
                 self.stderr.write("Cancelling… (Ctrl-C again to quit without waiting)")
-                with contextlib.suppress(services.RunConflict):
-                    services.run_cancel(user, Run.objects.get(pk=run.pk))
-        close_old_connections()
-        if crashed:
-            raise CommandError(f"The run crashed: {type(crashed[0]).__name__}: {crashed[0]}")
+                self._cancel(run, user)
+
+    @staticmethod
+    def _cancel(run: Run, user) -> None:
+        """Record the cancel, and stop the engine in this process at once (not at its next poll)."""
+        from apps.runs.execution import run_cancel_here
+
+        run_cancel_here(run.pk)
+        with contextlib.suppress(services.RunConflict):
+            services.run_cancel(user, Run.objects.get(pk=run.pk))
+
+    @staticmethod
+    def _install_signal_handlers() -> dict:
+        """Ctrl-C cancels even when the shell started us with SIGINT ignored (a background job of a
+        script); SIGTERM and SIGHUP end the command through the same path that finishes the run."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def terminate(signum, frame):
+            raise SystemExit(128 + signum)
+
+        previous = {}
+        for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, terminate),
+                                (signal.SIGHUP, terminate)):
+            with contextlib.suppress(ValueError, OSError):
+                previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict) -> None:
+        for signum, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(signum, handler)
+
+    def _ensure_finished(self, run: Run, thread: threading.Thread, user) -> None:
+        """Never leave the run "running" when this command ends: ask it to cancel, give the engine a
+        few seconds to end it, and otherwise end it here as cancelled (the run thread is a daemon and
+        dies with the process)."""
+        from apps.runs.execution import _finish_with
+
+        try:
+            current = Run.objects.get(pk=run.pk)
+            if current.is_finished:
+                return
+            with contextlib.suppress(Exception):
+                self._cancel(current, user)
+            thread.join(FINISH_GRACE_S)
+            current.refresh_from_db()
+            if not current.is_finished:
+                _finish_with(current.pk, current.last_seq, RunStatus.CANCELLED,
+                             "The command line exited before the run finished.", "cancelled")
+        except Exception as exc:  # the process is ending anyway: say what could not be done
+            self.stderr.write(f"Could not finish run {run.pk}: {type(exc).__name__}: {exc}")
 
     # --- helpers -----------------------------------------------------------------------------------
 
