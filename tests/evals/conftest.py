@@ -29,6 +29,8 @@ class ScriptedAnswers:
 
     def __call__(self, request) -> str:
         first_user = next((m.get("content") or "" for m in request.messages if m.get("role") == "user"), "")
+        if first_user.startswith("You grade answers"):
+            return self.judge(first_user)
         match = QUESTION.search(first_user if isinstance(first_user, str) else "")
         question = match.group(1).strip() if match else ""
         direct = request.system.startswith("Answer the question from the documents below")
@@ -40,6 +42,14 @@ class ScriptedAnswers:
         if len(users) == 1:
             return "Let me look first.\n```repl\nprint(len(context))\n```"
         return f"FINAL({answer})"
+
+
+    @staticmethod
+    def judge(prompt: str) -> str:
+        """A judge that says CORRECT exactly when the expected answer occurs in the graded one."""
+        expected = re.search(r"^Expected answer: (.*)$", prompt, re.MULTILINE).group(1).strip().lower()
+        answer = re.search(r"^Answer to grade: (.*)$", prompt, re.MULTILINE).group(1).strip().lower()
+        return "CORRECT. It states it." if expected in answer else "INCORRECT. It does not."
 
 
 @pytest.fixture
