@@ -83,6 +83,7 @@ class EvalCase(models.Model):
     latency_s = models.FloatField(null=True, blank=True)
     tokens = models.BigIntegerField(default=0)
     subcalls = models.IntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker slot was given to it.")
     scored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

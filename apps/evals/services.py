@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -256,7 +257,7 @@ def case_claim_next(evaluation_id) -> EvalCase | None:
         case = EvalCase.objects.filter(evaluation=evaluation, status=CaseStatus.PENDING).order_by("index").first()
         if case is None:
             return None
-        EvalCase.objects.filter(pk=case.pk).update(status=CaseStatus.RUNNING)
+        EvalCase.objects.filter(pk=case.pk).update(status=CaseStatus.RUNNING, claimed_at=timezone.now())
         case.status = CaseStatus.RUNNING
         return case
 
@@ -385,6 +386,25 @@ def evaluation_start(evaluation_id) -> int:
     if not started:
         evaluation_settle(evaluation_id)
     return started
+
+
+def evaluations_recover(stale_after: timedelta = timedelta(minutes=10)) -> int:
+    """The sweep's part for evaluations: a case whose task was lost (worker killed) must not hold
+    its evaluation's slot for ever. Score running cases whose run has finished (the run was failed
+    by the runs' own sweep), put back cases claimed long ago that never got a run, then schedule
+    again. Returns the number of cases recovered."""
+    recovered = 0
+    for case in EvalCase.objects.filter(status=CaseStatus.RUNNING, run__isnull=False,
+                                        run__status__in=(RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)):
+        case_score(case.pk)
+        recovered += 1
+    stale = EvalCase.objects.filter(status=CaseStatus.RUNNING, run__isnull=True,
+                                    claimed_at__lt=timezone.now() - stale_after)
+    recovered += stale.update(status=CaseStatus.PENDING, claimed_at=None)
+    if recovered:
+        for evaluation_id in Evaluation.objects.filter(status=EvaluationStatus.RUNNING).values_list("pk", flat=True):
+            evaluation_start(evaluation_id)
+    return recovered
 
 
 # --- cancel and resume ---------------------------------------------------------------------------

@@ -130,3 +130,27 @@ def test_generated_documents_are_reused_across_evaluations(user, team):
     assert a.cases.first().document_ids == b.cases.first().document_ids
     item = generate("niah", 1, 10_000, 2)[0]
     assert a.cases.first().question == item.question and a.cases.first().expected == item.expected
+
+
+def test_the_sweep_recovers_cases_whose_task_was_lost(user, team, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from worker.tasks import sweeps
+
+    assert services.evaluations_recover in sweeps()
+    started = []
+    monkeypatch.setattr("apps.evals.tasks.run_case.delay", lambda case_id: started.append(case_id))
+    evaluation = niah(user, team, cases=3, concurrency=2)
+    finished_run = services.case_claim_next(evaluation.pk)
+    run = services.case_start(finished_run)
+    run_execute(run.pk)  # its task died after the run finished, before scoring
+    lost = services.case_claim_next(evaluation.pk)  # its task never arrived
+    EvalCase.objects.filter(pk=lost.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
+
+    assert services.evaluations_recover() == 2
+    statuses = dict(evaluation.cases.values_list("index", "status"))
+    assert statuses[0] == CaseStatus.SCORED
+    assert statuses[1] == statuses[2] == CaseStatus.RUNNING and len(started) == 2  # both slots given out again
+    assert services.evaluations_recover() == 0  # nothing left to recover: nothing happens
