@@ -1,8 +1,8 @@
 """`manage.py rlm eval`: build an evaluation, run every case in this process, print the matrix.
 
     python manage.py rlm eval --suite niah|multi|aggregate|pairs|file:PATH [--doc PATH ...]
-        --model M [--model M2] [--mode rlm,rlm-no-subcalls,direct] [--sizes 100000,1000000]
-        [--cases N] [--seed S] [--max-cost USD] [--scorer NAME] [--judge-model M] [--json] [--user U]
+        --model M [--model M2] [--sub-model M] [--mode rlm,rlm-no-subcalls,direct] [--sizes 100000,1000000]
+        [--depths 0,0.5,1] [--cases N] [--seed S] [--max-cost USD] [--scorer NAME] [--judge-model M] [--json] [--user U]
 
 Like `rlm ask`: the --doc files become Documents of the user's personal team, every case is an
 ordinary Run executed here (no web server or worker needed), and the evaluation shows in the web
@@ -32,7 +32,9 @@ def add_eval_parser(subparsers) -> None:
     ev.add_argument("--doc", action="append", default=[], metavar="PATH", help="A document (repeatable).")
     ev.add_argument("--model", action="append", metavar="M", help="Root model (repeatable; default: the default model).")
     ev.add_argument("--mode", default=Mode.RLM, help="Comma-separated modes (default: rlm).")
+    ev.add_argument("--sub-model", default="", metavar="M", help="Sub-calls' model (default: each root model).")
     ev.add_argument("--sizes", default=None, help="Comma-separated context sizes in characters (default: 100000).")
+    ev.add_argument("--depths", default=None, help="niah: comma-separated needle depths, 0 (start) to 1 (end).")
     ev.add_argument("--cases", type=int, default=5, help="Questions per size (default 5).")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--max-cost", type=float, metavar="USD", help="No case starts once the evaluation spent this.")
@@ -102,6 +104,7 @@ def eval_command(command, options: dict) -> None:
                 _split(options.get("sizes"), int) or None, options["cases"], options["seed"],
                 [d.pk for d in documents], question_file, options.get("max_cost"), 1,
                 options.get("judge_model") or "", options.get("scorer") or "",
+                sub_model=options.get("sub_model") or "", depths=_split(options.get("depths"), float) or None,
             )
     except ValidationError as exc:
         raise CommandError(command._messages(exc)) from None

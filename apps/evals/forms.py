@@ -22,11 +22,14 @@ class EvaluationForm(forms.Form):
     models = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
     modes = forms.MultipleChoiceField(choices=Mode.choices, widget=forms.CheckboxSelectMultiple, initial=[Mode.RLM])
     sizes = forms.CharField(initial="100000", help_text="Context sizes in characters, comma-separated.")
+    depths = forms.CharField(required=False, help_text="niah: needle depths in turn, 0 (start) to 1 (end), "
+                             "comma-separated; blank: spread evenly.")
     cases = forms.IntegerField(min_value=1, max_value=1000, initial=5, help_text="Questions per size.")
     seed = forms.IntegerField(initial=0)
     max_cost_usd = forms.FloatField(required=False, min_value=0.000001, label="Cost cap (USD)")
     concurrency = forms.IntegerField(min_value=1, initial=2)
     scorer = forms.ChoiceField(choices=[("", "the suite's own")] + [(s, s) for s in SCORERS], required=False)
+    sub_model = forms.ChoiceField(required=False, help_text="The model of the sub-calls; blank: each root model.")
     judge_model = forms.ChoiceField(required=False)
 
     def __init__(self, *args, team, **kwargs) -> None:
@@ -37,6 +40,7 @@ class EvaluationForm(forms.Form):
         self.fields["models"].choices = available
         self.fields["models"].initial = [settings.DEFAULT_ROOT_MODEL]
         self.fields["judge_model"].choices = [("", "none")] + available
+        self.fields["sub_model"].choices = [("", "same as the root model")] + available
         self.fields["concurrency"].max_value = settings.MAX_CONCURRENT_RUNS_PER_TEAM
 
     def clean_sizes(self) -> list[int]:
@@ -44,6 +48,12 @@ class EvaluationForm(forms.Form):
             return [int(s.strip().replace("_", "")) for s in self.cleaned_data["sizes"].split(",") if s.strip()]
         except ValueError:
             raise forms.ValidationError("Whole numbers separated by commas, e.g. 100000,1000000.") from None
+
+    def clean_depths(self) -> list[float]:
+        try:
+            return [float(d) for d in self.cleaned_data["depths"].split(",") if d.strip()]
+        except ValueError:
+            raise forms.ValidationError("Numbers between 0 and 1 separated by commas, e.g. 0,0.5,1.") from None
 
     def add_service_errors(self, exc) -> None:
         for field, messages in exc.message_dict.items():

@@ -5,7 +5,7 @@ character, so an evaluation can be re-created and its cases re-checked. `size` i
 length of the context in characters (all of an item's documents together).
 
 - niah: one unique fact planted at a depth in a haystack (the user's documents, tiled or cut to
-  `size`, or generated filler); depths spread evenly over [0, 1] across the items.
+  `size`, or generated filler); at the given depths in turn, or spread evenly over [0, 1].
 - multi: 2-3 linked facts, each in a different document among many; the question needs them all.
 - aggregate: labelled records; count / most-frequent / comparison questions with exact answers.
 - pairs: records with keys, a few keys shared; the answer is every pair of ids sharing a key.
@@ -97,13 +97,17 @@ def code(rng: random.Random) -> str:
     return f"{letters}-{rng.randint(1000, 9999)}-{rng.choice(ORG_WORDS).upper()}"
 
 
-def depths(count: int) -> list[float]:
+def depths(count: int, chosen: list[float] | None = None) -> list[float]:
+    """The needle's depth for each of `count` items: the chosen depths in turn, else evenly spread."""
+    if chosen:
+        return [chosen[i % len(chosen)] for i in range(count)]
     return [0.5] if count == 1 else [round(i / (count - 1), 4) for i in range(count)]
 
 
-def niah(seed: int, size: int, count: int, sources: list[SourceDocument] = ()) -> list[Item]:
+def niah(seed: int, size: int, count: int, sources: list[SourceDocument] = (),
+         chosen_depths: list[float] | None = None) -> list[Item]:
     items = []
-    for i, depth in enumerate(depths(count)):
+    for i, depth in enumerate(depths(count, chosen_depths)):
         rng = rng_for(seed, "niah", size, i)
         project = f"{rng.choice(ORG_WORDS)} {rng.choice(CITY_PARTS)}{rng.choice(CITY_ENDS)}"
         answer = code(rng)
@@ -268,12 +272,17 @@ def pairs(seed: int, size: int, count: int, sources: list[SourceDocument] = ()) 
 GENERATORS = {"niah": niah, "multi": multi, "aggregate": aggregate, "pairs": pairs}
 
 
-def generate(suite: str, seed: int, size: int, count: int, sources: list[SourceDocument] = ()) -> list[Item]:
-    """The items of a built-in suite at one size."""
+def generate(suite: str, seed: int, size: int, count: int, sources: list[SourceDocument] = (),
+             depths: list[float] | None = None) -> list[Item]:
+    """The items of a built-in suite at one size (`depths`: niah only)."""
     if suite not in GENERATORS:
         raise ValueError(f"Unknown suite {suite!r}; the suites are {', '.join(SUITES)} and file:PATH.")
     if not SIZE_MIN <= size <= SIZE_MAX:
         raise ValueError(f"Sizes are between {SIZE_MIN:,} and {SIZE_MAX:,} characters; {size:,} is not.")
+    if depths and any(not 0 <= d <= 1 for d in depths):
+        raise ValueError("Depths are between 0 (start) and 1 (end).")
+    if suite == "niah":
+        return niah(seed, size, count, list(sources), depths)
     return GENERATORS[suite](seed, size, count, list(sources))
 
 

@@ -29,7 +29,9 @@ class Evaluation(models.Model):
     root_models = models.JSONField(default=list, help_text="Root models; each run's sub-model is the same model.")
     modes = models.JSONField(default=list)
     sizes = models.JSONField(default=list)
+    sub_model = models.CharField(max_length=200, blank=True, help_text="Sub-calls' model; blank: the root model.")
     seed = models.IntegerField(default=0)
+    depths = models.JSONField(default=list, blank=True, help_text="niah: the needle depths in turn (0 start, 1 end).")
     cases_per_size = models.IntegerField(default=5)
     documents = models.ManyToManyField("documents.Document", blank=True, related_name="+",
                                        help_text="The user's documents the suite was built from.")

@@ -171,12 +171,18 @@ def evaluation_create(
     judge_model: str = "",
     scorer: str = "",
     name: str = "",
+    sub_model: str = "",
+    depths: list[float] | None = None,
 ) -> Evaluation:
     """Validate, generate the suite's items, and expand models × modes × sizes × items into pending
     cases. Nothing runs yet: `evaluation_start` (Celery) or `evaluation_run_here` (CLI) does."""
     _require(user, team)
     sizes = list(sizes or DEFAULT_SIZES)
     errors = _validate(suite, models, modes, sizes, cases, max_cost_usd, concurrency, judge_model, question_file)
+    if sub_model and (message := _model_error(sub_model)):
+        errors["sub_model"] = message
+    if depths and any(not 0 <= d <= 1 for d in depths):
+        errors["depths"] = "Depths are between 0 (start) and 1 (end)."
     if scorer and scorer not in scorers.SCORERS:
         errors["scorer"] = f"Unknown scorer {scorer!r}; one of {', '.join(scorers.SCORERS)}."
     if errors:
@@ -191,7 +197,7 @@ def evaluation_create(
             items_by_size = [(0, items)]
         else:
             sources = _sources(user_documents) if suite == "niah" else []
-            items_by_size = [(s, generators.generate(suite, seed, s, cases, sources)) for s in sizes]
+            items_by_size = [(s, generators.generate(suite, seed, s, cases, sources, depths)) for s in sizes]
     except generators.QuestionFileError as exc:
         raise ValidationError({"question_file": [str(exc)]}) from None
     judged = scorer == "judge" or any(i.scorer == "judge" for _, items in items_by_size for i in items)
@@ -209,7 +215,8 @@ def evaluation_create(
             team=team, created_by=user if user.is_authenticated else None,
             name=name or _default_name(suite, question_file, models, modes),
             suite=f"file:{question_file.name}" if suite == "file" else suite,
-            root_models=models, modes=modes, sizes=sizes if suite != "file" else [], seed=seed,
+            root_models=models, sub_model=sub_model, modes=modes, sizes=sizes if suite != "file" else [], seed=seed,
+            depths=list(depths or []) if suite == "niah" else [],
             cases_per_size=cases, max_cost_usd=max_cost_usd, concurrency=concurrency, judge_model=judge_model,
         )
         evaluation.documents.set(user_documents)
@@ -274,7 +281,8 @@ def case_start(case: EvalCase) -> Run | None:
     user = evaluation.created_by
     try:
         run = run_services.run_create(
-            user, evaluation.team, case.question, case.document_ids, case.mode, case.model, case.model, limits,
+            user, evaluation.team, case.question, case.document_ids, case.mode, case.model,
+            evaluation.sub_model or case.model, limits,
             enqueue=False, rate_limit=False,
         )
     except ValidationError as exc:

@@ -98,3 +98,13 @@ def test_question_file_jsonl_and_csv():
 def test_question_file_errors_name_the_line(text, message):
     with pytest.raises(QuestionFileError, match=message):
         parse_question_file(text, "q.jsonl", ["a.txt"])
+
+
+def test_niah_chosen_depths_are_used_in_turn():
+    items = generate("niah", 1, 20_000, 4, depths=[0.25, 0.9])
+    assert [i.meta["depth"] for i in items] == [0.25, 0.9, 0.25, 0.9]
+    for item in items:
+        text = item.documents[0].text
+        assert abs(text.index(item.expected) / len(text) - item.meta["depth"]) < 0.05
+    with pytest.raises(ValueError, match="Depths"):
+        generate("niah", 1, 20_000, 1, depths=[1.5])

@@ -154,3 +154,18 @@ def test_the_sweep_recovers_cases_whose_task_was_lost(user, team, monkeypatch):
     assert statuses[0] == CaseStatus.SCORED
     assert statuses[1] == statuses[2] == CaseStatus.RUNNING and len(started) == 2  # both slots given out again
     assert services.evaluations_recover() == 0  # nothing left to recover: nothing happens
+
+
+def test_runs_use_the_evaluations_sub_model(user, team, scripted):
+    evaluation = niah(user, team, cases=1, sub_model=ROOT, depths=[0.1])
+    assert evaluation.depths == [0.1] and evaluation.cases.get().meta["depth"] == 0.1
+    services.evaluation_run_here(evaluation)
+    run = evaluation.cases.get().run
+    assert (run.root_model, run.sub_model) == (OFFLINE, ROOT)
+    assert run.subcalls > 0 and scripted.provider.requests  # the offline root's sub-calls reached the sub-model
+
+
+def test_sub_model_and_depths_are_validated(user, team):
+    with pytest.raises(ValidationError) as raised:
+        niah(user, team, sub_model="acme/none", depths=[2])
+    assert set(raised.value.message_dict) == {"sub_model", "depths"}
