@@ -32,6 +32,7 @@ from apps.teams.permissions import can
 
 from . import generators, scorers
 from .models import CaseStatus, EvalCase, Evaluation, EvaluationStatus
+from .progress import publish_progress
 
 logger = logging.getLogger(__name__)
 
@@ -358,6 +359,7 @@ def case_score(case_id) -> EvalCase:
         if updated:
             spent = (run.cost_usd or 0.0) + (judge_cost or 0.0)
             Evaluation.objects.filter(pk=case.evaluation_id).update(spent_usd=F("spent_usd") + spent)
+    publish_progress(case.evaluation_id)
     return EvalCase.objects.get(pk=case_id)
 
 
@@ -372,6 +374,7 @@ def evaluation_settle(evaluation_id) -> Evaluation:
             evaluation.status = EvaluationStatus.FINISHED
             evaluation.finished_at = timezone.now()
             evaluation.save(update_fields=["status", "finished_at"])
+            transaction.on_commit(lambda: publish_progress(evaluation_id))
     return evaluation
 
 
@@ -441,6 +444,7 @@ def evaluation_cancel(user: AbstractBaseUser, evaluation: Evaluation) -> Evaluat
             case_score(case.pk)
     EvalCase.objects.filter(evaluation=evaluation, status=CaseStatus.PENDING).update(
         status=CaseStatus.CANCELLED, reason="Cancelled with the evaluation.")
+    publish_progress(evaluation.pk)
     evaluation.refresh_from_db()
     return evaluation
 
@@ -459,6 +463,7 @@ def evaluation_resume(user: AbstractBaseUser, evaluation: Evaluation, max_cost_u
             status=CaseStatus.PENDING, run=None, reason="", scored_at=None)
     if enqueue:
         evaluation_start(evaluation.pk)
+    publish_progress(evaluation.pk)
     evaluation.refresh_from_db()
     return evaluation
 

@@ -2,9 +2,9 @@
 export, cancel, resume, compare. An evaluation of a team the user is not in is a 404.
 
 The results page reads EvalCase rows (one narrow query for the matrix, one page of cases), never
-the runs' events. While the evaluation runs, the page reloads itself every few seconds with a
-meta refresh (no script: a strict CSP is coming); `progress.json` serves the same numbers to
-scripts and tools.
+the runs' events. While the evaluation runs, static/evals/progress.js (a file, not an inline
+script: a strict CSP is coming) updates it from the websocket `ws/evals/<id>/`; without
+JavaScript a meta refresh reloads it. `progress.json` serves the same numbers to scripts and tools.
 """
 
 import uuid
