@@ -5,6 +5,8 @@ from django.db import models
 
 
 class EvaluationStatus(models.TextChoices):
+    PREPARING = "preparing", "Preparing"
+    FAILED = "failed", "Failed"
     RUNNING = "running", "Running"
     FINISHED = "finished", "Finished"
     CANCELLED = "cancelled", "Cancelled"
@@ -38,7 +40,11 @@ class Evaluation(models.Model):
     max_cost_usd = models.FloatField(null=True, blank=True, help_text="No case starts once this is spent.")
     concurrency = models.PositiveIntegerField(default=2, help_text="Cases running at once.")
     judge_model = models.CharField(max_length=200, blank=True)
-    status = models.CharField(max_length=10, choices=EvaluationStatus.choices, default=EvaluationStatus.RUNNING)
+    scorer = models.CharField(max_length=20, blank=True, help_text="Scores every case; blank: each case's own.")
+    questions_name = models.CharField(max_length=300, blank=True, help_text="The file suite's question file.")
+    questions_text = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=EvaluationStatus.choices, default=EvaluationStatus.PREPARING)
+    error = models.TextField(blank=True, help_text="Why preparing the cases failed.")
     spent_usd = models.FloatField(default=0.0, help_text="Known cost of the runs and judge calls so far.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -51,7 +57,7 @@ class Evaluation(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status == EvaluationStatus.RUNNING
+        return self.status in (EvaluationStatus.PREPARING, EvaluationStatus.RUNNING)
 
 
 class EvalCase(models.Model):

@@ -174,9 +174,13 @@ def evaluation_create(
     name: str = "",
     sub_model: str = "",
     depths: list[float] | None = None,
+    *,
+    prepare: bool = True,
 ) -> Evaluation:
-    """Validate, generate the suite's items, and expand models × modes × sizes × items into pending
-    cases. Nothing runs yet: `evaluation_start` (Celery) or `evaluation_run_here` (CLI) does."""
+    """Validate and create the evaluation, then prepare its cases (`evaluation_prepare`): here when
+    `prepare` (the CLI), else in the `evals.prepare` task after the commit (the web form: generating
+    large documents must not hold a request). Nothing runs yet: `evaluation_start` (Celery) or
+    `evaluation_run_here` (CLI) does."""
     _require(user, team)
     sizes = list(sizes or DEFAULT_SIZES)
     errors = _validate(suite, models, modes, sizes, cases, max_cost_usd, concurrency, judge_model, question_file)
@@ -189,41 +193,85 @@ def evaluation_create(
     if errors:
         raise ValidationError({k: [v] for k, v in errors.items()})
     user_documents = _ready_documents(team, document_ids)
-    try:
-        if suite == "file":
-            items = generators.parse_question_file(question_file.text, question_file.name,
-                                                   [d.name for d in user_documents])
-            if not user_documents:
-                raise ValidationError({"documents": ["The file suite needs the documents its questions are about."]})
-            items_by_size = [(0, items)]
-        else:
-            sources = _sources(user_documents) if suite == "niah" else []
-            items_by_size = [(s, generators.generate(suite, seed, s, cases, sources, depths)) for s in sizes]
-    except generators.QuestionFileError as exc:
-        raise ValidationError({"question_file": [str(exc)]}) from None
-    judged = scorer == "judge" or any(i.scorer == "judge" for _, items in items_by_size for i in items)
+    questions = _questions(suite, question_file, user_documents)
+    judged = scorer == "judge" or any(i.scorer == "judge" for i in questions)
     if judged and not judge_model:
         raise ValidationError({"judge_model": ["Cases scored by a judge need a judge model."]})
-    total = sum(len(items) for _, items in items_by_size) * len(models) * len(modes)
+    per_model_mode = len(questions) if suite == "file" else cases * len(sizes)
+    total = per_model_mode * len(models) * len(modes)
     if total > MAX_CASES:
         raise ValidationError({"cases": [f"{total:,} cases; at most {MAX_CASES:,} per evaluation."]})
-    try:
-        expanded = _expand(user, team, suite, items_by_size, user_documents, models, modes, scorer)
-    except DocumentError as exc:
-        raise ValidationError({"documents": [exc.message]}) from None
     with transaction.atomic():
         evaluation = Evaluation.objects.create(
             team=team, created_by=user if user.is_authenticated else None,
             name=name or _default_name(suite, question_file, models, modes),
             suite=f"file:{question_file.name}" if suite == "file" else suite,
             root_models=models, sub_model=sub_model, modes=modes, sizes=sizes if suite != "file" else [], seed=seed,
-            depths=list(depths or []) if suite == "niah" else [],
-            cases_per_size=cases, max_cost_usd=max_cost_usd, concurrency=concurrency, judge_model=judge_model,
+            depths=list(depths or []) if suite == "niah" else [], cases_per_size=cases, max_cost_usd=max_cost_usd,
+            concurrency=concurrency, judge_model=judge_model, scorer=scorer,
+            questions_name=question_file.name if question_file else "",
+            questions_text=question_file.text if question_file else "",
         )
         evaluation.documents.set(user_documents)
+        if not prepare:
+            from .tasks import prepare_evaluation
+
+            transaction.on_commit(lambda: prepare_evaluation.delay(str(evaluation.pk)))
+    if prepare:
+        evaluation = evaluation_prepare(evaluation.pk)
+        if evaluation.status == EvaluationStatus.FAILED:
+            evaluation.delete()
+            raise ValidationError({"documents": [evaluation.error]})
+    return evaluation
+
+
+def _questions(suite: str, question_file: QuestionFile | None, user_documents: list[Document]) -> list:
+    """The question file's items (checked now, so its errors reach the form); [] for built-in suites."""
+    if suite != "file":
+        return []
+    if not user_documents:
+        raise ValidationError({"documents": ["The file suite needs the documents its questions are about."]})
+    try:
+        return generators.parse_question_file(question_file.text, question_file.name, [d.name for d in user_documents])
+    except generators.QuestionFileError as exc:
+        raise ValidationError({"question_file": [str(exc)]}) from None
+
+
+def evaluation_prepare(evaluation_id) -> Evaluation:
+    """Generate the suite's items and expand models × modes × sizes × items into pending cases;
+    the evaluation then runs. Idempotent: only a preparing evaluation is prepared. A failure (a
+    document the team cannot store) leaves it failed with the reason."""
+    evaluation = Evaluation.objects.select_related("team", "created_by").get(pk=evaluation_id)
+    if evaluation.status != EvaluationStatus.PREPARING:
+        return evaluation
+    user_documents = list(evaluation.documents.order_by("name", "pk"))
+    try:
+        if evaluation.suite.startswith("file:"):
+            names = [d.name for d in user_documents]
+            items_by_size = [(0, generators.parse_question_file(evaluation.questions_text, evaluation.questions_name,
+                                                                names))]
+        else:
+            sources = _sources(user_documents) if evaluation.suite == "niah" else []
+            items_by_size = [(s, generators.generate(evaluation.suite, evaluation.seed, s, evaluation.cases_per_size,
+                                                     sources, evaluation.depths or None)) for s in evaluation.sizes]
+        expanded = _expand(evaluation.created_by, evaluation.team, evaluation.suite.split(":")[0], items_by_size,
+                           user_documents, evaluation.root_models, evaluation.modes,
+                           evaluation.scorer)
+    except (DocumentError, ValueError, OSError, PermissionDenied) as exc:
+        logger.warning("Preparing evaluation %s failed: %s", evaluation.pk, exc)
+        message = exc.message if isinstance(exc, DocumentError) else str(exc)
+        Evaluation.objects.filter(pk=evaluation.pk).update(status=EvaluationStatus.FAILED, error=message[:2000],
+                                                           finished_at=timezone.now())
+        evaluation.refresh_from_db()
+        return evaluation
+    with transaction.atomic():
         for case in expanded:
             case.evaluation = evaluation
         EvalCase.objects.bulk_create(expanded, batch_size=500)
+        Evaluation.objects.filter(pk=evaluation.pk, status=EvaluationStatus.PREPARING).update(
+            status=EvaluationStatus.RUNNING)
+    publish_progress(evaluation.pk)
+    evaluation.refresh_from_db()
     return evaluation
 
 
@@ -432,7 +480,7 @@ def _require_change(user: AbstractBaseUser, evaluation: Evaluation) -> None:
 def evaluation_cancel(user: AbstractBaseUser, evaluation: Evaluation) -> Evaluation:
     """Stop scheduling cases and cancel the running ones; scored cases are kept."""
     _require_change(user, evaluation)
-    Evaluation.objects.filter(pk=evaluation.pk, status=EvaluationStatus.RUNNING).update(
+    Evaluation.objects.filter(pk=evaluation.pk, status__in=(EvaluationStatus.PREPARING, EvaluationStatus.RUNNING)).update(
         status=EvaluationStatus.CANCELLED, finished_at=timezone.now())
     for case in EvalCase.objects.filter(evaluation=evaluation, status=CaseStatus.RUNNING).select_related("run"):
         if case.run is None:
@@ -454,6 +502,8 @@ def evaluation_resume(user: AbstractBaseUser, evaluation: Evaluation, max_cost_u
     """Run again the cases that were cancelled or skipped (scored cases are kept), with a new cost
     cap when given. Their old runs stay in the team's history."""
     _require_change(user, evaluation)
+    if evaluation.status == EvaluationStatus.FAILED or not evaluation.cases.exists():
+        return evaluation  # nothing was prepared: there is nothing to resume
     with transaction.atomic():
         updates = {"status": EvaluationStatus.RUNNING, "finished_at": None}
         if max_cost_usd is not None:

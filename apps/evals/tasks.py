@@ -15,3 +15,14 @@ def run_case(self, case_id: int) -> str:
     done = case_run(case, worker=self.request.hostname or "")
     evaluation_start(case.evaluation_id)
     return done.status
+
+
+@shared_task(name="evals.prepare", acks_late=True)
+def prepare_evaluation(evaluation_id: str) -> str:
+    """Generate an evaluation's documents and cases, then start its first cases."""
+    from .services import evaluation_prepare, evaluation_start
+
+    evaluation = evaluation_prepare(evaluation_id)
+    if evaluation.status == "running":
+        evaluation_start(evaluation.pk)
+    return evaluation.status

@@ -63,12 +63,11 @@ def _create(request, form: EvaluationForm) -> Evaluation | None:
             request.user, request.team, data["suite"], data["models"], data["modes"], data["sizes"], data["cases"],
             data["seed"] or 0, data["documents"], question_file, data.get("max_cost_usd"), data["concurrency"],
             data.get("judge_model") or "", data.get("scorer") or "", data.get("name") or "",
-            sub_model=data.get("sub_model") or "", depths=data.get("depths") or None,
+            sub_model=data.get("sub_model") or "", depths=data.get("depths") or None, prepare=False,
         )
     except ValidationError as exc:
         form.add_service_errors(exc)
         return None
-    services.evaluation_start(evaluation.pk)
     return evaluation
 
 

@@ -34,7 +34,7 @@
     var data = JSON.parse(message.data);
     if (data.type !== "progress") return;
     render(data);
-    if (data.status !== "running") location.reload();
+    if (data.status !== root.dataset.status) location.reload();  // prepared, finished or cancelled
   });
   socket.addEventListener("close", function (event) {
     if (event.code === 4401 || event.code === 4404) return;

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.evals import selectors, services
 from apps.evals.generators import generate
-from apps.evals.models import CaseStatus, EvalCase, EvaluationStatus
+from apps.evals.models import CaseStatus, EvalCase, Evaluation, EvaluationStatus
 from apps.evals.services import EvaluationNotFound, QuestionFile
 from apps.review.models import RunReview
 from apps.runs.execution import run_execute
@@ -169,3 +169,15 @@ def test_sub_model_and_depths_are_validated(user, team):
     with pytest.raises(ValidationError) as raised:
         niah(user, team, sub_model="acme/none", depths=[2])
     assert set(raised.value.message_dict) == {"sub_model", "depths"}
+
+
+def test_a_preparation_that_cannot_store_its_documents_fails_with_the_reason(user, team, settings):
+    settings.MAX_UPLOAD_BYTES = 5_000  # the generated 10,000-character haystacks are refused
+    with pytest.raises(ValidationError, match="over the limit"):
+        niah(user, team)  # in-process (the CLI): nothing is left behind
+    assert not Evaluation.objects.exists()
+    later = niah(user, team, prepare=False)  # the web form: prepared by the evals.prepare task
+    assert later.status == EvaluationStatus.PREPARING and not later.cases.exists()
+    prepared = services.evaluation_prepare(later.pk)
+    assert prepared.status == EvaluationStatus.FAILED and "over the limit" in prepared.error
+    assert services.evaluation_resume(user, prepared, enqueue=False).status == EvaluationStatus.FAILED

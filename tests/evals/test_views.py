@@ -112,14 +112,23 @@ def test_other_teams_see_nothing(client, team, user):
 
 def test_new_form_creates_and_starts_an_evaluation(logged_in, team, enqueued, django_capture_on_commit_callbacks,
                                                     monkeypatch):
-    started = []
+    from apps.evals.tasks import prepare_evaluation
+
+    started, prepared = [], []
     monkeypatch.setattr("apps.evals.tasks.run_case.delay", lambda case_id: started.append(case_id))
+    monkeypatch.setattr("apps.evals.tasks.prepare_evaluation.delay", prepared.append)
     with django_capture_on_commit_callbacks(execute=True):
         response = logged_in.post("/evals/new/", {
             "suite": "niah", "models": ["offline/heuristic"], "modes": ["rlm", "direct"], "sizes": "10000",
             "cases": "2", "seed": "3", "concurrency": "2", "max_cost_usd": "1.5"})
     evaluation = Evaluation.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/evals/{evaluation.pk}/"
+    # The request only validated and queued the preparation: no documents or cases yet.
+    assert prepared == [str(evaluation.pk)] and evaluation.status == EvaluationStatus.PREPARING
+    assert evaluation.cases.count() == 0 and "Preparing" in logged_in.get(f"/evals/{evaluation.pk}/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert prepare_evaluation(str(evaluation.pk)) == EvaluationStatus.RUNNING  # what the worker does
+    evaluation.refresh_from_db()
     assert evaluation.cases.count() == 4 and evaluation.max_cost_usd == 1.5
     assert len(started) == 2 and evaluation.cases.filter(status=CaseStatus.RUNNING).count() == 2
     page = logged_in.get(f"/evals/{evaluation.pk}/").content.decode()
