@@ -9,6 +9,7 @@ its own process, one case after another.
 """
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,10 +41,15 @@ MAX_CASES = 10_000
 MAX_CASES_PER_SIZE = 1_000
 DEFAULT_SIZES = (100_000,)
 UNFINISHED = (CaseStatus.PENDING, CaseStatus.RUNNING)
+BUSY_RETRY_S = 5.0
 
 
 class EvaluationNotFound(Exception):
     """No such evaluation for this user (other teams' evaluations are reported the same way)."""
+
+
+class TeamBusy(Exception):
+    """The team has as many runs queued or running as it may: the case went back to pending."""
 
 
 @dataclass(frozen=True)
@@ -320,8 +326,9 @@ def case_claim_next(evaluation_id) -> EvalCase | None:
 
 def case_start(case: EvalCase) -> Run | None:
     """Create the case's run (not enqueued: the caller executes it). None when it may not start:
-    the case is then skipped with the reason (cost cap, team spending cap) or put back (team busy)."""
-    evaluation = case.evaluation
+    the case is then skipped with the reason (cost cap, team spending cap). When the team's
+    concurrent-run limit is reached the case goes back to pending and TeamBusy is raised."""
+    evaluation = Evaluation.objects.select_related("team", "created_by").get(pk=case.evaluation_id)
     limits = _case_limits(evaluation)
     if limits is None:
         _case_end(case, CaseStatus.SKIPPED, f"Not run: the evaluation's cost cap of ${evaluation.max_cost_usd:g} "
@@ -336,8 +343,8 @@ def case_start(case: EvalCase) -> Run | None:
         )
     except ValidationError as exc:
         if getattr(exc, "code", None) == "busy":
-            EvalCase.objects.filter(pk=case.pk).update(status=CaseStatus.PENDING)
-            return None
+            EvalCase.objects.filter(pk=case.pk).update(status=CaseStatus.PENDING, claimed_at=None)
+            raise TeamBusy(" ".join(exc.messages)) from None
         _case_end(case, CaseStatus.SKIPPED, "Not run: " + " ".join(exc.messages))
         return None
     except (PermissionDenied, run_services.RunNotFound) as exc:
@@ -354,7 +361,8 @@ def _case_end(case: EvalCase, status: str, reason: str) -> None:
 
 def case_run(case: EvalCase, root_script: list[str] | None = None, worker: str = "evals",
              execute: Callable | None = None) -> EvalCase:
-    """Create, execute and score one claimed case. `execute(run_id)` defaults to run_execute."""
+    """Create, execute and score one claimed case. `execute(run_id)` defaults to run_execute.
+    Raises TeamBusy (the case is pending again) when the team may not start another run now."""
     from apps.runs.execution import run_execute
 
     run = case_start(case)
@@ -391,8 +399,8 @@ def case_score(case_id) -> EvalCase:
     answer = run.final_answer or ""
     judge_cost = None
     if not answer.strip():
-        verdict = scorers.Verdict(0.0, f"no answer: run {run.status}"
-                                       f"{': ' + (run.failure_reason or run.stop_reason) if run.failure_reason or run.stop_reason else ''}"[:500])
+        why = run.failure_reason or run.stop_reason
+        verdict = scorers.Verdict(0.0, f"no answer: run {run.status}{': ' + why if why else ''}"[:500])
     elif case.scorer == "judge":
         verdict, judge_cost = judge_verdict(case.evaluation.judge_model, case.question, case.expected, answer)
     else:
@@ -428,9 +436,13 @@ def evaluation_settle(evaluation_id) -> Evaluation:
 
 def evaluation_run_here(evaluation: Evaluation, on_case: Callable[[EvalCase], None] = lambda c: None,
                         execute: Callable | None = None) -> Evaluation:
-    """Run every pending case in this process, one after another (the CLI)."""
+    """Run every pending case in this process, one after another (the CLI). While the team has
+    as many runs going as it may (runs started elsewhere), wait and try again."""
     while (case := case_claim_next(evaluation.pk)) is not None:
-        on_case(case_run(case, worker="cli", execute=execute))
+        try:
+            on_case(case_run(case, worker="cli", execute=execute))
+        except TeamBusy:
+            time.sleep(BUSY_RETRY_S)
     return evaluation_settle(evaluation.pk)
 
 

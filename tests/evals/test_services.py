@@ -181,3 +181,23 @@ def test_a_preparation_that_cannot_store_its_documents_fails_with_the_reason(use
     prepared = services.evaluation_prepare(later.pk)
     assert prepared.status == EvaluationStatus.FAILED and "over the limit" in prepared.error
     assert services.evaluation_resume(user, prepared, enqueue=False).status == EvaluationStatus.FAILED
+
+
+def test_a_busy_team_puts_the_case_back_and_the_cli_waits(user, team, settings, monkeypatch):
+    from tests.web.runs_factories import make_run
+
+    settings.MAX_CONCURRENT_RUNS_PER_TEAM = 1
+    evaluation = niah(user, team, cases=1, concurrency=1)
+    other = make_run(team, user, status=RunStatus.RUNNING)  # someone else's run holds the team's slot
+    case = services.case_claim_next(evaluation.pk)
+    with pytest.raises(services.TeamBusy):
+        services.case_run(case)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.PENDING and case.run is None
+
+    def slot_freed(seconds):
+        type(other).objects.filter(pk=other.pk).update(status=RunStatus.SUCCEEDED)
+
+    monkeypatch.setattr(services.time, "sleep", slot_freed)
+    services.evaluation_run_here(evaluation)
+    assert evaluation.cases.get().status == CaseStatus.SCORED
