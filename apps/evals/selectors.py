@@ -7,7 +7,7 @@ so a 1,000-case evaluation renders as fast as a small one.
 from collections import defaultdict
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from apps.teams.models import Team
 from apps.teams.permissions import can
@@ -27,6 +27,18 @@ def evaluation_get_for_user(user: AbstractBaseUser, evaluation_id) -> Evaluation
     if evaluation is None or not can(user, "view", evaluation.team):
         return None
     return evaluation
+
+
+def case_counts(evaluation_ids: list) -> dict:
+    """{evaluation id: {"total": n, "done": scored}} in one grouped query (the list page)."""
+    counts: dict = defaultdict(lambda: {"total": 0, "done": 0})
+    rows = (EvalCase.objects.filter(evaluation_id__in=evaluation_ids).order_by()
+            .values("evaluation_id", "status").annotate(n=Count("id")))
+    for row in rows:
+        counts[row["evaluation_id"]]["total"] += row["n"]
+        if row["status"] == CaseStatus.SCORED:
+            counts[row["evaluation_id"]]["done"] += row["n"]
+    return counts
 
 
 def _rows(evaluation: Evaluation) -> list[dict]:

@@ -43,7 +43,8 @@ def _evaluation_or_404(request, evaluation_id) -> Evaluation:
 @require_GET
 def evaluation_list(request):
     evaluations = list(selectors.evaluation_list_for_team(request.team)[:100])
-    rows = [(e, selectors.progress(e)) for e in evaluations]
+    counts = selectors.case_counts([e.pk for e in evaluations])
+    rows = [(e, counts[e.pk]) for e in evaluations]
     return render(request, "evals/evaluation_list.html", {
         "rows": rows, "can_create": can(request.user, "create", request.team)})
 

@@ -160,3 +160,17 @@ def test_compare_lines_up_the_cells(logged_in, team, user):
     b = scored_evaluation(team, user, {("rlm", 10_000): [1, 1], ("direct", 10_000): [0]})
     page = logged_in.get(f"/evals/compare/?a={a.pk}&b={b.pk}").content.decode()
     assert "+50 pts" in page and page.count("<tr>") == 3  # header + two cells, the one missing from A shown as —
+
+
+def test_list_shows_each_evaluations_progress_in_a_bounded_number_of_queries(logged_in, team, user):
+    first = scored_evaluation(team, user, {("rlm", 10_000): [1, 0, 1]})
+    EvalCase.objects.filter(evaluation=first, index=2).update(status=CaseStatus.PENDING, score=None)
+    scored_evaluation(team, user, {("rlm", 10_000): [1]})
+    with CaptureQueriesContext(connection) as two:
+        page = logged_in.get("/evals/").content.decode()
+    assert "2 / 3" in page and "1 / 1" in page
+    for _ in range(3):
+        scored_evaluation(team, user, {("rlm", 10_000): [1] * 5})
+    with CaptureQueriesContext(connection) as five:
+        logged_in.get("/evals/")
+    assert len(five) == len(two)
