@@ -174,3 +174,42 @@ def test_list_shows_each_evaluations_progress_in_a_bounded_number_of_queries(log
     with CaptureQueriesContext(connection) as five:
         logged_in.get("/evals/")
     assert len(five) == len(two)
+
+
+def test_new_form_offers_the_suites_and_models_and_viewers_may_not_post(client, team, user):
+    from apps.teams.models import Membership, Role
+
+    client.force_login(user)
+    page = client.get("/evals/new/").content.decode()
+    assert all(f'value="{s}"' in page for s in ("niah", "multi", "aggregate", "pairs", "file"))
+    assert 'value="offline/heuristic"' in page and 'enctype="multipart/form-data"' in page
+    viewer = make_user("victor")
+    Membership.objects.create(user=viewer, team=team, role=Role.VIEWER)
+    client.force_login(viewer)
+    assert client.post("/evals/new/", {"suite": "niah"}).status_code == 403
+    assert Evaluation.objects.count() == 0
+
+
+def test_new_form_with_a_question_file(logged_in, team, monkeypatch):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.evals.tasks import prepare_evaluation
+    from tests.web.runs_factories import make_document
+
+    monkeypatch.setattr("apps.evals.tasks.prepare_evaluation.delay", lambda evaluation_id: None)
+    monkeypatch.setattr("apps.evals.tasks.run_case.delay", lambda case_id: None)
+    doc = make_document(team, "The secret code is PLUM-42.\n", name="notes.txt")
+    questions = SimpleUploadedFile("q.csv", b"question,expected,documents\nWhat is the code?,PLUM-42,notes.txt\n")
+    form = {"suite": "file", "question_file": questions, "documents": [str(doc.pk)], "models": ["offline/heuristic"],
+            "modes": ["rlm", "rlm-no-subcalls"], "sizes": "100000", "cases": "5", "seed": "0", "concurrency": "1"}
+    assert logged_in.post("/evals/new/", form).status_code == 302
+    evaluation = Evaluation.objects.get()
+    assert evaluation.suite == "file:q.csv"
+    prepare_evaluation(str(evaluation.pk))
+    cases = list(evaluation.cases.all())
+    assert [(c.mode, c.question, c.expected, c.document_ids) for c in cases] == [
+        ("rlm", "What is the code?", "PLUM-42", [str(doc.pk)]),
+        ("rlm-no-subcalls", "What is the code?", "PLUM-42", [str(doc.pk)])]
+    bad = SimpleUploadedFile("q.jsonl", b'{"question": "Q?"}\n')
+    response = logged_in.post("/evals/new/", {**form, "question_file": bad})
+    assert response.status_code == 400 and "line 1: no expected answer" in response.content.decode()
