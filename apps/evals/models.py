@@ -1,3 +1,5 @@
+import hashlib
+import secrets
 import uuid
 
 from django.conf import settings
@@ -107,3 +109,32 @@ class EvalCase(models.Model):
         if self.score is None:
             return ""
         return "correct" if self.score >= 1 else "incorrect" if self.score <= 0 else "partial"
+
+
+class EvaluationShareLink(models.Model):
+    """A read-only link to one evaluation's results: `/evals/shared/<token>/`.
+
+    As for runs' share links, only the token's SHA-256 is stored and the link is shown once. The
+    shared page shows the matrix, the plots and every case's question, expected answer, answer and
+    score; not the runs' explorers (share a run on its own page for that) nor any document."""
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"share {self.prefix}… of evaluation {self.evaluation_id}"
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()

@@ -12,7 +12,7 @@ from django.db.models import Count, QuerySet
 from apps.teams.models import Team
 from apps.teams.permissions import can
 
-from .models import CaseStatus, EvalCase, Evaluation
+from .models import CaseStatus, EvalCase, Evaluation, EvaluationShareLink
 from .stats import cell_stats
 
 CELL_FIELDS = ("model", "mode", "size", "status", "score", "cost_usd", "latency_s", "tokens", "subcalls", "outcome")
@@ -114,3 +114,14 @@ def evaluation_result(evaluation: Evaluation) -> dict:
         "matrix": cells,
         "cases": [case_dict(c) for c in case_list(evaluation)],
     }
+
+
+def evaluation_for_token(raw: str) -> Evaluation | None:
+    """The evaluation an unrevoked share token opens, or None."""
+    link = (EvaluationShareLink.objects.select_related("evaluation")
+            .filter(token_hash=EvaluationShareLink.hash(raw or ""), revoked_at__isnull=True).first())
+    return link.evaluation if link else None
+
+
+def share_links_of(evaluation: Evaluation) -> QuerySet[EvaluationShareLink]:
+    return evaluation.share_links.filter(revoked_at__isnull=True)

@@ -32,7 +32,7 @@ from apps.teams.models import Team
 from apps.teams.permissions import can
 
 from . import generators, scorers
-from .models import CaseStatus, EvalCase, Evaluation, EvaluationStatus
+from .models import CaseStatus, EvalCase, Evaluation, EvaluationShareLink, EvaluationStatus
 from .progress import publish_progress
 
 logger = logging.getLogger(__name__)
@@ -539,3 +539,20 @@ def evaluation_delete(user: AbstractBaseUser, evaluation: Evaluation) -> None:
 def question_file_read(path: Path) -> QuestionFile:
     return QuestionFile(path.name, path.read_text(encoding="utf-8"))
 
+
+
+# --- share links ---------------------------------------------------------------------------------
+
+
+def evaluation_share_create(user: AbstractBaseUser, evaluation: Evaluation) -> tuple[EvaluationShareLink, str]:
+    """A new read-only link to the evaluation's results, and its token (shown once, never stored)."""
+    _require_change(user, evaluation)
+    raw = EvaluationShareLink.new_token()
+    link = EvaluationShareLink.objects.create(evaluation=evaluation, token_hash=EvaluationShareLink.hash(raw),
+                                              prefix=raw[:8], created_by=user)
+    return link, raw
+
+
+def evaluation_share_revoke(user: AbstractBaseUser, link: EvaluationShareLink) -> None:
+    _require_change(user, link.evaluation)
+    EvaluationShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.teams.permissions import can, can_change
@@ -86,16 +87,14 @@ def evaluation_new(request):
     return render(request, "evals/evaluation_new.html", {"form": EvaluationForm(team=request.team)})
 
 
-@login_required
-@require_GET
-def evaluation_detail(request, evaluation_id):
-    evaluation = _evaluation_or_404(request, evaluation_id)
+def _results_context(request, evaluation: Evaluation) -> dict:
+    """What the results page shows, for members and share-link holders alike."""
     progress = selectors.progress(evaluation)
     cells = progress["matrix"]
     by_cost, unpriced = charts.accuracy_by_cost(cells)
     page = Paginator(selectors.case_list(evaluation).select_related("run"), CASES_PER_PAGE).get_page(
         request.GET.get("page"))
-    return render(request, "evals/evaluation_detail.html", {
+    return {
         "evaluation": evaluation,
         "progress": progress,
         "cells": cells,
@@ -103,10 +102,56 @@ def evaluation_detail(request, evaluation_id):
         "plot_by_cost": by_cost,
         "unpriced_cells": unpriced,
         "page": page,
+    }
+
+
+@login_required
+@require_GET
+def evaluation_detail(request, evaluation_id):
+    evaluation = _evaluation_or_404(request, evaluation_id)
+    allowed = can_change(request.user, evaluation.team, evaluation.created_by_id)
+    return render(request, "evals/evaluation_detail.html", {
+        **_results_context(request, evaluation),
         "refresh_s": REFRESH_S if evaluation.is_active else None,
-        "can_change": can_change(request.user, evaluation.team, evaluation.created_by_id),
+        "can_change": allowed,
+        "share_links": selectors.share_links_of(evaluation) if allowed else [],
         "others": selectors.evaluation_list_for_team(evaluation.team).exclude(pk=evaluation.pk)[:50],
     })
+
+
+@require_GET
+def evaluation_shared(request, token):
+    """The results of an evaluation for anyone holding an unrevoked share link: read-only."""
+    evaluation = selectors.evaluation_for_token(token)
+    if evaluation is None:
+        raise Http404("This link does not open anything (revoked, or never existed).")
+    response = render(request, "evals/evaluation_detail.html", {**_results_context(request, evaluation),
+                                                                  "shared": True})
+    response["Cache-Control"] = "private, no-store"
+    response["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    return response
+
+
+@login_required
+@require_POST
+def evaluation_share(request, evaluation_id):
+    evaluation = _evaluation_or_404(request, evaluation_id)
+    _, raw = services.evaluation_share_create(request.user, evaluation)
+    url = request.build_absolute_uri(reverse("evaluation_shared", args=[raw]))
+    messages.success(request, f"Anyone with this link can read the results (shown once): {url}")
+    return redirect("evaluation_detail", evaluation_id=evaluation.pk)
+
+
+@login_required
+@require_POST
+def evaluation_share_revoke(request, evaluation_id, link_id):
+    evaluation = _evaluation_or_404(request, evaluation_id)
+    link = evaluation.share_links.filter(pk=link_id).first()
+    if link is None:
+        raise Http404("No such link.")
+    services.evaluation_share_revoke(request.user, link)
+    messages.info(request, "Link revoked.")
+    return redirect("evaluation_detail", evaluation_id=evaluation.pk)
 
 
 @login_required

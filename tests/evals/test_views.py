@@ -213,3 +213,26 @@ def test_new_form_with_a_question_file(logged_in, team, monkeypatch):
     bad = SimpleUploadedFile("q.jsonl", b'{"question": "Q?"}\n')
     response = logged_in.post("/evals/new/", {**form, "question_file": bad})
     assert response.status_code == 400 and "line 1: no expected answer" in response.content.decode()
+
+
+def test_share_by_link_read_only_then_revoked(logged_in, team, user):
+    import re
+
+    from django.test import Client
+
+    from apps.evals.models import EvaluationShareLink
+
+    evaluation = scored_evaluation(team, user, CELLS)
+    response = logged_in.post(f"/evals/{evaluation.pk}/share/", follow=True)
+    url = re.search(r"http://testserver(/evals/shared/[\w-]+/)", response.content.decode()).group(1)
+    link = EvaluationShareLink.objects.get()
+    assert link.token_hash != url.split("/")[-2] and link.prefix in response.content.decode()
+    client = Client()  # anyone, not signed in
+    shared = client.get(url)
+    page = shared.content.decode()
+    assert shared.status_code == 200 and "75%" in page and "Q0?" in page
+    assert "/runs/" not in page and "export.csv" not in page and "Cancel" not in page
+    assert shared["Referrer-Policy"] == "no-referrer"
+    assert client.get("/evals/shared/not-a-token/").status_code == 404
+    logged_in.post(f"/evals/{evaluation.pk}/share/{link.pk}/revoke/")
+    assert client.get(url).status_code == 404
