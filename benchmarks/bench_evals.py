@@ -136,6 +136,7 @@ def main() -> None:
         "benchmark": "evals",
         "when": timezone.now().isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],  # the machine may be shared
         "run": run_phase(user, team, args.cases),
         "page": page_phase(user, team, args.page_cases, args.requests),
     }
