@@ -238,19 +238,20 @@ PAIR_PATTERN = r"(R\d{7})\W+(R\d{7})"
 
 
 def keyed_records(rng: random.Random, size: int) -> tuple[str, list[str]]:
-    groups = rng.randint(3, 5)
+    """Records with distinct keys except 3-5 groups of 2-3 records sharing one; and every pair of
+    ids within a group, as "ID1,ID2" (sorted)."""
+    group_sizes = [rng.randint(2, 3) for _ in range(rng.randint(3, 5))]
     line_chars = 45  # "Record R0000001: region Kas, key 00ab12cd34.\n"
-    n = max(groups * 3 + 1, size // line_chars)
+    n = max(sum(group_sizes) + 1, size // line_chars)
     ids = [f"R{k:07d}" for k in range(n)]
-    keys = [f"{rng.getrandbits(40):010x}" for _ in range(n)]
-    members = rng.sample(range(n), sum(rng.randint(2, 3) for _ in range(groups)))
-    expected, at = [], 0
-    while at < len(members):
-        take = members[at:at + rng.randint(2, 3)] if len(members) - at > 3 else members[at:]
-        for k in take[1:]:
-            keys[k] = keys[take[0]]
-        expected += [",".join(sorted((ids[a], ids[b]))) for a, b in combinations(take, 2)]
-        at += len(take)
+    keys = [f"{k:010x}" for k in rng.sample(range(16**10), n)]  # distinct: no accidental pair
+    members = rng.sample(range(n), sum(group_sizes))
+    expected, start = [], 0
+    for group_size in group_sizes:
+        group, start = members[start:start + group_size], start + group_size
+        for k in group[1:]:
+            keys[k] = keys[group[0]]
+        expected += [",".join(sorted((ids[a], ids[b]))) for a, b in combinations(group, 2)]
     lines = [f"Record {ids[k]}: region {rng.choice(CITY_PARTS)}, key {keys[k]}.\n" for k in range(n)]
     return "".join(lines), sorted(expected)
 
