@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/documents/", include("apps.documents.api_urls")),
     path("api/runs/", include("apps.runs.api_urls")),
     path("review/", include("apps.review.urls")),
+    path("evals/", include("apps.evals.urls")),
     path("api/review/", include("apps.review.api_urls")),
     path("api/teams/", include("apps.teams.api_urls")),
     path("s/", include("apps.sharing.urls")),

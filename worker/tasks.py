@@ -51,11 +51,12 @@ def sweeps() -> list:
     """The sweeps, in order. Review classification comes last, so it files every run the others
     ended, and runs ended elsewhere without classification (a queued run cancelled by a user)."""
     from apps.documents.services import documents_fail_stuck, upload_sessions_clean_stale
+    from apps.evals.services import evaluations_recover
     from apps.review.services import reviews_classify_pending
     from apps.runs.execution import runs_fail_unclaimed, runs_mark_lost
 
     return [runs_mark_lost, runs_fail_unclaimed, documents_fail_stuck, upload_sessions_clean_stale,
-            reviews_classify_pending]
+            reviews_classify_pending, evaluations_recover]
 
 
 def sweep_once() -> dict[str, int | None]:

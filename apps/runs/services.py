@@ -141,10 +141,12 @@ def run_create(
     rerun_of: Run | None = None,
     *,
     enqueue: bool = True,
+    rate_limit: bool = True,
 ) -> Run:
     """Validate an ask, create the Run with its documents, and enqueue it after the commit.
 
-    `enqueue=False` is for callers that execute the run themselves (the CLI).
+    `enqueue=False` is for callers that execute the run themselves (the CLI). `rate_limit=False`
+    is for the runs of an evaluation: one ask of the user, paced by its own concurrency limit.
     """
     _require(user, team)
     errors: dict[str, str] = {}
@@ -167,7 +169,7 @@ def run_create(
     errors.update(limit_errors)
     if errors:
         raise ValidationError({k: [v] for k, v in errors.items()})
-    _check_capacity(user, team)
+    _check_capacity(user, team, rate_limit)
 
     task_id = str(uuid.uuid4())
     with transaction.atomic():
@@ -190,7 +192,7 @@ def run_create(
     return run
 
 
-def _check_capacity(user: AbstractBaseUser, team: Team) -> None:
+def _check_capacity(user: AbstractBaseUser, team: Team, rate_limit: bool = True) -> None:
     team_spend_guard(team)
     active = Run.objects.filter(team=team, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
     if active >= settings.MAX_CONCURRENT_RUNS_PER_TEAM:
@@ -199,7 +201,8 @@ def _check_capacity(user: AbstractBaseUser, team: Team) -> None:
             f"{settings.MAX_CONCURRENT_RUNS_PER_TEAM}). Wait for one to finish or cancel one.",
             code="busy",
         )
-    rate_limit_hit(user.pk, "ask")  # raises RateLimited (a ValidationError carrying retry_after)
+    if rate_limit:
+        rate_limit_hit(user.pk, "ask")  # raises RateLimited (a ValidationError carrying retry_after)
 
 
 def _enqueue(run_id: uuid.UUID, task_id: str) -> None:

@@ -376,7 +376,7 @@ def test_the_sweep_runs_every_sweep_and_one_failing_does_not_stop_the_others(tea
     doc = extracting(team, minutes=31)
     result = tasks.sweep_once()
     assert result == {"broken": None, "runs_fail_unclaimed": 1, "documents_fail_stuck": 1,
-                      "upload_sessions_clean_stale": 0, "reviews_classify_pending": 0}
+                      "upload_sessions_clean_stale": 0, "reviews_classify_pending": 0, "evaluations_recover": 0}
     assert Run.objects.get(pk=run.pk).status == RunStatus.FAILED
     assert Document.objects.get(pk=doc.pk).status == DocumentStatus.FAILED
     assert RunReview.objects.filter(run=run).exists()
