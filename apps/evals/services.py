@@ -415,6 +415,12 @@ def case_score(case_id) -> EvalCase:
         if updated:
             spent = (run.cost_usd or 0.0) + (judge_cost or 0.0)
             Evaluation.objects.filter(pk=case.evaluation_id).update(spent_usd=F("spent_usd") + spent)
+            evaluation = case.evaluation
+            if evaluation.max_cost_usd is not None and run.stop_reason == "max_cost":
+                # The engine refuses a call whose worst case does not fit what is left, so the
+                # spend may stay under the cap: what is left cannot pay for a case either way.
+                _skip_rest(evaluation, f"Not run: the evaluation's cost cap of ${evaluation.max_cost_usd:g} "
+                                       "cannot cover another case.")
     publish_progress(case.evaluation_id)
     return EvalCase.objects.get(pk=case_id)
 

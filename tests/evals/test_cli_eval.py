@@ -68,7 +68,9 @@ def test_scripted_answers_give_the_known_accuracy_per_cell(scripted):
         assert case["score"] == (1.0 if case["expected"] in case["answer"] else 0.0)
 
 
-def test_unpriced_model_cost_is_unknown_not_zero(scripted):
+def test_unpriced_model_cost_is_unknown_not_zero(scripted, settings):
+    # Under a cost cap, calls of unknown price run only where the operator allows them (#21).
+    settings.RLMWEB_ALLOW_UNPRICED = True
     item = generate("niah", 2, 10_000, 1)[0]
     scripted.set("rlm", item.question, item.expected)
     _, result = rlm_eval("--suite", "niah", "--model", UNPRICED, "--sizes", "10000", "--cases", "1", "--seed", "2",
@@ -124,6 +126,7 @@ def test_cost_cap_stops_starting_cases_and_the_exit_status_says_so(scripted):
     statuses = list(evaluation.cases.values_list("status", flat=True))
     assert statuses == [CaseStatus.SCORED, CaseStatus.SKIPPED, CaseStatus.SKIPPED]
     assert "cost cap" in EvalCase.objects.filter(status=CaseStatus.SKIPPED).first().reason
+    assert evaluation.spent_usd <= 0.000001  # the engine never spends past a run's cap
     # The one run that started was capped at what was left of the evaluation's budget.
     assert evaluation.cases.get(index=0).run.limits["max_cost_usd"] <= 0.000001
 
