@@ -302,14 +302,17 @@ class RunState:
             elif kind != "root" and self.subcalls >= self.limits.max_subcalls:
                 self.stop("max_subcalls", f"Stopped: the run reached its limit of {self.limits.max_subcalls} "
                                           "sub-calls (llm sub-calls and child RLMs' root turns).")
+            elif cap is not None and worst is not None and self.committed_usd() + worst > cap:
+                left = max(0.0, cap - self.committed_usd())
+                why = (f"its worst case (every prompt token and max_tokens={self.client.max_tokens(model)} of "
+                       f"completion from {model}) is ${worst:.4f}, more than the ${left:.4f} left of the cost "
+                       f"limit of ${cap:g}")
+                if self.reserved_usd > 0:  # calls in flight may leave room: refuse this one only
+                    raise CallRefused(f"{why} while other calls are in flight. Send a shorter prompt, or "
+                                      "wait for them to finish.")
+                # Nothing in flight: the cap is reached for this call as it is; money is a hard stop.
+                self.stop("max_cost", f"Stopped at the cost limit: a model call was refused because {why}.")
             else:
-                if cap is not None and worst is not None and self.committed_usd() + worst > cap:
-                    left = max(0.0, cap - self.committed_usd())
-                    raise CallRefused(
-                        f"its worst case (every prompt token and max_tokens={self.client.max_tokens(model)} of "
-                        f"completion from {model}) is ${worst:.4f}, more than the ${left:.4f} left of the cost "
-                        f"limit of ${cap:g} (calls in flight included). Send a shorter prompt, or wait for calls "
-                        "in flight to finish.")
                 self.calls[kind] += 1
                 if kind != "root":
                     self.subcalls += 1
