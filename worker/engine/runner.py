@@ -9,6 +9,11 @@ from depth d sits at depth d+1 and its own sub-calls at d+2, so `max_depth` boun
 model call: with the default 1, rlm_query is a plain sub-call (the paper's setting); with 2, one
 level of child RLMs; with 0, no sub-calls at all.
 
+Budgets hold against hostile REPL code (docs/engine.md): every model call is admitted before it is
+sent (`RunState.admit_call`): counted (max_subcalls counts llm sub-calls and child RLMs' root
+turns; the top-level root is bounded by max_iterations) and its worst case reserved against the
+cost cap, released when it returns (`settle`).
+
 Stopping: a crossed budget stops the whole run with its stop_reason. After iterations, sub-calls
 or depth, the root still gets one last turn to give its best answer; money, time, cancellation
 and provider failures stop at once (running cells are interrupted).
