@@ -286,3 +286,12 @@ def test_garbage_from_the_repl_channel_is_refused_or_ignored_before_any_call(pro
         state.close()
     assert [e.data["ranges"] for e in sink.of_type("subcall.started")] == [[{"doc": 0, "start": 5, "end": 9}], []]
     assert len(provider.requests) == 2
+
+
+def test_a_call_that_cannot_fit_with_nothing_in_flight_stops_the_run_at_the_cap(provider, write_doc, sink):
+    doc = write_doc("a.txt", "abc")
+    script = [repl("a = llm_query('hello')"), repl("b = llm_query('again')"), "FINAL(x)"]
+    result = run(sim_spec(provider, [doc], root_script=script, max_cost_usd=1e-6), sink)
+    assert (result.status, result.stop_reason) == ("failed", "max_cost")
+    assert "refused because its worst case" in result.failure_reason
+    assert provider.requests == [] and result.cost_usd == 0 and len(result.cells) == 1

@@ -128,3 +128,49 @@ def test_the_runs_cap_is_clipped_to_what_is_left_of_the_teams_monthly_cap(user, 
     team.monthly_cap_usd = None
     team.save()
     assert build_spec(run).limits.max_cost_usd == 5
+
+
+@pytest.mark.django_db(transaction=False)
+def test_sigterm_ends_the_command_and_the_run_is_recorded_cancelled(tmp_path):
+    """A real `manage.py rlm ask` process, a 60 s sub-call in flight, then SIGTERM: the process is gone
+    within seconds and its run is finished (cancelled), not left running."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    data = tmp_path / "data"
+    with SimulatedProvider(root_model="none", responder=lambda r: "late", latency_for=lambda r: 60) as sp:
+        env = {**os.environ, "RLMWEB_DATA_DIR": str(data), KEY_ENV: "sk-test",
+               "RLMWEB_MODELS_JSON": json.dumps([{"model": EXPENSIVE, "label": "sim", "api_base": sp.base_url,
+                                                  "api_key_env": KEY_ENV}])}
+        env.pop("DATABASE_URL", None)
+        manage = [sys.executable, str(django_settings.BASE_DIR / "manage.py")]
+        subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, capture_output=True, timeout=120)
+        doc = tmp_path / "doc.txt"
+        doc.write_text("abc", encoding="utf-8")
+        script = tmp_path / "s.json"
+        script.write_text(json.dumps(["```repl\nr = llm_query('slow')\n```", "FINAL(x)"]), encoding="utf-8")
+        proc = subprocess.Popen([*manage, "rlm", "ask", "--doc", str(doc), "--question", "Q?", "--root-script",
+                                 str(script), "--sub-model", EXPENSIVE], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        try:
+            for line in proc.stdout:
+                if "sub-call #1" in line:
+                    break
+            deadline = time.monotonic() + 10
+            while not sp.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+            took = time.monotonic() - sent
+        finally:
+            proc.kill()
+    assert proc.returncode != 0 and took < 8
+    with sqlite3.connect(data / "rlmweb.sqlite3") as db:
+        rows = db.execute("SELECT status, subcalls FROM runs_run").fetchall()
+    assert rows == [("cancelled", 1)] and len(sp.requests) == 1

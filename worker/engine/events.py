@@ -8,20 +8,26 @@ Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
 - run.started: question, mode, root_model, sub_model, limits, documents [{name, chars}], offline
 - root.turn: node_id, depth, iteration, content, prompt_tokens, completion_tokens, cost_usd,
   latency_s, model, forced, attempts, input [{role, content, chars}] (the messages this turn sent
-  that the previous one did not: the system prompt and first turn, then each turn's feedback)
+  that the previous one did not: the system prompt and first turn, then each turn's feedback),
+  incomplete_attempts (live calls only)
 - cell.started: cell_id, node_id, depth, iteration, index, code
 - cell.finished: cell_id, node_id, depth, stdout, stdout_chars, truncated, error, duration_s,
   killed, state_note
 - subcall.started: node_id, parent_id, cell_id, depth, kind ("llm"|"rlm"), model, prompt,
   prompt_chars, ranges [{doc, start, end}], batch_id, batch_index
 - subcall.finished: node_id, response, response_chars, prompt_tokens, completion_tokens,
-  cost_usd, latency_s, error, attempts
+  cost_usd, latency_s, error, attempts, incomplete_attempts (llm nodes: attempts that timed out or
+  were abandoned on a stop, whose prompt tokens are counted and whose completion is unknown)
 - cost.updated: totals
 - final.answer: answer, source ("FINAL"|"FINAL_VAR"|"plain"|"forced"), node_id
 - run.finished: status, failure_reason, stop_reason, totals, forced_final
 
 `totals` = {cost_usd (sum of known costs), cost_unknown_calls, prompt_tokens, completion_tokens,
-iterations, subcalls (all depths), max_depth_reached, elapsed_s}. A cost of None means unknown,
+iterations, subcalls (the sub-call budget's count, all depths: llm sub-calls and child RLMs' root
+turns), max_depth_reached, elapsed_s, model_calls (root_calls + llm_subcalls + child_root_calls),
+root_calls, llm_subcalls, child_root_calls, child_rlms, attempts (provider requests, retries
+included), incomplete_calls, cost_in_flight_usd (worst cases reserved for calls in flight),
+cost_unsettled_usd (what unfinished attempts may still add)}. A cost of None means unknown,
 never zero. `iterations` counts completed top-level root turns, i.e. the root.turn events at
 depth 0 (the forced last turn included): a root call that fails is no iteration. max_iterations
 caps the unforced turns, so a run forced at the limit has up to max_iterations + 1.
@@ -32,7 +38,8 @@ RLM's subtree: the sums of prompt_tokens, completion_tokens, cost_usd and attemp
 child's own root turns, its llm sub-calls and its own child RLMs (each already counted in its own
 event; cost None if any part was unknown), and nothing else that ran meanwhile. A failed call
 (error set) costs 0, as providers do not bill failed requests, but its attempts still count in the
-roll-up. Root turns replayed from a root script have model "script", cost 0 and attempts 0.
+roll-up; attempts that timed out or were abandoned add their estimated prompt tokens and the
+prompt part of their cost (the provider may have processed them). Root turns replayed from a root script have model "script", cost 0 and attempts 0.
 
 `attempts`: the provider requests a call took, retries included (for an rlm node, its subtree's).
 `latency_s`: the whole call's wall time, every attempt and the backoff waits between them included

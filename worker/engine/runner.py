@@ -9,6 +9,11 @@ from depth d sits at depth d+1 and its own sub-calls at d+2, so `max_depth` boun
 model call: with the default 1, rlm_query is a plain sub-call (the paper's setting); with 2, one
 level of child RLMs; with 0, no sub-calls at all.
 
+Budgets hold against hostile REPL code (docs/engine.md): every model call is admitted before it is
+sent (`RunState.admit_call`): counted (max_subcalls counts llm sub-calls and child RLMs' root
+turns; the top-level root is bounded by max_iterations) and its worst case reserved against the
+cost cap, released when it returns (`settle`).
+
 Stopping: a crossed budget stops the whole run with its stop_reason. After iterations, sub-calls
 or depth, the root still gets one last turn to give its best answer; money, time, cancellation
 and provider failures stop at once (running cells are interrupted).
@@ -302,14 +307,17 @@ class RunState:
             elif kind != "root" and self.subcalls >= self.limits.max_subcalls:
                 self.stop("max_subcalls", f"Stopped: the run reached its limit of {self.limits.max_subcalls} "
                                           "sub-calls (llm sub-calls and child RLMs' root turns).")
+            elif cap is not None and worst is not None and self.committed_usd() + worst > cap:
+                left = max(0.0, cap - self.committed_usd())
+                why = (f"its worst case (every prompt token and max_tokens={self.client.max_tokens(model)} of "
+                       f"completion from {model}) is ${worst:.4f}, more than the ${left:.4f} left of the cost "
+                       f"limit of ${cap:g}")
+                if self.reserved_usd > 0:  # calls in flight may leave room: refuse this one only
+                    raise CallRefused(f"{why} while other calls are in flight. Send a shorter prompt, or "
+                                      "wait for them to finish.")
+                # Nothing in flight: the cap is reached for this call as it is; money is a hard stop.
+                self.stop("max_cost", f"Stopped at the cost limit: a model call was refused because {why}.")
             else:
-                if cap is not None and worst is not None and self.committed_usd() + worst > cap:
-                    left = max(0.0, cap - self.committed_usd())
-                    raise CallRefused(
-                        f"its worst case (every prompt token and max_tokens={self.client.max_tokens(model)} of "
-                        f"completion from {model}) is ${worst:.4f}, more than the ${left:.4f} left of the cost "
-                        f"limit of ${cap:g} (calls in flight included). Send a shorter prompt, or wait for calls "
-                        "in flight to finish.")
                 self.calls[kind] += 1
                 if kind != "root":
                     self.subcalls += 1
