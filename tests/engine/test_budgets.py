@@ -92,7 +92,7 @@ def test_cancellation_is_noticed_during_a_cell(provider, write_doc, sink):
 
 
 def test_a_cell_killed_for_its_time_limit_does_not_lose_the_run(provider, write_doc, sink):
-    """The README's promise: the killed cell has no effect (variables as before it), the root is told, the run
+    """The promise of docs/sandbox.md: the killed cell has no effect (variables as before it), the root is told, the run
     carries on to its answer."""
     doc = write_doc("a.txt", "abc")
     script = [repl("kept = 'before'"), repl("kept = 'changed'\nwhile True:\n    pass"),

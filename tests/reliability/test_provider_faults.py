@@ -3,7 +3,7 @@ profile: SQLite file, in-process Celery worker) in its own process, asked throug
 executed against the simulated provider, read back from the run page's JSON and the API.
 
 Every model is reached with a 2 s timeout and 2 retries (RLMWEB_MODELS `timeout_s`, `max_retries`).
-What each fault must lead to (the engine's documented behaviour, README "Reliability"):
+What each fault must lead to (the engine's documented behaviour, docs/operations.md "Reliability"):
 - 429 (with or without Retry-After), 500, 502, 503, connection reset, a reply slower than the
   timeout, malformed JSON and an empty completion are transient: retried with backoff (Retry-After
   when given); a sub-call's `attempts` and `latency_s` show it;
