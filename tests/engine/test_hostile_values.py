@@ -27,3 +27,15 @@ def test_a_huge_final_answer_is_cut_with_a_note(provider, write_doc, sink):
     result = run(sim_spec(provider, [doc], root_script=[repl("FINAL('z' * 3_000_000)")]), sink)
     assert len(result.final_answer) <= 1_000_000
     assert "answer cut: it had 3,000,000 characters" in result.final_answer
+
+
+def test_a_host_without_landlock_and_seccomp_fails_the_run_at_once_naming_them(provider, write_doc, sink,
+                                                                                monkeypatch):
+    monkeypatch.setenv("RLMWEB_SANDBOX_TEST_NO_OS_LAYERS", "unavailable")  # the child reports them missing
+    monkeypatch.delenv("RLMWEB_SANDBOX_ALLOW_DEGRADED", raising=False)
+    doc = write_doc("doc.txt", "hello world " * 100)
+    result = run(sim_spec(provider, [doc], root_script=[repl("print(1)"), "FINAL(1)"]), sink)
+    assert result.status == "failed"
+    assert "landlock" in result.failure_reason and "seccomp" in result.failure_reason
+    assert "RLMWEB_SANDBOX_ALLOW_DEGRADED=1" in result.failure_reason
+    assert not sink.of_type("cell.finished")  # no cell ran
