@@ -21,9 +21,11 @@ def sandbox_layers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     except Exception as exc:  # the sandbox cannot even start: no run can work
         return [checks.Error(f"The REPL sandbox could not start: {exc}", id="rlmweb.E010")]
     missing = missing_layers(protections)
+    # Each active layer is listed by a plain `check`; `check --deploy` reports only problems.
+    listing = "--deploy" not in sys.argv
     found: list[checks.CheckMessage] = [
         checks.Info(f"sandbox layer {name}: {state}", id="rlmweb.I010")
-        for name, state in protections.items() if name not in missing
+        for name, state in protections.items() if name not in missing and listing
     ]
     for name, state in missing.items():
         if degraded_allowed():
