@@ -168,9 +168,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("RLMWEB_TASK_TIME_LIMIT", 4 * 3600)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Extraction has its own queue and its own workers (`celery worker -Q extraction`, or the embedded
+# extraction pool): hostile documents can keep those busy, never the slots that run asks.
+RUNS_QUEUE = "celery"
+EXTRACTION_QUEUE = "extraction"
+CELERY_TASK_DEFAULT_QUEUE = RUNS_QUEUE
+CELERY_TASK_ROUTES = {"documents.extract": {"queue": EXTRACTION_QUEUE}}
 
 EMBEDDED_WORKER = env_bool("RLMWEB_EMBEDDED_WORKER", PROFILE == "embedded")
 EMBEDDED_WORKER_CONCURRENCY = env_int("RLMWEB_WORKER_CONCURRENCY", 4)
+EMBEDDED_EXTRACTION_CONCURRENCY = env_int("RLMWEB_EXTRACTION_CONCURRENCY", 2)
 
 # --- Channels -----------------------------------------------------------------------------------
 if REDIS_URL:
@@ -254,6 +261,10 @@ RUN_QUEUED_STALE_AFTER_S = env_int("RLMWEB_QUEUED_STALE_AFTER_S", 15 * 60)
 # are removed; uploading the file again retries. Also the age after which the sweep deletes stray
 # partial text files (`<document>.txt.<random>.part`) of documents no longer extracting.
 EXTRACTION_STALE_AFTER_S = env_int("RLMWEB_EXTRACTION_STALE_AFTER_S", 30 * 60)
+# Each extraction runs in a child process killed past this many seconds (wall clock and CPU) or
+# this much address space, and the document fails with the reason (apps.documents.bounded).
+EXTRACTION_TIMEOUT_S = env_int("RLMWEB_EXTRACTION_TIMEOUT_S", 300)
+EXTRACTION_MEMORY_MB = env_int("RLMWEB_EXTRACTION_MEMORY_MB", 2048)
 
 # --- Security headers and cookies ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

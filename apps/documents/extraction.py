@@ -410,6 +410,8 @@ def _extract_pdf(source: Path, sink: TextSink, notes: list[str], report: Progres
     for number in range(pages):
         try:
             text = reader.pages[number].extract_text() or ""
+        except MemoryError:  # the process is past its memory limit: the whole extraction fails
+            raise
         except Exception:  # one damaged page must not cost the others; it is reported in the note
             unreadable.append(number + 1)
             text = ""

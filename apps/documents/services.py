@@ -35,7 +35,8 @@ from apps.accounts.ratelimit import RateLimited, rate_limit_hit
 from apps.teams.models import Team
 from apps.teams.permissions import can, can_change
 
-from .extraction import ExtractionError, extract_text, format_for
+from .bounded import extract_bounded
+from .extraction import ExtractionError, format_for
 from .models import Document, DocumentStatus, UploadSession
 
 logger = logging.getLogger(__name__)
@@ -418,7 +419,10 @@ def document_extract(document_id: str) -> str:
             raise _Deleted
 
     try:
-        result = extract_text(document.original_path, part, document.name, progress)
+        result = extract_bounded(
+            document.original_path, part, document.name, progress,
+            timeout_s=settings.EXTRACTION_TIMEOUT_S, memory_mb=settings.EXTRACTION_MEMORY_MB,
+        )
     except _Deleted:
         part.unlink(missing_ok=True)
         return "deleted"

@@ -146,7 +146,7 @@ class AppStack:
         return self
 
     def start_worker(self, index: int = 0) -> Proc:
-        proc = Proc([sys.executable, "-m", "celery", "-A", "rlmweb", "worker", "--pool", "threads",
+        proc = Proc([sys.executable, "-m", "celery", "-A", "rlmweb", "worker", "-Q", "celery,extraction", "--pool", "threads",
                      "--concurrency", str(self.worker_concurrency), "--loglevel", "INFO", "--without-mingle",
                      "--without-gossip", "--hostname", f"stack{index}-{os.getpid()}@%h"],
                     self.env, self.data_dir / "logs" / f"worker{index}-{time.monotonic_ns()}.log")

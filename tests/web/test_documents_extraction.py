@@ -351,7 +351,7 @@ def test_an_unexpected_error_fails_the_document_without_leaking_details(adopt, d
     def explode(*args, **kwargs):
         raise RuntimeError("internal detail")
 
-    monkeypatch.setattr(services, "extract_text", explode)
+    monkeypatch.setattr(services, "extract_bounded", explode)
     document = adopt("a.txt", b"text\n")
     assert document_extract(str(document.pk)) == "failed"
     document.refresh_from_db()
