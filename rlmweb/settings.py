@@ -51,12 +51,13 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 PROFILE = "production" if (DATABASE_URL or REDIS_URL) else "embedded"
 
-DEBUG = env_bool("RLMWEB_DEBUG", PROFILE == "embedded")
-SECRET_KEY = os.environ.get("RLMWEB_SECRET_KEY", "")
-if not SECRET_KEY:
-    if PROFILE == "production" and not DEBUG:
-        raise RuntimeError("Set RLMWEB_SECRET_KEY in the production profile.")
-    SECRET_KEY = "embedded-default-insecure-key-do-not-use-in-production"
+# Debug pages list URL patterns and settings and show tracebacks: never by default, in either profile.
+DEBUG = env_bool("RLMWEB_DEBUG", False)
+# The "django-insecure-" prefix makes `check --deploy` flag this key (security.W009) wherever it is used.
+DEVELOPMENT_SECRET_KEY = "django-insecure-embedded-default-key-do-not-use-in-production"
+SECRET_KEY = os.environ.get("RLMWEB_SECRET_KEY", "") or DEVELOPMENT_SECRET_KEY
+if PROFILE == "production" and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    raise RuntimeError("Set RLMWEB_SECRET_KEY in the production profile (the development key is refused).")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("RLMWEB_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("RLMWEB_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
@@ -145,6 +146,9 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"  # filled by collectstatic in production
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# The embedded profile serves static files straight from the source folders (no collectstatic),
+# through WhiteNoise like production, with DEBUG off.
+WHITENOISE_USE_FINDERS = PROFILE == "embedded" or DEBUG
 MEDIA_ROOT = DATA_DIR / "media"
 
 # --- Celery -------------------------------------------------------------------------------------
