@@ -132,7 +132,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Every authenticate() goes through the sign-in throttle (apps.accounts.throttle).
+AUTHENTICATION_BACKENDS = ["apps.accounts.throttle.ThrottledModelBackend"]
+LOGIN_FREE_FAILURES = env_int("RLMWEB_LOGIN_FREE_FAILURES", 5)
+LOGIN_FREE_FAILURES_PER_ADDRESS = env_int("RLMWEB_LOGIN_FREE_FAILURES_PER_ADDRESS", 20)
+LOGIN_LOCKOUT_BASE_S = env_int("RLMWEB_LOGIN_LOCKOUT_BASE_S", 30)
+LOGIN_LOCKOUT_MAX_S = env_int("RLMWEB_LOGIN_LOCKOUT_MAX_S", 3600)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

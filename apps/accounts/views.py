@@ -32,7 +32,7 @@ def signup(request):
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="apps.accounts.throttle.ThrottledModelBackend")
         messages.success(request, "Welcome to rlmweb.")
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})

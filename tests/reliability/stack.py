@@ -34,7 +34,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from apps.accounts.models import ApiToken
 user = User.objects.filter(username={name!r}).first() or User.objects.create_user({name!r}, password="pw-" + {name!r} * 3)
 session = SessionStore()
-session.update({{SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+session.update({{SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "apps.accounts.throttle.ThrottledModelBackend",
                  HASH_SESSION_KEY: user.get_session_auth_hash()}})
 session.create()
 print("ACCOUNT " + json.dumps({{"username": user.username, "token": ApiToken.issue(user)[1],

@@ -1,5 +1,7 @@
 """Accounts: sign-in, sign-up (switchable), sign-out, API tokens."""
 
+import html
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -25,7 +27,7 @@ def test_sign_in_and_see_the_empty_home(client, user):
 def test_wrong_password_is_refused(client, user):
     response = client.post("/accounts/login/", {"username": "alice", "password": "nope"})
     assert response.status_code == 200
-    assert "didn't match" in response.content.decode()
+    assert "didn't match" in html.unescape(response.content.decode())
 
 
 def test_signup_creates_an_account_with_a_personal_team(client):
@@ -70,3 +72,74 @@ def test_token_revocation(client, user, other_user):
     client.force_login(user)
     client.post(f"/accounts/tokens/{token.pk}/delete/")
     assert not ApiToken.objects.filter(pk=token.pk).exists()
+
+
+# --- sign-in throttling -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The throttle's clock, moved by hand; the cache starts empty."""
+    from django.core.cache import cache
+
+    from apps.accounts import throttle
+
+    cache.clear()
+    now = [1_000_000.0]
+    monkeypatch.setattr(throttle, "_now", lambda: now[0])
+    yield now
+    cache.clear()
+
+
+def sign_in(client, username: str, password: str, url: str = "/accounts/login/"):
+    return client.post(url, {"username": username, "password": password})
+
+
+def test_after_five_wrong_passwords_even_the_right_one_waits_and_is_told_when(client, user, clock):
+    for _ in range(4):
+        assert "didn't match" in html.unescape(sign_in(client, "alice", "guess").content.decode())
+    assert "Try again in 30 seconds" in sign_in(client, "alice", "guess").content.decode()  # the fifth locks
+    page = sign_in(client, "alice", "correct horse battery staple")
+    assert page.status_code == 200 and "Try again in 30 seconds" in page.content.decode()
+    assert client.get("/").status_code == 302  # not signed in
+    clock[0] += 31
+    assert sign_in(client, "alice", "correct horse battery staple").status_code == 302
+
+
+def test_the_lockout_doubles_with_each_further_failure(client, user, clock):
+    for _ in range(5):
+        sign_in(client, "alice", "guess")
+    clock[0] += 31
+    assert "Try again in 60 seconds" in sign_in(client, "alice", "guess").content.decode()
+    clock[0] += 61
+    assert "Try again in 120 seconds" in sign_in(client, "Alice ", "guess").content.decode()  # same account
+
+
+def test_a_flood_from_one_address_locks_that_address_for_every_account(client, user, clock, settings):
+    for i in range(settings.LOGIN_FREE_FAILURES_PER_ADDRESS):
+        sign_in(client, f"nobody{i}", "guess")
+    assert "Try again in" in sign_in(client, "alice", "correct horse battery staple").content.decode()
+    other = client_from("10.0.0.9")
+    assert sign_in(other, "alice", "correct horse battery staple").status_code == 302
+
+
+def client_from(address: str):
+    from django.test import Client
+
+    return Client(REMOTE_ADDR=address)
+
+
+def test_the_admin_sign_in_is_throttled_too(client, clock):
+    User.objects.create_superuser("root", password="correct horse battery staple")
+    for _ in range(5):
+        sign_in(client, "root", "guess", "/admin/login/")
+    page = sign_in(client, "root", "correct horse battery staple", "/admin/login/")
+    assert page.status_code == 200 and "Try again in 30 seconds" in page.content.decode()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_an_all_digit_password_is_refused_at_sign_up(client):
+    response = client.post("/accounts/signup/", {"username": "bob", "email": "bob@example.com",
+                                                 "password1": "84736251948372", "password2": "84736251948372"})
+    assert response.status_code == 200 and "entirely numeric" in response.content.decode()
+    assert not User.objects.filter(username="bob").exists()
