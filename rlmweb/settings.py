@@ -202,7 +202,13 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "rlmweb.channel_layers.EmbeddedChannelLayer", "CONFIG": {"capacity": 5000}}}
 
 # --- rlmweb -------------------------------------------------------------------------------------
-SIGNUP_ENABLED = env_bool("RLMWEB_SIGNUP_ENABLED", True)
+# Anyone reaching a production server could otherwise make accounts, each a new personal team with
+# its own limits: sign-up is opt-in there.
+SIGNUP_ENABLED = env_bool("RLMWEB_SIGNUP_ENABLED", PROFILE == "embedded")
+# Documents plus unfinished uploads of one team, checked before an upload is accepted and on each chunk.
+TEAM_STORAGE_BYTES = int(float(os.environ.get("RLMWEB_TEAM_STORAGE_GB") or 50) * 1024**3)
+# The monthly cap a new personal team starts with when a hosted (paid) model is usable; empty: none.
+DEFAULT_MONTHLY_CAP_USD = os.environ.get("RLMWEB_DEFAULT_MONTHLY_CAP_USD", "20")
 MAX_UPLOAD_BYTES = env_int("RLMWEB_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
 MAX_FILES_PER_UPLOAD = env_int("RLMWEB_MAX_FILES_PER_UPLOAD", 20)
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024

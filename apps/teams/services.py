@@ -7,8 +7,10 @@ and status codes.
 """
 
 import datetime as dt
+import os
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,9 +26,25 @@ INVITE_DAYS_DEFAULT = 7
 INVITE_DAYS_MAX = 90
 
 
+def default_monthly_cap() -> Decimal | None:
+    """The cap a new personal team starts with: RLMWEB_DEFAULT_MONTHLY_CAP_USD when a hosted model
+    can be used (its key is set), so that each new account does not bring fresh unlimited spend;
+    none when only the offline model runs (it costs nothing) or the setting is empty."""
+    hosted = any(
+        not m.get("offline") and (not m.get("api_key_env") or os.environ.get(m["api_key_env"]))
+        for m in settings.RLMWEB_MODELS
+    )
+    value = (settings.DEFAULT_MONTHLY_CAP_USD or "").strip()
+    if not hosted or not value:
+        return None
+    return Decimal(value).quantize(Decimal("0.01"))
+
+
 @transaction.atomic
 def team_create_personal(user: AbstractBaseUser) -> Team:
-    team = Team.objects.create(name=f"{user.get_username()}'s team", personal=True)
+    team = Team.objects.create(
+        name=f"{user.get_username()}'s team", personal=True, monthly_cap_usd=default_monthly_cap()
+    )
     Membership.objects.create(team=team, user=user, role=Role.OWNER)
     return team
 
