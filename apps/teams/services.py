@@ -236,11 +236,12 @@ def month_start(now: dt.datetime | None = None) -> dt.datetime:
 
 def team_month_spend(team: Team) -> tuple[Decimal, int]:
     """(known cost in USD, calls of unknown price) of the team's runs created this calendar month (UTC),
-    deleted runs included (`DeletedRunSpend`): deleting runs does not bring a team back under its cap."""
+    deleted runs included (`DeletedRunSpend`): deleting runs does not bring a team back under its cap.
+    Imported runs are left out: what they cost was spent elsewhere."""
     from apps.runs.models import Run
 
     start = month_start()
-    live = Run.objects.filter(team=team, created_at__gte=start).aggregate(
+    live = Run.objects.filter(team=team, created_at__gte=start, imported=False).aggregate(
         cost=Sum("cost_usd"), unknown=Sum("cost_unknown_calls")
     )
     deleted = DeletedRunSpend.objects.filter(team=team, run_created_at__gte=start).aggregate(
@@ -251,8 +252,11 @@ def team_month_spend(team: Team) -> tuple[Decimal, int]:
     return Decimal(str(cost)).quantize(Decimal("0.0001")), unknown
 
 
-def spend_record_deleted_run(run) -> DeletedRunSpend:
-    """Keep what `run` cost before it is deleted; call it in the transaction that deletes the run."""
+def spend_record_deleted_run(run) -> DeletedRunSpend | None:
+    """Keep what `run` cost before it is deleted; call it in the transaction that deletes the run.
+    An imported run cost this team nothing: nothing is kept."""
+    if run.imported:
+        return None
     return DeletedRunSpend.objects.create(
         team_id=run.team_id, run_id=run.pk, created_by_id=run.created_by_id, run_created_at=run.created_at,
         cost_usd=run.cost_usd, cost_unknown_calls=run.cost_unknown_calls,
