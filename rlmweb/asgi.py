@@ -12,7 +12,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.runs.routing import websocket_urlpatterns  # noqa: E402
 from apps.sharing.routing import websocket_urlpatterns as sharing_ws_patterns  # noqa: E402
+from rlmweb import log_redaction  # noqa: E402
 from rlmweb.origins import SameOriginValidator  # noqa: E402
+
+log_redaction.install()  # the server configured its loggers before importing this module
 
 application = ProtocolTypeRouter(
     {
