@@ -47,6 +47,11 @@ def embedded_broker(data_dir: Path) -> tuple[dict, str]:
 
 
 DATA_DIR = Path(os.environ.get("RLMWEB_DATA_DIR", BASE_DIR / "data")).resolve()
+# Documents, their text, the database and the broker's messages are private to the server's user:
+# every file it creates is 0600 and every folder 0700, and the data folder itself is closed.
+os.umask(0o077)
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.chmod(0o700)
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 PROFILE = "production" if (DATABASE_URL or REDIS_URL) else "embedded"

@@ -1,6 +1,9 @@
 """Accounts: sign-in, sign-up (switchable), sign-out, API tokens."""
 
 import html
+import io
+import os
+import stat
 
 import pytest
 from django.contrib.auth.models import User
@@ -143,3 +146,47 @@ def test_an_all_digit_password_is_refused_at_sign_up(client):
                                                  "password1": "84736251948372", "password2": "84736251948372"})
     assert response.status_code == 200 and "entirely numeric" in response.content.decode()
     assert not User.objects.filter(username="bob").exists()
+
+
+# --- the first account and the data directory's permissions -------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_first_accounts_password_is_shown_once_on_a_terminal_and_never_in_a_log(data_dir):
+    from django.core.management import call_command
+
+    log = io.StringIO()
+    call_command("first_account", stdout=log)
+    credentials = data_dir / "first-account.txt"
+    password = credentials.read_text().split("password: ")[1].strip()
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert password not in log.getvalue() and str(credentials) in log.getvalue()
+    again = Terminal()
+    call_command("first_account", stdout=again)  # every later start: where, never what
+    assert password not in again.getvalue()
+    User.objects.all().delete()
+    terminal = Terminal()
+    call_command("first_account", stdout=terminal)
+    assert credentials.read_text().split("password: ")[1].strip() in terminal.getvalue()
+
+
+def test_the_data_directory_and_its_files_are_private(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    out = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO,
+                         env={**env, "RLMWEB_DATA_DIR": str(data)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    created = [p for p in data.rglob("*")]
+    assert created and (data / "rlmweb.sqlite3") in created
+    for path in created:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
