@@ -92,3 +92,25 @@ def test_the_deploy_check_flags_the_development_key():
     out = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120)
     assert "security.W009" in out.stdout + out.stderr
+
+
+def test_every_response_carries_a_strict_content_security_policy(client):
+    policy = client.get("/accounts/login/").headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["script-src"] == "'self'" and "unsafe" not in directives["script-src"]
+    assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+    assert client.get("/no/such/page/").headers["Content-Security-Policy"] == policy
+
+
+def test_no_template_has_inline_scripts_or_event_handler_attributes():
+    """The policy forbids them, so any left would silently stop working in the browser."""
+    import re
+
+    templates = list((REPO / "templates").rglob("*.html"))
+    assert templates
+    for path in templates:
+        text = path.read_text()
+        inline = [m for m in re.finditer(r"<script\b([^>]*)>", text) if "src=" not in m.group(1)
+                  and "application/json" not in m.group(1)]
+        assert not inline, f"inline <script> in {path}"
+        assert not re.search(r"\son[a-z]+\s*=", text), f"on…= attribute in {path}"
