@@ -35,6 +35,10 @@ def user_from_token(request: HttpRequest):
     token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw.strip())).first()
     if token is None or not token.user.is_active:
         raise ApiError(401, "Invalid API token.")
+    if token.expired:
+        raise ApiError(401, f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one.")
+    if token.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
+        raise ApiError(403, "This API token is read-only; use a read-write token to change anything.")
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.user
 

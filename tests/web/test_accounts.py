@@ -190,3 +190,49 @@ def test_the_data_directory_and_its_files_are_private(tmp_path):
     assert created and (data / "rlmweb.sqlite3") in created
     for path in created:
         assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
+
+
+# --- password change, token expiry and read-only tokens ------------------------------------------------------
+
+
+def test_a_signed_in_user_changes_their_password_under_the_validators(client, user):
+    client.force_login(user)
+    assert client.get("/accounts/password/").status_code == 200
+    weak = client.post("/accounts/password/", {"old_password": "correct horse battery staple",
+                                               "new_password1": "12345678901", "new_password2": "12345678901"})
+    assert weak.status_code == 200 and "entirely numeric" in weak.content.decode()
+    done = client.post("/accounts/password/", {"old_password": "correct horse battery staple",
+                                               "new_password1": "a-new-long-phrase-7", "new_password2": "a-new-long-phrase-7"})
+    assert done.status_code == 302 and done["Location"] == "/accounts/password/done/"
+    user.refresh_from_db()
+    assert user.check_password("a-new-long-phrase-7")
+
+
+def test_an_expired_token_is_refused(client, user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    token, raw = ApiToken.issue(user, expires_in_days=7)
+    assert client.get("/api/runs/", headers={"Authorization": f"Token {raw}"}).status_code == 200
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = client.get("/api/runs/", headers={"Authorization": f"Token {raw}"})
+    assert response.status_code == 401 and "expired" in response.json()["error"]
+
+
+def test_a_read_only_token_reads_but_changes_nothing(client, user):
+    _, raw = ApiToken.issue(user, read_only=True)
+    auth = {"Authorization": f"Token {raw}"}
+    assert client.get("/api/teams/", headers=auth).status_code == 200
+    response = client.post("/api/teams/", {"name": "Skunkworks"}, content_type="application/json", headers=auth)
+    assert response.status_code == 403 and "read-only" in response.json()["error"]
+    assert not user.teams.filter(name="Skunkworks").exists()
+
+
+def test_tokens_are_created_with_an_expiry_and_access_from_the_page(client, user):
+    client.force_login(user)
+    client.post("/accounts/tokens/new/", {"name": "ci", "expires_in_days": "30", "read_only": "on"})
+    token = ApiToken.objects.get(user=user, name="ci")
+    assert token.read_only and 29 <= (token.expires_at - token.created_at).days <= 30
+    client.post("/accounts/tokens/new/", {"name": "odd", "expires_in_days": "100000"})
+    assert not ApiToken.objects.filter(name="odd").exists()
