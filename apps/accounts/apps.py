@@ -9,5 +9,7 @@ class AccountsConfig(AppConfig):
         from django.contrib import admin
 
         from .forms import AdminLoginForm
+        from .throttle import answer_429
 
         admin.site.login_form = AdminLoginForm  # /admin/login/ says when a throttled sign-in may retry
+        admin.site.login = answer_429(admin.site.login)

@@ -13,18 +13,23 @@ class SignupForm(UserCreationForm):
 
 
 class ThrottledLoginMixin:
-    """Says when a throttled sign-in may be retried, instead of "wrong password"."""
+    """Says when a throttled sign-in may be retried, instead of "wrong password"; `retry_after` is
+    then set, for the view to answer 429 with a Retry-After header (`throttle.answer_429`)."""
+
+    retry_after = 0
 
     def clean(self):
         username = self.data.get("username")
         wait = throttle.retry_after(self.request, username)
         if wait:
+            self.retry_after = wait
             raise ValidationError(throttle.locked_message(wait), code="throttled")
         try:
             return super().clean()
         except ValidationError:
             wait = throttle.retry_after(self.request, username)
             if wait:  # this failure started a lockout
+                self.retry_after = wait
                 raise ValidationError(throttle.locked_message(wait), code="throttled") from None
             raise
 

@@ -90,3 +90,20 @@ class ThrottledModelBackend(ModelBackend):
         from django.contrib.auth import get_user_model
 
         return get_user_model().USERNAME_FIELD
+
+
+def answer_429(view):
+    """Wrap a sign-in view: a page refusing a throttled sign-in answers 429 with Retry-After."""
+    import functools
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        wait = getattr(form, "retry_after", 0)
+        if wait:
+            response.status_code = 429
+            response["Retry-After"] = str(wait)
+        return response
+
+    return wrapper

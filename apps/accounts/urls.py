@@ -3,9 +3,10 @@ from django.urls import path, reverse_lazy
 
 from . import views
 from .forms import LoginForm
+from .throttle import answer_429
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
+    path("login/", answer_429(auth_views.LoginView.as_view(authentication_form=LoginForm)), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
     path("password/", auth_views.PasswordChangeView.as_view(
