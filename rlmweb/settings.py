@@ -7,6 +7,7 @@ Two profiles and nothing else to configure:
   separate `celery worker` processes.
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -51,7 +52,8 @@ DATA_DIR = Path(os.environ.get("RLMWEB_DATA_DIR", BASE_DIR / "data")).resolve()
 # every file it creates is 0600 and every folder 0700, and the data folder itself is closed.
 os.umask(0o077)
 DATA_DIR.mkdir(parents=True, exist_ok=True)
-DATA_DIR.chmod(0o700)
+with contextlib.suppress(PermissionError):  # a folder someone else owns stays as they made it
+    DATA_DIR.chmod(0o700)
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 PROFILE = "production" if (DATABASE_URL or REDIS_URL) else "embedded"

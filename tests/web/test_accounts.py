@@ -33,7 +33,8 @@ def test_wrong_password_is_refused(client, user):
     assert "didn't match" in html.unescape(response.content.decode())
 
 
-def test_signup_creates_an_account_with_a_personal_team(client):
+def test_signup_creates_an_account_with_a_personal_team(client, settings):
+    settings.SIGNUP_ENABLED = True  # the embedded default; production's is off
     response = client.post(
         "/accounts/signup/",
         {"username": "bob", "email": "bob@example.com", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"},
@@ -142,7 +143,8 @@ def test_the_admin_sign_in_is_throttled_too(client, clock):
     assert client.get("/admin/").status_code == 302
 
 
-def test_an_all_digit_password_is_refused_at_sign_up(client):
+def test_an_all_digit_password_is_refused_at_sign_up(client, settings):
+    settings.SIGNUP_ENABLED = True
     response = client.post("/accounts/signup/", {"username": "bob", "email": "bob@example.com",
                                                  "password1": "84736251948372", "password2": "84736251948372"})
     assert response.status_code == 200 and "entirely numeric" in response.content.decode()
