@@ -39,7 +39,7 @@ def extract_bounded(
     """
     report: Progress = progress or (lambda fraction: None)
     command = [sys.executable, "-m", "apps.documents.bounded", str(source), str(dest), name,
-               str(int(timeout_s)), str(max(MIN_MEMORY_MB, memory_mb))]
+               str(int(timeout_s)), str(max(MIN_MEMORY_MB, memory_mb)), str(os.getpid())]
     child = subprocess.Popen(
         command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         env=_child_env(), start_new_session=True, close_fds=True,
@@ -129,9 +129,24 @@ def _send(message: dict) -> None:
     sys.stdout.flush()
 
 
+def _die_with_parent(parent: int) -> None:
+    """Exit as soon as the worker that started us (`parent`, passed in: it may already be gone by
+    the time we run) is gone, killed or restarted: the child has its own session, so nothing else
+    would stop it before its CPU limit."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
-    source, dest, name, timeout_s, memory_mb = argv
+    source, dest, name, timeout_s, memory_mb, parent = argv
     _limit_self(int(timeout_s), int(memory_mb))
+    _die_with_parent(int(parent))
     try:
         result = extract_text(Path(source), Path(dest), name, lambda f: _send({"progress": f}))
     except ExtractionError as exc:

@@ -7,6 +7,7 @@ operators (parsed again for every page), and a PDF with one huge string in its c
 import io
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -120,3 +121,52 @@ def _write(data_dir, i: int):
     path = data_dir / f"slow-{i}"
     path.write_bytes(slow_pdf(400 + i))
     return path
+
+
+def test_an_extraction_child_dies_with_the_worker_that_started_it(tmp_path):
+    """A worker killed mid-extraction (restart, OOM) leaves no child parsing on for minutes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    source = tmp_path / "slow.pdf"
+    # One long page: no progress message (whose broken pipe would also end the child) for seconds.
+    source.write_bytes(pdf_sharing_one_stream(1, b"BT ET " * 6_000_000))
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from apps.documents.bounded import extract_bounded; "
+         "extract_bounded(Path(sys.argv[1]), Path(sys.argv[2]), 'slow.pdf', timeout_s=120, memory_mb=4096)",
+         str(source), str(tmp_path / "out.txt")],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    deadline = time.monotonic() + 30
+    while not (children := _children_of(worker.pid)):
+        assert time.monotonic() < deadline, "the extraction child did not start"
+        time.sleep(0.1)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    deadline = time.monotonic() + 3
+    while any(_alive(pid) for pid in children):
+        assert time.monotonic() < deadline, "the extraction child outlived its worker"
+        time.sleep(0.2)
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
