@@ -119,7 +119,8 @@ def main() -> int:
         cwd=REPO, env={**env, "DJANGO_SETTINGS_MODULE": "rlmweb.settings"}, stdout=log, stderr=subprocess.STDOUT,
     )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "rlmweb", "worker", "--pool", "threads", "--concurrency", "1",
+        [sys.executable, "-m", "celery", "-A", "rlmweb", "worker", "-Q", "celery,extraction", "--pool", "threads",
+         "--concurrency", "1",
          "--loglevel", "WARNING", "--without-mingle", "--without-gossip"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )

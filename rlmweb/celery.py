@@ -1,4 +1,8 @@
-"""The Celery application. Tasks live in `worker.tasks`; configuration comes from Django settings."""
+"""The Celery application. Tasks live in `worker.tasks`; configuration comes from Django settings.
+
+Two queues, each with its own workers so one can never take the other's slots: runs (and
+everything else) on the default queue, text extraction on `settings.EXTRACTION_QUEUE`.
+"""
 
 import os
 
@@ -6,9 +10,17 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rlmweb.settings")
 
-app = Celery("rlmweb")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("worker.tasks",)
+
+def make_app() -> Celery:
+    """A Celery app configured from Django settings. The embedded profile makes a second one for
+    its extraction worker, because a worker selects its queues on the app it is given."""
+    celery_app = Celery("rlmweb")
+    celery_app.config_from_object("django.conf:settings", namespace="CELERY")
+    celery_app.conf.imports = ("worker.tasks",)
+    return celery_app
+
+
+app = make_app()
 
 
 @app.task(name="rlmweb.ping")

@@ -7,6 +7,7 @@ Two profiles and nothing else to configure:
   separate `celery worker` processes.
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -47,16 +48,23 @@ def embedded_broker(data_dir: Path) -> tuple[dict, str]:
 
 
 DATA_DIR = Path(os.environ.get("RLMWEB_DATA_DIR", BASE_DIR / "data")).resolve()
+# Documents, their text, the database and the broker's messages are private to the server's user:
+# every file it creates is 0600 and every folder 0700, and the data folder itself is closed.
+os.umask(0o077)
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+with contextlib.suppress(PermissionError):  # a folder someone else owns stays as they made it
+    DATA_DIR.chmod(0o700)
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 PROFILE = "production" if (DATABASE_URL or REDIS_URL) else "embedded"
 
-DEBUG = env_bool("RLMWEB_DEBUG", PROFILE == "embedded")
-SECRET_KEY = os.environ.get("RLMWEB_SECRET_KEY", "")
-if not SECRET_KEY:
-    if PROFILE == "production" and not DEBUG:
-        raise RuntimeError("Set RLMWEB_SECRET_KEY in the production profile.")
-    SECRET_KEY = "embedded-default-insecure-key-do-not-use-in-production"
+# Debug pages list URL patterns and settings and show tracebacks: never by default, in either profile.
+DEBUG = env_bool("RLMWEB_DEBUG", False)
+# The "django-insecure-" prefix makes `check --deploy` flag this key (security.W009) wherever it is used.
+DEVELOPMENT_SECRET_KEY = "django-insecure-embedded-default-key-do-not-use-in-production"
+SECRET_KEY = os.environ.get("RLMWEB_SECRET_KEY", "") or DEVELOPMENT_SECRET_KEY
+if PROFILE == "production" and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    raise RuntimeError("Set RLMWEB_SECRET_KEY in the production profile (the development key is refused).")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("RLMWEB_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("RLMWEB_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
@@ -79,6 +87,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "rlmweb.csp.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -132,7 +141,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Every authenticate() goes through the sign-in throttle (apps.accounts.throttle).
+AUTHENTICATION_BACKENDS = ["apps.accounts.throttle.ThrottledModelBackend"]
+LOGIN_FREE_FAILURES = env_int("RLMWEB_LOGIN_FREE_FAILURES", 5)
+LOGIN_FREE_FAILURES_PER_ADDRESS = env_int("RLMWEB_LOGIN_FREE_FAILURES_PER_ADDRESS", 20)
+LOGIN_LOCKOUT_BASE_S = env_int("RLMWEB_LOGIN_LOCKOUT_BASE_S", 30)
+LOGIN_LOCKOUT_MAX_S = env_int("RLMWEB_LOGIN_LOCKOUT_MAX_S", 3600)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -146,6 +162,9 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"  # filled by collectstatic in production
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# The embedded profile serves static files straight from the source folders (no collectstatic),
+# through WhiteNoise like production, with DEBUG off.
+WHITENOISE_USE_FINDERS = PROFILE == "embedded" or DEBUG
 MEDIA_ROOT = DATA_DIR / "media"
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -169,9 +188,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("RLMWEB_TASK_TIME_LIMIT", 4 * 3600)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Extraction has its own queue and its own workers (`celery worker -Q extraction`, or the embedded
+# extraction pool): hostile documents can keep those busy, never the slots that run asks.
+RUNS_QUEUE = "celery"
+EXTRACTION_QUEUE = "extraction"
+CELERY_TASK_DEFAULT_QUEUE = RUNS_QUEUE
+CELERY_TASK_ROUTES = {"documents.extract": {"queue": EXTRACTION_QUEUE}}
 
 EMBEDDED_WORKER = env_bool("RLMWEB_EMBEDDED_WORKER", PROFILE == "embedded")
 EMBEDDED_WORKER_CONCURRENCY = env_int("RLMWEB_WORKER_CONCURRENCY", 4)
+EMBEDDED_EXTRACTION_CONCURRENCY = env_int("RLMWEB_EXTRACTION_CONCURRENCY", 2)
 
 # --- Channels -----------------------------------------------------------------------------------
 if REDIS_URL:
@@ -185,7 +211,13 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "rlmweb.channel_layers.EmbeddedChannelLayer", "CONFIG": {"capacity": 5000}}}
 
 # --- rlmweb -------------------------------------------------------------------------------------
-SIGNUP_ENABLED = env_bool("RLMWEB_SIGNUP_ENABLED", True)
+# Anyone reaching a production server could otherwise make accounts, each a new personal team with
+# its own limits: sign-up is opt-in there.
+SIGNUP_ENABLED = env_bool("RLMWEB_SIGNUP_ENABLED", PROFILE == "embedded")
+# Documents plus unfinished uploads of one team, checked before an upload is accepted and on each chunk.
+TEAM_STORAGE_BYTES = int(float(os.environ.get("RLMWEB_TEAM_STORAGE_GB") or 50) * 1024**3)
+# The monthly cap a new personal team starts with when a hosted (paid) model is usable; empty: none.
+DEFAULT_MONTHLY_CAP_USD = os.environ.get("RLMWEB_DEFAULT_MONTHLY_CAP_USD", "20")
 MAX_UPLOAD_BYTES = env_int("RLMWEB_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
 MAX_FILES_PER_UPLOAD = env_int("RLMWEB_MAX_FILES_PER_UPLOAD", 20)
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
@@ -224,7 +256,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Share and invite tokens in paths are replaced by [redacted] (rlmweb.log_redaction).
+    "filters": {"redact_tokens": {"()": "rlmweb.log_redaction.RedactTokens"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("RLMWEB_LOG_LEVEL", "INFO")},
     "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
@@ -262,6 +296,10 @@ RUN_QUEUED_STALE_AFTER_S = env_int("RLMWEB_QUEUED_STALE_AFTER_S", 15 * 60)
 # are removed; uploading the file again retries. Also the age after which the sweep deletes stray
 # partial text files (`<document>.txt.<random>.part`) of documents no longer extracting.
 EXTRACTION_STALE_AFTER_S = env_int("RLMWEB_EXTRACTION_STALE_AFTER_S", 30 * 60)
+# Each extraction runs in a child process killed past this many seconds (wall clock and CPU) or
+# this much address space, and the document fails with the reason (apps.documents.bounded).
+EXTRACTION_TIMEOUT_S = env_int("RLMWEB_EXTRACTION_TIMEOUT_S", 300)
+EXTRACTION_MEMORY_MB = env_int("RLMWEB_EXTRACTION_MEMORY_MB", 2048)
 
 # --- Security headers and cookies ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -269,6 +307,10 @@ CSRF_COOKIE_HTTPONLY = False  # the upload and explorer scripts read it for thei
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
+    "connect-src 'self'", "object-src 'none'", "base-uri 'self'", "form-action 'self'", "frame-ancestors 'none'",
+])
 if PROFILE == "production" and not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

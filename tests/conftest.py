@@ -69,11 +69,12 @@ def enqueued(monkeypatch):
 
 @pytest.fixture
 def celery_worker(transactional_db):
-    """A real Celery worker (thread pool) consuming the configured broker, inside the test process."""
+    """Real Celery workers (a run pool and an extraction pool, thread pools) consuming the configured
+    broker, inside the test process, as `manage.py serve` starts them."""
     from rlmweb.celery import app
-    from rlmweb.embedded_worker import EmbeddedWorker
+    from rlmweb.embedded_worker import EmbeddedWorkers
 
-    worker = EmbeddedWorker(app, concurrency=2, hostname="tests@localhost")
+    worker = EmbeddedWorkers(app, run_concurrency=2, extraction_concurrency=1, name="tests")
     worker.start()
     try:
         yield worker

@@ -39,7 +39,7 @@ def celery_worker_process(concurrency: int = 2, extra_env: dict | None = None) -
     log = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "rlmweb", "worker", "--pool", "threads",
+            [sys.executable, "-m", "celery", "-A", "rlmweb", "worker", "-Q", "celery,extraction", "--pool", "threads",
              "--concurrency", str(concurrency), "--loglevel", "INFO", "--hostname", f"test-{os.getpid()}@%h",
              "--without-mingle", "--without-gossip"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

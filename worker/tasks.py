@@ -71,6 +71,10 @@ def sweep_once() -> dict[str, int | None]:
     return done
 
 
+_sweeper_lock = threading.Lock()
+_sweeper_started = False
+
+
 @worker_ready.connect
 def _sweep_lost_runs(sender=None, **kwargs) -> None:
     """Every worker sweeps, now and then every 30 s (`sweep_once`): it fails the runs whose worker
@@ -81,6 +85,12 @@ def _sweep_lost_runs(sender=None, **kwargs) -> None:
     """
 
     from django.db import close_old_connections
+
+    with _sweeper_lock:  # one sweeping thread per process, however many workers it runs
+        global _sweeper_started
+        if _sweeper_started:
+            return
+        _sweeper_started = True
 
     def loop() -> None:
         while True:

@@ -5,6 +5,7 @@ import json
 from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -34,14 +35,21 @@ def user_from_token(request: HttpRequest):
     token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw.strip())).first()
     if token is None or not token.user.is_active:
         raise ApiError(401, "Invalid API token.")
+    if token.expired:
+        raise ApiError(401, f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one.")
+    if token.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
+        raise ApiError(403, "This API token is read-only; use a read-write token to change anything.")
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.user
 
 
-def api_view(methods: tuple[str, ...]) -> Callable:
+def api_view(methods: tuple[str, ...], csrf_in_view: bool = False) -> Callable:
     """Authenticate by token (or session), enforce methods, turn ApiError into JSON.
 
     Token requests are CSRF-exempt (no cookies involved); session requests keep CSRF checks.
+    Django's CSRF check reads a POST body (for the form field) before the header, so a view taking
+    large multipart bodies says `csrf_in_view=True` and calls `require_csrf` itself, after the checks
+    that need no body (role, rate limit, quota): a refused upload is then refused before it is read.
     """
 
     def decorator(view: Callable) -> Callable:
@@ -51,12 +59,13 @@ def api_view(methods: tuple[str, ...]) -> Callable:
                 return error_response(405, f"Method {request.method} not allowed; use {', '.join(methods)}.")
             try:
                 token_user = user_from_token(request)
+                request.authenticated_by_token = token_user is not None
                 if token_user is not None:
                     request.user = token_user
                 elif not request.user.is_authenticated:
                     raise ApiError(401, "Authentication required: send 'Authorization: Token <token>'.")
-                elif request.method not in ("GET", "HEAD") and not _csrf_ok(request):
-                    raise ApiError(403, "CSRF check failed for a session-authenticated request.")
+                elif not csrf_in_view:
+                    require_csrf(request)
                 return view(request, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.message, **exc.extra)
@@ -66,6 +75,14 @@ def api_view(methods: tuple[str, ...]) -> Callable:
     return decorator
 
 
+def require_csrf(request: HttpRequest) -> None:
+    """ApiError 403 for a session-authenticated, state-changing request failing the CSRF check."""
+    if request.authenticated_by_token or request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    if not _csrf_ok(request):
+        raise ApiError(403, "CSRF check failed for a session-authenticated request.")
+
+
 def _csrf_ok(request: HttpRequest) -> bool:
     from django.middleware.csrf import CsrfViewMiddleware
 
@@ -73,14 +90,59 @@ def _csrf_ok(request: HttpRequest) -> bool:
     return reason is None
 
 
-def json_body(request: HttpRequest) -> dict:
+# No request of the API needs more: a question is at most a few KB, a JSON upload start a few hundred
+# bytes. Deeper or larger input is refused before it can cost recursion or memory.
+JSON_MAX_BYTES = 1024 * 1024
+JSON_MAX_DEPTH = 32
+
+
+class MalformedJson(ValueError):
+    """The text is not JSON this server accepts; the message says why, for the client."""
+
+
+def parse_json(raw: bytes | str, max_bytes: int = JSON_MAX_BYTES) -> object:
+    """JSON text as Python values, refusing (MalformedJson) what is invalid, too large or too deep."""
+    if len(raw) > max_bytes:
+        raise MalformedJson(f"The JSON is too large: at most {max_bytes:,} bytes.")
     try:
-        body = json.loads(request.body or b"{}")
+        value = json.loads(raw)
+    except RecursionError:
+        raise MalformedJson(f"The JSON is nested too deeply: at most {JSON_MAX_DEPTH} levels.") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"Request body is not valid JSON: {exc}") from None
+        raise MalformedJson(f"The body is not valid JSON: {exc}") from None
+    if _depth_over(value, JSON_MAX_DEPTH):
+        raise MalformedJson(f"The JSON is nested too deeply: at most {JSON_MAX_DEPTH} levels.")
+    return value
+
+
+def _depth_over(value: object, limit: int) -> bool:
+    """Whether containers nest more than `limit` deep (iteratively: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def json_body(request: HttpRequest) -> dict:
+    """The request's JSON object; ApiError 400 for anything malformed, too deep or too large.
+
+    Every view that reads a JSON body goes through here, so each refuses bad input the same way."""
+    try:
+        raw = request.body or b"{}"
+    except RequestDataTooBig:
+        raise ApiError(400, f"The JSON is too large: at most {JSON_MAX_BYTES:,} bytes.") from None
+    try:
+        body = parse_json(raw)
+    except MalformedJson as exc:
+        raise ApiError(400, str(exc)) from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object.")
     return body
 
 
-__all__ = ["ApiError", "api_view", "error_response", "json_body", "get_user_model"]
+__all__ = ["ApiError", "MalformedJson", "api_view", "require_csrf", "error_response", "json_body", "parse_json", "get_user_model"]

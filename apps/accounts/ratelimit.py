@@ -13,12 +13,29 @@ class RateLimited(ValidationError):
         self.retry_after = retry_after
 
 
-def rate_limit_hit(user_id: int, action: str) -> None:
-    """Count one `action` by the user; raise RateLimited past the configured limit."""
+def _window(user_id: int, action: str) -> tuple[int, int, str, int]:
     limit, window = settings.RATE_LIMITS[action]
     now = int(time.time())
     bucket = now // window
-    key = f"ratelimit:{action}:{user_id}:{bucket}"
+    return limit, window, f"ratelimit:{action}:{user_id}:{bucket}", (bucket + 1) * window - now
+
+
+def _refuse(action: str, limit: int, window: int, retry_after: int) -> RateLimited:
+    return RateLimited(
+        f"Too many {action} requests: at most {limit} per {window} s. Try again in {retry_after} s.", retry_after
+    )
+
+
+def rate_limit_check(user_id: int, action: str) -> None:
+    """Raise RateLimited if the user has no `action` left in this window; counts nothing."""
+    limit, window, key, retry_after = _window(user_id, action)
+    if (cache.get(key) or 0) >= limit:
+        raise _refuse(action, limit, window, retry_after)
+
+
+def rate_limit_hit(user_id: int, action: str) -> None:
+    """Count one `action` by the user; raise RateLimited past the configured limit."""
+    limit, window, key, retry_after = _window(user_id, action)
     cache.add(key, 0, timeout=window + 5)
     try:
         count = cache.incr(key)
@@ -26,8 +43,4 @@ def rate_limit_hit(user_id: int, action: str) -> None:
         cache.set(key, 1, timeout=window + 5)
         count = 1
     if count > limit:
-        retry_after = (bucket + 1) * window - now
-        raise RateLimited(
-            f"Too many {action} requests: at most {limit} per {window} s. Try again in {retry_after} s.",
-            retry_after,
-        )
+        raise _refuse(action, limit, window, retry_after)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpRequest, JsonResponse
 from django.urls import reverse
 
-from apps.accounts.api import ApiError, api_view, json_body
+from apps.accounts.api import ApiError, api_view, json_body, require_csrf
 from apps.teams.models import Team
 from apps.teams.permissions import can
 from rlmweb.ids import parse_id
@@ -176,9 +176,12 @@ def upload_complete(request: HttpRequest, upload_id) -> JsonResponse:
 
 
 @streams_uploads
-@api_view(("GET", "POST"))
+@api_view(("GET", "POST"), csrf_in_view=True)
 def documents_collection(request: HttpRequest) -> JsonResponse:
-    """GET: the team's documents. POST (multipart, one or more `file` fields): upload in one request."""
+    """GET: the team's documents. POST (multipart, one or more `file` fields): upload in one request.
+
+    Everything that needs no body is checked before the body is read (and written to disk): role,
+    rate limit, declared length, storage quota; then CSRF, which reads it."""
     team = _team(request)
     if not can(request.user, "view", team):
         raise ApiError(404, "No such team.")
@@ -193,6 +196,12 @@ def documents_collection(request: HttpRequest) -> JsonResponse:
         raise ApiError(413, f"The request is larger than {services.human_bytes(limit)}; nothing was stored.")
     if not request.content_type.startswith("multipart/form-data"):
         raise ApiError(400, "Send the file as multipart/form-data in a field named 'file'.")
+    try:
+        services.upload_rate_check(request.user)
+        services.check_team_storage(team, length or 0)
+    except services.DocumentError as exc:
+        raise _api_error(exc) from None
+    require_csrf(request)
     handler = request.document_upload_handler
     files = request.FILES.getlist("file")
     if handler.rejection is not None:

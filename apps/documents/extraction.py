@@ -2,8 +2,9 @@
 
 Plain functions, no Django: `extract_text(source, dest, name, progress)` writes the text to `dest`
 and returns the statistics, or raises `ExtractionError` with a message meant for the user.
-Memory stays bounded by the format: text and HTML are decoded in 1 MiB pieces, PDF page by page;
-DOCX is parsed whole by python-docx, after its zip has been checked for archive bombs.
+Memory stays bounded by the format: text and HTML are decoded in 1 MiB pieces, PDF page by page,
+DOCX paragraph by paragraph after its zip has been checked for archive bombs. Whatever the format,
+the server runs this in a child process bounded in time and memory (`apps.documents.bounded`).
 """
 
 import codecs
@@ -12,6 +13,7 @@ import io
 import re
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,10 @@ DOCX_MAX_RATIO = 20
 # The ratio only matters once the expansion is large: python-docx's own blank template inflates 22×.
 DOCX_RATIO_APPLIES_ABOVE = 10 * 1024 * 1024
 DOCX_MAX_ENTRIES = 10_000
+# Per part, at every size: Word's XML deflates 3-30×; a part may reach 1 MiB at any ratio.
+DOCX_MAX_ENTRY_RATIO = 100
+DOCX_RATIO_SLACK = 1024 * 1024
+DOCX_MAX_ENTRY_BYTES = 256 * 1024 * 1024
 
 TEXT_FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".csv": "csv", ".tsv": "csv",
                 ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".log": "txt", ".rst": "txt", ".xml": "xml",
@@ -410,6 +416,8 @@ def _extract_pdf(source: Path, sink: TextSink, notes: list[str], report: Progres
     for number in range(pages):
         try:
             text = reader.pages[number].extract_text() or ""
+        except MemoryError:  # the process is past its memory limit: the whole extraction fails
+            raise
         except Exception:  # one damaged page must not cost the others; it is reported in the note
             unreadable.append(number + 1)
             text = ""
@@ -449,7 +457,9 @@ def check_docx_archive(source: Path) -> None:
     """Refuse a DOCX whose zip is corrupt, not a Word document, or an archive bomb.
 
     The declared uncompressed sizes are what zipfile will produce at most (it stops at the declared
-    size and checks the CRC), so checking them bounds what python-docx can inflate.
+    size and checks the CRC), so checking them bounds what the parser can inflate. Every entry past
+    DOCX_RATIO_SLACK is held to DOCX_MAX_ENTRY_RATIO whatever the total: a 50 KB file of a million
+    empty paragraphs expands only to 9 MB, but at 700×, and each paragraph costs the parser memory.
     """
     if olefile.isOleFile(str(source)):
         raise ExtractionError(_ole_document_problem(source))
@@ -471,6 +481,8 @@ def check_docx_archive(source: Path) -> None:
                     f"and {DOCX_MAX_UNCOMPRESSED // 2**20} MiB in all); "
                     "it looks like an archive bomb and was not opened."
                 )
+            for entry in entries:
+                _check_docx_entry(entry)
             names = {e.filename for e in entries}
             if "word/document.xml" not in names:
                 raise ExtractionError("The file is a zip archive but not a Word document (no word/document.xml).")
@@ -478,26 +490,92 @@ def check_docx_archive(source: Path) -> None:
         raise ExtractionError("The DOCX file is corrupt: it is not a valid zip archive.") from None
 
 
+def _check_docx_entry(entry: zipfile.ZipInfo) -> None:
+    too_big = entry.file_size > DOCX_MAX_ENTRY_BYTES
+    too_dense = entry.file_size > DOCX_RATIO_SLACK and entry.file_size > DOCX_MAX_ENTRY_RATIO * max(1, entry.compress_size)
+    if too_big or too_dense:
+        raise ExtractionError(
+            f"The DOCX part {entry.filename[:100]} would expand to {entry.file_size:,} bytes from "
+            f"{entry.compress_size:,} (limit {DOCX_MAX_ENTRY_RATIO}× above {DOCX_RATIO_SLACK // 2**20} MiB, "
+            f"and {DOCX_MAX_ENTRY_BYTES // 2**20} MiB per part); it looks like an archive bomb and was not opened."
+        )
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_RUN_TEXT = {_W + "tab": "\t", _W + "ptab": "\t", _W + "cr": "\n", _W + "noBreakHyphen": "-"}
+
+
+def _run_text(run) -> str:
+    """A run's text as python-docx gives it: text, tabs, line breaks (not page or column breaks)."""
+    parts = []
+    for child in run:
+        if child.tag == _W + "t":
+            parts.append(child.text or "")
+        elif child.tag == _W + "br":
+            parts.append("" if child.get(_W + "type") in ("page", "column") else "\n")
+        else:
+            parts.append(_RUN_TEXT.get(child.tag, ""))
+    return "".join(parts)
+
+
+def _paragraph_text(paragraph) -> str:
+    parts = []
+    for child in paragraph:
+        if child.tag == _W + "r":
+            parts.append(_run_text(child))
+        elif child.tag == _W + "hyperlink":
+            parts.extend(_run_text(run) for run in child.iterchildren(_W + "r"))
+    return "".join(parts)
+
+
+def _row_text(row) -> str:
+    cells = ("\n".join(_paragraph_text(p) for p in cell.iterchildren(_W + "p")) for cell in row.iterchildren(_W + "tc"))
+    return "\t".join(cells)
+
+
+def _forget(element) -> None:
+    """Drop a handled element and its earlier siblings, so the parsed tree stays small."""
+    element.clear()
+    while element.getprevious() is not None:
+        del element.getparent()[0]
+
+
 def _extract_docx(source: Path, sink: TextSink, notes: list[str], report: Progress) -> None:
-    import docx
-    from docx.table import Table
+    """The body's paragraphs and table rows, in order, streamed: the tree never holds more than the
+    element being read, so a million paragraphs cost no more memory than one."""
+    from lxml import etree
 
     check_docx_archive(source)
+    paragraphs = tables = 0
+    parser_options = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
     try:
-        document = docx.Document(str(source))
-        blocks = list(document.iter_inner_content())
+        with zipfile.ZipFile(source) as archive:
+            if "[Content_Types].xml" not in archive.namelist():
+                raise ExtractionError("The DOCX file is corrupt and could not be read (no [Content_Types].xml).")
+            etree.fromstring(archive.read("[Content_Types].xml"), etree.XMLParser(**parser_options))
+            size = max(1, archive.getinfo("word/document.xml").file_size)
+            with archive.open("word/document.xml") as xml:
+                depth = 0
+                for event, element in etree.iterparse(xml, events=("start", "end"), **parser_options):
+                    if event == "start":
+                        depth += 1
+                        continue
+                    # depth 1 is w:document, 2 w:body, 3 a body paragraph or table, 4 a table's row
+                    if depth == 3 and element.tag == _W + "p":
+                        sink.write(_paragraph_text(element) + "\n")
+                        paragraphs += 1
+                        _forget(element)
+                    elif depth == 4 and element.tag == _W + "tr" and element.getparent().tag == _W + "tbl":
+                        sink.write(_row_text(element) + "\n")
+                        _forget(element)
+                    elif depth == 3:
+                        tables += element.tag == _W + "tbl"
+                        _forget(element)
+                    depth -= 1
+                    if (paragraphs + tables) % 500 == 0:
+                        report(min(xml.tell() / size, 0.99))
     except ExtractionError:
         raise
-    except Exception as exc:  # python-docx raises lxml, zipfile and KeyError alike for damaged files
+    except (etree.XMLSyntaxError, zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error) as exc:
         raise ExtractionError(f"The DOCX file is corrupt and could not be read ({_short(exc)}).") from None
-    tables = 0
-    for index, block in enumerate(blocks):
-        if isinstance(block, Table):
-            tables += 1
-            for row in block.rows:
-                sink.write("\t".join(cell.text for cell in row.cells) + "\n")
-        else:
-            sink.write(block.text + "\n")
-        if index % 200 == 0:
-            report((index + 1) / len(blocks))
-    notes.append(f"{len(blocks) - tables} paragraph(s), {tables} table(s)")
+    notes.append(f"{paragraphs} paragraph(s), {tables} table(s)")

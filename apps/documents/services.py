@@ -28,14 +28,15 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Sum
 from django.utils import timezone
 
-from apps.accounts.ratelimit import RateLimited, rate_limit_hit
+from apps.accounts.ratelimit import RateLimited, rate_limit_check, rate_limit_hit
 from apps.teams.models import Team
 from apps.teams.permissions import can, can_change
 
-from .extraction import ExtractionError, extract_text, format_for
+from .bounded import extract_bounded
+from .extraction import ExtractionError, format_for
 from .models import Document, DocumentStatus, UploadSession
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,31 @@ def check_batch(count: int) -> None:
         raise DocumentError("No file was sent.")
 
 
+def team_storage_used(team: Team, exclude_upload: UploadSession | None = None) -> int:
+    """Bytes the team's documents take (failed ones keep no file), plus what its unfinished uploads
+    have announced: an upload reserves its size when it starts."""
+    documents = Document.objects.filter(team=team).exclude(status=DocumentStatus.FAILED)
+    uploads = UploadSession.objects.filter(team=team, document__isnull=True)
+    if exclude_upload is not None:
+        uploads = uploads.exclude(pk=exclude_upload.pk)
+    total = 0
+    for rows in (documents, uploads):
+        total += rows.aggregate(total=Sum("size_bytes"))["total"] or 0
+    return total
+
+
+def check_team_storage(team: Team, incoming: int, exclude_upload: UploadSession | None = None) -> None:
+    """Refuse (413) `incoming` more bytes when they would take the team past its storage quota."""
+    quota = settings.TEAM_STORAGE_BYTES
+    used = team_storage_used(team, exclude_upload)
+    if used + incoming > quota:
+        raise DocumentError(
+            f"The team's documents and uploads take {human_bytes(used)} of its {human_bytes(quota)} storage "
+            f"quota; {human_bytes(incoming)} more does not fit. Delete documents you no longer need, or ask "
+            "the administrator to raise RLMWEB_TEAM_STORAGE_GB.", status=413,
+        )
+
+
 def _require(user: AbstractBaseUser, action: str, team: Team) -> None:
     if not can(user, "view", team):
         raise NotFound("No such team.")
@@ -186,6 +212,7 @@ def upload_start(
         raise DocumentError("sha256 must be 64 hexadecimal characters.")
     _rate_limit(user)
     upload_sessions_clean_stale()
+    check_team_storage(team, size)
     session = UploadSession.objects.create(team=team, created_by=user, name=name, size_bytes=size, sha256=sha256)
     uploads_dir()
     session.part_path.touch()
@@ -217,6 +244,8 @@ def upload_append(session: UploadSession, offset: int, body, length: int | None)
             f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.", status=413,
             chunk_size=settings.UPLOAD_CHUNK_BYTES,
         )
+    # Checked again on every chunk: the quota may have been lowered, or other uploads finished.
+    check_team_storage(session.team, session.size_bytes, exclude_upload=session)
     try:
         handle = part.open("r+b")
     except FileNotFoundError:
@@ -305,10 +334,20 @@ def upload_complete(session: UploadSession) -> UploadOutcome:
                 "Upload it again."
             )
         outcome = document_create_from_file(
-            user=session.created_by, team=session.team, name=session.name, path=session.part_path, sha256=digest
+            user=session.created_by, team=session.team, name=session.name, path=session.part_path, sha256=digest,
+            reserved_by=session,
         )
         UploadSession.objects.filter(pk=session.pk).update(document=outcome.document)
     return outcome
+
+
+def upload_rate_check(user: AbstractBaseUser) -> None:
+    """Refuse (429) a user already at the upload rate limit, without counting: checked before a
+    single-request upload's body is read."""
+    try:
+        rate_limit_check(user.pk, "upload")
+    except RateLimited as exc:
+        raise DocumentError(exc.messages[0], status=429, retry_after=exc.retry_after) from None
 
 
 def upload_rate_limit(user: AbstractBaseUser, files: int) -> None:
@@ -324,13 +363,15 @@ def _duplicate_of(team: Team, sha256: str) -> Document | None:
 
 
 def document_create_from_file(
-    *, user: AbstractBaseUser, team: Team, name: str, path: Path, sha256: str | None = None
+    *, user: AbstractBaseUser, team: Team, name: str, path: Path, sha256: str | None = None,
+    reserved_by: UploadSession | None = None,
 ) -> UploadOutcome:
     """Adopt a complete file at `path` (it is moved, or deleted when a duplicate) as a Document.
 
     Identical content already in the team (same sha256) returns the existing document instead;
     a failed document with that content is replaced, which is how a failed extraction is retried.
-    Extraction is queued after the transaction commits.
+    Extraction is queued after the transaction commits. The file must fit the team's storage quota
+    (`reserved_by`: the upload whose reservation the file is, not counted twice).
     """
     _require(user, "create", team)
     size = path.stat().st_size
@@ -338,6 +379,8 @@ def document_create_from_file(
         _check_size(size)
         name = clean_name(name)
         digest = sha256 or sha256_of(path)
+        if _duplicate_of(team, digest) is None:
+            check_team_storage(team, size, exclude_upload=reserved_by)
     except DocumentError:
         path.unlink(missing_ok=True)
         raise
@@ -418,7 +461,10 @@ def document_extract(document_id: str) -> str:
             raise _Deleted
 
     try:
-        result = extract_text(document.original_path, part, document.name, progress)
+        result = extract_bounded(
+            document.original_path, part, document.name, progress,
+            timeout_s=settings.EXTRACTION_TIMEOUT_S, memory_mb=settings.EXTRACTION_MEMORY_MB,
+        )
     except _Deleted:
         part.unlink(missing_ok=True)
         return "deleted"

@@ -4,10 +4,12 @@ Each line holds the question, the documents' metadata and hashes (never their te
 the full trajectory (every event, exactly as stored), the run's result, and the review: outcome,
 patterns, labels, notes, state and feedback. Importing a line creates a new Run in the given team
 whose events are written by `persist_events`, so the run's row is derived from its events exactly as
-for a live run, and the explorer shows it like any other run.
+for a live run, and the explorer shows it like any other run. Imported runs are marked `imported`:
+their cost was spent elsewhere, so it never counts toward the team's spending or its cap.
 """
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.accounts.api import MalformedJson, parse_json
 from apps.documents.models import Document
 from apps.runs.models import Run, RunDocument, RunStatus
 from apps.runs.sink import persist_events
@@ -29,6 +32,10 @@ VERSION = 1
 RESULT_FIELDS = ("status", "final_answer", "answer_source", "forced_final", "stop_reason", "failure_reason",
                  "iterations", "subcalls", "max_depth_reached", "prompt_tokens", "completion_tokens", "cost_usd",
                  "cost_unknown_calls")
+
+
+# One exported run per line, its whole trajectory included.
+IMPORT_LINE_MAX_BYTES = 512 * 1024 * 1024
 
 
 class ImportFailed(ValueError):
@@ -108,6 +115,47 @@ def _validate(record, line_no: int) -> None:
             fail(f"event {expected} has no timestamp")
     if events[-1]["type"] != "run.finished":
         fail("the trajectory does not end with run.finished")
+    _validate_costs(events, record.get("result"), fail)
+
+
+# Float sums of the same costs in another order differ in the last digits.
+COST_TOLERANCE = 1e-9
+
+
+def _cost(value, where: str, fail) -> float:
+    """A cost as imported: unknown (None) counts 0; otherwise a finite number, 0 or more."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        fail(f"{where} has cost_usd {value!r}; a cost is a finite number of USD, 0 or more")
+    return float(value)
+
+
+def _validate_costs(events: list, result, fail) -> None:
+    """Every cost is finite and ≥ 0, and the run's totals are the sum of its calls' costs (each model
+    call counted once: root turns and llm sub-calls; an rlm sub-call's cost is a roll-up of those)."""
+    kinds = {e["data"].get("node_id"): e["data"].get("kind") for e in events if e["type"] == "subcall.started"}
+    calls = 0.0
+    for event in events:
+        data, where = event["data"], f"event {event['seq']} ({event['type']})"
+        if event["type"] in ("root.turn", "subcall.finished"):
+            cost = _cost(data.get("cost_usd"), where, fail)
+            if event["type"] == "root.turn" or kinds.get(data.get("node_id")) != "rlm":
+                calls += cost
+        elif event["type"] in ("cost.updated", "run.finished"):
+            totals = data.get("totals")
+            if totals is not None and not isinstance(totals, dict):
+                fail(f"{where} has totals that are not an object")
+            _cost((totals or {}).get("cost_usd"), where, fail)
+    # The run's cost is the last totals any event carried (as `run_fields_from_events` reads them).
+    totals = [e["data"]["totals"] for e in events if e["type"] in ("cost.updated", "run.finished")
+              and e["data"].get("totals")]
+    claimed = {"final totals": _cost(totals[-1].get("cost_usd") if totals else 0.0, "the totals", fail)}
+    if isinstance(result, dict) and "cost_usd" in result:
+        claimed["result"] = _cost(result["cost_usd"], "result", fail)
+    for where, value in claimed.items():
+        if not math.isclose(value, calls, rel_tol=COST_TOLERANCE, abs_tol=COST_TOLERANCE):
+            fail(f"the {where} cost_usd {value!r} is not the sum of the calls' costs ({calls!r})")
 
 
 def import_record(record: dict, team: Team, user: AbstractBaseUser | None, source: str) -> Run:
@@ -116,7 +164,7 @@ def import_record(record: dict, team: Team, user: AbstractBaseUser | None, sourc
     run = Run.objects.create(
         team=team, created_by=user, question=record["question"], mode=settings_.get("mode") or "rlm",
         root_model=settings_.get("root_model") or "", sub_model=settings_.get("sub_model") or "",
-        limits=settings_.get("limits") or {}, status=RunStatus.RUNNING,
+        limits=settings_.get("limits") or {}, status=RunStatus.RUNNING, imported=True,
     )
     persist_events(run.pk, [Event(e["seq"], e["type"], e["ts"], e["data"]) for e in record["events"]])
     times = {k: parse_datetime(record[k]) for k in ("created_at", "started_at", "finished_at") if record.get(k)}
@@ -156,8 +204,8 @@ def import_lines(lines: Iterable[bytes | str], team: Team, user: AbstractBaseUse
         if not text.strip():
             continue
         try:
-            record = json.loads(text)
-        except ValueError as exc:
+            record = parse_json(text, max_bytes=IMPORT_LINE_MAX_BYTES)
+        except MalformedJson as exc:
             raise ImportFailed(f"line {line_no}: not JSON ({exc})") from None
         _validate(record, line_no)
         records.append(record)

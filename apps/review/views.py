@@ -3,7 +3,6 @@
 Feedback on a run of a team the user does not belong to is a 404, like a run that does not exist.
 """
 
-import json
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -16,6 +15,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.api import ApiError, json_body
 from apps.runs.models import Mode, Run
 from apps.teams.models import Team
 from rlmweb.ids import parse_id
@@ -47,11 +47,9 @@ def run_feedback(request, run_id):
     run = Run.objects.select_related("team").filter(pk=run_id).first()
     if wants_json:
         try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
-            return JsonResponse({"error": "Request body is not valid JSON."}, status=400)
-        if not isinstance(body, dict):
-            return JsonResponse({"error": "Request body must be a JSON object."}, status=400)
+            body = json_body(request)
+        except ApiError as exc:
+            return JsonResponse({"error": exc.message}, status=exc.status)
     else:
         body = request.POST
     try:

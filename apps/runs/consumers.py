@@ -29,7 +29,6 @@ event after it. The share-link consumer overrides both to re-check its link inst
 """
 
 import asyncio
-import json
 import time
 from urllib.parse import parse_qs
 
@@ -37,6 +36,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
+from apps.accounts.api import MalformedJson, parse_json
 from apps.teams.permissions import can
 from rlmweb.ids import parse_id
 
@@ -134,8 +134,8 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse("Send JSON text frames of at most 64 KB.")
             return
         try:
-            message = json.loads(text_data)
-        except ValueError:
+            message = parse_json(text_data)
+        except MalformedJson:
             await self._refuse("Malformed JSON.")
             return
         if not isinstance(message, dict) or message.get("type") != "resume":

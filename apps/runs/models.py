@@ -55,6 +55,9 @@ class Run(models.Model):
 
     task_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    imported = models.BooleanField(
+        default=False, help_text="Imported from an export (review): its cost was spent elsewhere, not counted here."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

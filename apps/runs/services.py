@@ -169,10 +169,14 @@ def run_create(
     errors.update(limit_errors)
     if errors:
         raise ValidationError({k: [v] for k, v in errors.items()})
-    _check_capacity(user, team, rate_limit)
 
     task_id = str(uuid.uuid4())
     with transaction.atomic():
+        # The cap is counted and the run created under one lock of the team's row, so concurrent
+        # asks take turns: PostgreSQL locks the row; SQLite's IMMEDIATE transactions (settings)
+        # already hold the database's write lock from BEGIN, where select_for_update is a no-op.
+        Team.objects.select_for_update().filter(pk=team.pk).first()
+        _check_capacity(user, team, rate_limit)
         run = Run.objects.create(
             team=team,
             created_by=user if user.is_authenticated else None,

@@ -89,13 +89,43 @@ def team_detail(request: HttpRequest, team_id: int) -> JsonResponse:
 
 @api_view(("POST",))
 def members_collection(request: HttpRequest, team_id: int) -> JsonResponse:
-    """Add an existing user: {"username": "…", "role": "member"}."""
+    """Invite a user by name: {"username": "…", "role": "member"}. 202 whether or not the name exists:
+    the user joins by accepting (`POST /api/teams/invitations/<id>/accept/`)."""
     team = _team(request, team_id)
     body = json_body(request)
     if not isinstance(body.get("username"), str) or not isinstance(body.get("role", Role.MEMBER), str):
         raise ApiError(400, "username (a string) is required; role is one of " + ", ".join(Role.values) + ".")
-    membership = _call(services.member_add, request.user, team, body["username"], body.get("role", Role.MEMBER))
+    message = _call(services.member_add, request.user, team, body["username"], body.get("role", Role.MEMBER))
+    return JsonResponse({"invited": True, "message": message}, status=202)
+
+
+def invitation_json(invitation) -> dict:
+    return {"id": invitation.pk, "team": {"id": invitation.team_id, "name": invitation.team.name},
+            "role": invitation.role, "created_at": invitation.created_at.isoformat(),
+            "invited_by": invitation.invited_by.get_username() if invitation.invited_by else None}
+
+
+@api_view(("GET",))
+def invitations_collection(request: HttpRequest) -> JsonResponse:
+    """The invitations waiting for the signed-in user."""
+    return JsonResponse({"invitations": [invitation_json(i) for i in services.invitations_for_user(request.user)]})
+
+
+@api_view(("POST", "DELETE"))
+def invitation_detail(request: HttpRequest, invitation_id: int) -> JsonResponse:
+    """POST: accept (join the team); DELETE: decline."""
+    if request.method == "DELETE":
+        _not_found_if_denied(services.invitation_decline, request.user, invitation_id)
+        return HttpResponse(status=204)
+    membership = _not_found_if_denied(services.invitation_accept, request.user, invitation_id)
     return JsonResponse(member_json(membership), status=201)
+
+
+def _not_found_if_denied(fn, *args):
+    try:
+        return fn(*args)
+    except PermissionDenied:
+        raise ApiError(404, "No such invitation.") from None
 
 
 @api_view(("PATCH", "DELETE"))

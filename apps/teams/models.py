@@ -86,6 +86,28 @@ class Invite(models.Model):
         return "active"
 
 
+class MemberInvitation(models.Model):
+    """An admin's offer of membership to one user, by username; the user joins only by accepting it.
+
+    Adding someone by name creates one of these (or nothing, when the name is unknown or already a
+    member, and the admin is told the same either way), so a team cannot enrol people unasked and
+    its admins cannot learn from the answer which usernames exist.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="member_invitations")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_invitations")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_invitation_per_team_and_user")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} invited to {self.team} as {self.role}"
+
+
 class DeletedRunSpend(models.Model):
     """What a deleted run cost, kept so that deleting runs neither erases the team's spending
     history nor brings it back under its monthly cap.

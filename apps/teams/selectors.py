@@ -80,7 +80,7 @@ def team_spend_report(team: Team, days: int) -> SpendReport:
             .order_by("day")
         )
 
-    live = grouped(Run.objects.filter(team=team, created_at__gte=start_at), "created_at")
+    live = grouped(Run.objects.filter(team=team, created_at__gte=start_at, imported=False), "created_at")
     deleted = grouped(DeletedRunSpend.objects.filter(team=team, run_created_at__gte=start_at), "run_created_at")
     total = SpendRow()
     days_map = {start + dt.timedelta(days=i): (SpendRow(), {}) for i in range(days)}

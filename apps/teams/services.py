@@ -7,16 +7,18 @@ and status codes.
 """
 
 import datetime as dt
+import os
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from .models import DeletedRunSpend, Invite, Membership, Role, Team, hash_token
+from .models import DeletedRunSpend, Invite, MemberInvitation, Membership, Role, Team, hash_token
 from .permissions import ACTIONS, role_in
 
 MAX_TEAM_NAME = 120
@@ -24,9 +26,25 @@ INVITE_DAYS_DEFAULT = 7
 INVITE_DAYS_MAX = 90
 
 
+def default_monthly_cap() -> Decimal | None:
+    """The cap a new personal team starts with: RLMWEB_DEFAULT_MONTHLY_CAP_USD when a hosted model
+    can be used (its key is set), so that each new account does not bring fresh unlimited spend;
+    none when only the offline model runs (it costs nothing) or the setting is empty."""
+    hosted = any(
+        not m.get("offline") and (not m.get("api_key_env") or os.environ.get(m["api_key_env"]))
+        for m in settings.RLMWEB_MODELS
+    )
+    value = (settings.DEFAULT_MONTHLY_CAP_USD or "").strip()
+    if not hosted or not value:
+        return None
+    return Decimal(value).quantize(Decimal("0.01"))
+
+
 @transaction.atomic
 def team_create_personal(user: AbstractBaseUser) -> Team:
-    team = Team.objects.create(name=f"{user.get_username()}'s team", personal=True)
+    team = Team.objects.create(
+        name=f"{user.get_username()}'s team", personal=True, monthly_cap_usd=default_monthly_cap()
+    )
     Membership.objects.create(team=team, user=user, role=Role.OWNER)
     return team
 
@@ -113,22 +131,52 @@ def _check_role_change(actor_role: str, target_role: str | None, new_role: str |
         raise PermissionDenied("Only an owner can grant, change or remove the owner role.")
 
 
-def member_add(user: AbstractBaseUser, team: Team, username: str, role: str = Role.MEMBER) -> Membership:
-    """Add an existing user by username."""
+def member_invited_message(username: str, role: str) -> str:
+    """What the admin is told after adding a name, whether or not it exists (or is a member already)."""
+    return (f"If {username.strip()!r} is a user of this server and not yet a member, they have been invited "
+            f"as {Role(role).label}; they join once they accept, from their Teams page.")
+
+
+def member_add(user: AbstractBaseUser, team: Team, username: str, role: str = Role.MEMBER) -> str:
+    """Invite the user named `username` to join with `role`; return the message for the admin.
+
+    Nothing tells the admin whether the name exists: an unknown name, an inactive account or a
+    member already get the same answer as a new invitation (see MemberInvitation).
+    """
     actor_role = require(user, "manage_members", team, "Only owners and admins can add members.")
     role = _clean_role(role)
     _check_role_change(actor_role, None, role)
     if team.personal:
         raise ValidationError("A personal team has one member; create a team to work with others.", code="personal")
+    if not isinstance(username, str) or not username.strip():
+        raise ValidationError("Give the username of the person to invite.", code="no_user")
     User = get_user_model()
-    new = User.objects.filter(**{User.USERNAME_FIELD: (username or "").strip(), "is_active": True}).first()
-    if new is None:
-        raise ValidationError(f"No user named {username!r}.", code="no_user")
-    try:
-        with transaction.atomic():
-            return Membership.objects.create(team=team, user=new, role=role)
-    except IntegrityError:
-        raise ValidationError(f"{new.get_username()} is already a member.", code="duplicate") from None
+    invitee = User.objects.filter(**{User.USERNAME_FIELD: username.strip(), "is_active": True}).first()
+    if invitee is not None and not Membership.objects.filter(team=team, user=invitee).exists():
+        MemberInvitation.objects.update_or_create(team=team, user=invitee,
+                                                  defaults={"role": role, "invited_by": user})
+    return member_invited_message(username, role)
+
+
+def invitations_for_user(user: AbstractBaseUser):
+    return MemberInvitation.objects.filter(user=user).select_related("team", "invited_by")
+
+
+def invitation_accept(user: AbstractBaseUser, invitation_id: int) -> Membership:
+    """Join the team of the user's own invitation; PermissionDenied for anyone else's (or none)."""
+    with transaction.atomic():
+        invitation = MemberInvitation.objects.select_for_update().filter(pk=invitation_id, user=user).first()
+        if invitation is None:
+            raise PermissionDenied("No such invitation.")
+        membership, _ = Membership.objects.get_or_create(team=invitation.team, user=user,
+                                                         defaults={"role": invitation.role})
+        invitation.delete()
+    return membership
+
+
+def invitation_decline(user: AbstractBaseUser, invitation_id: int) -> None:
+    if not MemberInvitation.objects.filter(pk=invitation_id, user=user).delete()[0]:
+        raise PermissionDenied("No such invitation.")
 
 
 @transaction.atomic
@@ -218,11 +266,12 @@ def month_start(now: dt.datetime | None = None) -> dt.datetime:
 
 def team_month_spend(team: Team) -> tuple[Decimal, int]:
     """(known cost in USD, calls of unknown price) of the team's runs created this calendar month (UTC),
-    deleted runs included (`DeletedRunSpend`): deleting runs does not bring a team back under its cap."""
+    deleted runs included (`DeletedRunSpend`): deleting runs does not bring a team back under its cap.
+    Imported runs are left out: what they cost was spent elsewhere."""
     from apps.runs.models import Run
 
     start = month_start()
-    live = Run.objects.filter(team=team, created_at__gte=start).aggregate(
+    live = Run.objects.filter(team=team, created_at__gte=start, imported=False).aggregate(
         cost=Sum("cost_usd"), unknown=Sum("cost_unknown_calls")
     )
     deleted = DeletedRunSpend.objects.filter(team=team, run_created_at__gte=start).aggregate(
@@ -233,8 +282,11 @@ def team_month_spend(team: Team) -> tuple[Decimal, int]:
     return Decimal(str(cost)).quantize(Decimal("0.0001")), unknown
 
 
-def spend_record_deleted_run(run) -> DeletedRunSpend:
-    """Keep what `run` cost before it is deleted; call it in the transaction that deletes the run."""
+def spend_record_deleted_run(run) -> DeletedRunSpend | None:
+    """Keep what `run` cost before it is deleted; call it in the transaction that deletes the run.
+    An imported run cost this team nothing: nothing is kept."""
+    if run.imported:
+        return None
     return DeletedRunSpend.objects.create(
         team_id=run.team_id, run_id=run.pk, created_by_id=run.created_by_id, run_created_at=run.created_at,
         cost_usd=run.cost_usd, cost_unknown_calls=run.cost_unknown_calls,

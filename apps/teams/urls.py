@@ -5,6 +5,8 @@ from . import views
 urlpatterns = [
     path("", views.team_list, name="team_list"),
     path("join/<str:token>/", views.invite_accept, name="invite_accept"),
+    path("invitations/<int:invitation_id>/accept/", views.invitation_accept, name="team_invitation_accept"),
+    path("invitations/<int:invitation_id>/decline/", views.invitation_decline, name="team_invitation_decline"),
     path("<int:team_id>/", views.team_detail, name="team_detail"),
     path("<int:team_id>/switch/", views.switch, name="team_switch"),
     path("<int:team_id>/members/", views.member_add, name="team_member_add"),

@@ -69,7 +69,8 @@ def team_list(request):
         .annotate(member_count=Count("team__memberships"))
         .order_by("-team__personal", "team__name")
     )
-    return render(request, "teams/team_list.html", {"memberships": memberships},
+    invitations = services.invitations_for_user(request.user)
+    return render(request, "teams/team_list.html", {"memberships": memberships, "invitations": invitations},
                   status=400 if request.method == "POST" else 200)
 
 
@@ -107,14 +108,37 @@ def _detail_page(request, team: Team, role: str, new_invite_url: str = "", statu
 def member_add(request, team_id: int):
     team, _ = _team_or_404(request, team_id)
     try:
-        membership = services.member_add(
+        message = services.member_add(
             request.user, team, request.POST.get("username", ""), request.POST.get("role", Role.MEMBER)
         )
     except ValidationError as exc:
         _error(request, exc)
     else:
-        messages.success(request, f"{membership.user.get_username()} added as {membership.get_role_display()}.")
+        messages.success(request, message)
     return redirect("team_detail", team_id=team.pk)
+
+
+@login_required
+@require_POST
+def invitation_accept(request, invitation_id: int):
+    try:
+        membership = services.invitation_accept(request.user, invitation_id)
+    except PermissionDenied:
+        raise Http404("No such invitation.") from None
+    request.session["team_id"] = membership.team_id
+    messages.success(request, f"You joined “{membership.team.name}” as {membership.get_role_display()}.")
+    return redirect("team_detail", team_id=membership.team_id)
+
+
+@login_required
+@require_POST
+def invitation_decline(request, invitation_id: int):
+    try:
+        services.invitation_decline(request.user, invitation_id)
+    except PermissionDenied:
+        raise Http404("No such invitation.") from None
+    messages.info(request, "Invitation declined.")
+    return redirect("team_list")
 
 
 def _membership_or_404(team: Team, membership_id: int) -> Membership:

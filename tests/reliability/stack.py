@@ -34,7 +34,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from apps.accounts.models import ApiToken
 user = User.objects.filter(username={name!r}).first() or User.objects.create_user({name!r}, password="pw-" + {name!r} * 3)
 session = SessionStore()
-session.update({{SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+session.update({{SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "apps.accounts.throttle.ThrottledModelBackend",
                  HASH_SESSION_KEY: user.get_session_auth_hash()}})
 session.create()
 print("ACCOUNT " + json.dumps({{"username": user.username, "token": ApiToken.issue(user)[1],
@@ -146,7 +146,7 @@ class AppStack:
         return self
 
     def start_worker(self, index: int = 0) -> Proc:
-        proc = Proc([sys.executable, "-m", "celery", "-A", "rlmweb", "worker", "--pool", "threads",
+        proc = Proc([sys.executable, "-m", "celery", "-A", "rlmweb", "worker", "-Q", "celery,extraction", "--pool", "threads",
                      "--concurrency", str(self.worker_concurrency), "--loglevel", "INFO", "--without-mingle",
                      "--without-gossip", "--hostname", f"stack{index}-{os.getpid()}@%h"],
                     self.env, self.data_dir / "logs" / f"worker{index}-{time.monotonic_ns()}.log")

@@ -191,3 +191,29 @@ def test_the_rest_of_the_api_with_arbitrary_json(client, auth, shared_team, room
     response = client.generic(method, url.format(**shared_team), encode(payload), content_type="application/json",
                               headers=auth)
     check(response, before)
+
+
+# Deep nesting, oversized and malformed bodies: a 400 with a JSON error at every endpoint that reads a
+# body, never a RecursionError and Django's technical page.
+ALL_JSON_ENDPOINTS = [("POST", "/api/runs/"), ("POST", "/api/runs/{run}/rerun/"), ("POST", "/api/documents/uploads/"),
+                      *OTHER_ENDPOINTS, ("POST", "/review/runs/{run}/feedback/")]
+HOSTILE_BODIES = {
+    "deep list": b"[" * 100_000,
+    "deep object": b'{"a":' * 50_000,
+    "closed deep list": b"[" * 200 + b"]" * 200,  # valid JSON, deeper than any request needs
+    "too large": b'{"question": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+    "not JSON": b"{'single': quotes}",
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+def test_deep_large_and_malformed_json_is_a_400_at_every_endpoint(client, user, auth, shared_team, roomy, body):
+    client.force_login(user)
+    before = table_counts()
+    for method, url in ALL_JSON_ENDPOINTS:
+        session = url.startswith("/review/")  # the run page's feedback form posts with the session
+        response = client.generic(method, url.format(**shared_team), body, content_type="application/json",
+                                  headers={} if session else auth)
+        assert response.status_code == 400, (url, response.status_code, response.content[:200])
+        assert response.json()["error"], url
+    assert table_counts() == before

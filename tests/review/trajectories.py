@@ -29,12 +29,14 @@ class Trajectory:
         self.events.append({"seq": len(self.events) + 1, "type": type_, "ts": time.time(), "data": data})
         return self
 
-    def turn(self, content: str, forced: bool = False) -> "Trajectory":
+    def turn(self, content: str, forced: bool = False, cost: float = 0.001) -> "Trajectory":
         self.iteration += 1
         self.totals["iterations"] = self.iteration
-        return self.emit("root.turn", node_id=None, depth=0, iteration=self.iteration, content=content,
-                         prompt_tokens=10, completion_tokens=5, cost_usd=0.001, latency_s=0.1,
-                         model="openai/gpt-4o", forced=forced)
+        self.totals["cost_usd"] = round(self.totals["cost_usd"] + cost, 10)
+        self.emit("root.turn", node_id=None, depth=0, iteration=self.iteration, content=content,
+                  prompt_tokens=10, completion_tokens=5, cost_usd=cost, latency_s=0.1,
+                  model="openai/gpt-4o", forced=forced)
+        return self.emit("cost.updated", totals=dict(self.totals))  # as the engine does after every call
 
     def cell(self, code: str = "print(1)", stdout: str = "", error: str | None = None, killed: bool = False,
              depth: int = 0) -> "Trajectory":
@@ -57,7 +59,8 @@ class Trajectory:
         self.emit("subcall.finished", node_id=node_id, response=response, response_chars=len(response),
                   prompt_tokens=len(prompt) // 4, completion_tokens=len(response) // 4, cost_usd=0.0001,
                   latency_s=0.1, error=None, attempts=1)
-        self.totals["cost_usd"] = round(self.totals["cost_usd"] + 0.0001, 10)
+        if kind == "llm":  # an rlm sub-call's cost is the roll-up of its child's calls, counted there
+            self.totals["cost_usd"] = round(self.totals["cost_usd"] + 0.0001, 10)
         return self.emit("cost.updated", totals=dict(self.totals))
 
     def answer(self, text: str, source: str = "FINAL") -> "Trajectory":

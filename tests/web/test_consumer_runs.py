@@ -304,3 +304,41 @@ def test_signed_in_members_stream_through_the_real_stack(client, run, user):
         await c.comm.disconnect()
 
     async_to_sync(scenario)()
+
+
+# --- the origin check: scheme, host and port ------------------------------------------------------------
+
+
+def handshake_accepted(client, run_id, origin: bytes, host: bytes, scheme: str = "ws") -> bool:
+    from rlmweb.asgi import application
+
+    headers = [(b"origin", origin), (b"host", host)]
+    cookie = client.cookies.get(settings.SESSION_COOKIE_NAME)
+    headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie.value}".encode()))
+    comm = WebsocketCommunicator(application, f"/ws/runs/{run_id}/", headers=headers)
+    comm.scope["scheme"] = scheme
+
+    async def scenario():
+        connected, _ = await comm.connect(timeout=TIMEOUT)
+        await comm.disconnect()
+        return connected
+
+    return async_to_sync(scenario)()
+
+
+def test_a_page_on_another_port_of_the_same_host_cannot_open_a_socket(client, run, user):
+    client.force_login(user)
+    assert handshake_accepted(client, run.pk, b"http://127.0.0.1:8201", b"127.0.0.1:8201")
+    assert not handshake_accepted(client, run.pk, b"http://127.0.0.1:8202", b"127.0.0.1:8201")
+    assert not handshake_accepted(client, run.pk, b"https://127.0.0.1:8201", b"127.0.0.1:8201")  # scheme
+    assert not handshake_accepted(client, run.pk, b"http://evil.example:8201", b"127.0.0.1:8201")
+    assert not handshake_accepted(client, run.pk, b"null", b"127.0.0.1:8201")
+    assert handshake_accepted(client, run.pk, b"http://localhost:80", b"localhost")  # default port
+    assert handshake_accepted(client, run.pk, b"https://localhost", b"localhost", scheme="wss")
+
+
+def test_a_trusted_origin_of_a_proxy_is_accepted(client, run, user, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://rlm.example.com"]
+    client.force_login(user)
+    assert handshake_accepted(client, run.pk, b"https://rlm.example.com", b"127.0.0.1:8000")
+    assert not handshake_accepted(client, run.pk, b"https://rlm.example.com:8443", b"127.0.0.1:8000")

@@ -351,7 +351,7 @@ def test_an_unexpected_error_fails_the_document_without_leaking_details(adopt, d
     def explode(*args, **kwargs):
         raise RuntimeError("internal detail")
 
-    monkeypatch.setattr(services, "extract_text", explode)
+    monkeypatch.setattr(services, "extract_bounded", explode)
     document = adopt("a.txt", b"text\n")
     assert document_extract(str(document.pk)) == "failed"
     document.refresh_from_db()
@@ -381,3 +381,46 @@ def test_every_format_becomes_a_ready_document(adopt, data_dir):
         document.refresh_from_db()
         assert document.chars > 0 and document.text_path.exists() and document.preview, name
     assert not list((data_dir / "media").rglob("*.part"))
+
+
+# --- DOCX memory bombs under the total-size threshold ------------------------------------------------------
+
+
+def empty_paragraphs_docx(count: int, tail: bytes = b"") -> bytes:
+    """A real DOCX whose body is `count` empty paragraphs: tens of KB that expand 700×."""
+    template = zipfile.ZipFile(io.BytesIO(make_docx(["x"])))
+    entries = {info.filename: template.read(info.filename) for info in template.infolist()}
+    xml = entries["word/document.xml"]
+    start, end = xml.index(b"<w:body>") + len(b"<w:body>"), xml.index(b"<w:sectPr")
+    entries["word/document.xml"] = xml[:start] + b"<w:p/>" * count + tail + xml[end:]
+    return zip_bytes(entries)
+
+
+def test_a_small_docx_of_a_million_empty_paragraphs_is_refused_as_a_bomb(tmp_path):
+    data = empty_paragraphs_docx(1_550_000)
+    assert len(data) < 100_000  # expands to 9.3 MB, under the 10 MiB where the total ratio applies
+    message = refusal(tmp_path, "empty.docx", data)
+    assert message.startswith("The DOCX part word/document.xml would expand to 9,3") and "archive bomb" in message
+
+
+def test_docx_paragraphs_are_streamed_in_bounded_memory(tmp_path):
+    """With the ratio check lifted, 1.55 M paragraphs extract under a 400 MiB address-space cap
+    (python-docx's whole tree needed ~470 MiB more than the process already had)."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "empty.docx"
+    source.write_bytes(empty_paragraphs_docx(1_550_000, tail=b"<w:p><w:r><w:t>end</w:t></w:r></w:p>"))
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from apps.documents import extraction\n"
+        "extraction.DOCX_MAX_ENTRY_RATIO = 10**9\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (400 * 2**20, 400 * 2**20))\n"
+        "r = extraction.extract_text(Path(sys.argv[1]), Path(sys.argv[2]), 'empty.docx')\n"
+        "print(r.lines, r.note)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(source), str(tmp_path / "out.txt")],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "1550001 1550001 paragraph(s), 0 table(s)\n"

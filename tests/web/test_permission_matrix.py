@@ -137,7 +137,7 @@ ROWS = [
     Row("GET", "/teams/{team}/spend/", exp(302, 404, 200)),
     Row("POST", "/teams/{team}/switch/", exp(302, 404, 302)),
     Row("POST", "/teams/{team}/members/", exp(302, 404, 403, 403, 302), body={"username": "newcomer"},
-        changed="newcomer_added", allowed=(A, OW)),
+        changed="newcomer_invited", allowed=(A, OW)),
     Row("POST", "/teams/{team}/members/{viewer_membership}/role/", exp(302, 404, 403, 403, 302),
         body={"role": "member"}, changed="viewer_promoted", allowed=(A, OW)),
     Row("POST", "/teams/{team}/members/{extra_membership}/remove/", exp(302, 404, 403, 403, 302),
@@ -157,8 +157,8 @@ ROWS = [
     Row("GET", "/api/teams/{team}/", exp(401, 404, 200)),
     Row("GET", "/api/teams/{team}/spend/", exp(401, 404, 200)),
     Row("GET", "/api/teams/{team}/invites/", exp(401, 404, 403, 403, 200)),
-    Row("POST", "/api/teams/{team}/members/", exp(401, 404, 403, 403, 201), body={"username": "newcomer"},
-        json=True, changed="newcomer_added", allowed=(A, OW)),
+    Row("POST", "/api/teams/{team}/members/", exp(401, 404, 403, 403, 202), body={"username": "newcomer"},
+        json=True, changed="newcomer_invited", allowed=(A, OW)),
     Row("PATCH", "/api/teams/{team}/members/{viewer_membership}/", exp(401, 404, 403, 403, 200),
         body={"role": "member"}, json=True, changed="viewer_promoted", allowed=(A, OW)),
     Row("DELETE", "/api/teams/{team}/members/{extra_membership}/", exp(401, 404, 403, 403, 204), json=True,
@@ -294,8 +294,11 @@ class World:
     def member_doc_deleted(self) -> bool:
         return not Document.objects.filter(pk=self.member_doc.pk).exists()
 
-    def newcomer_added(self) -> bool:
-        return Membership.objects.filter(team=self.team, user__username="newcomer").exists()
+    def newcomer_invited(self) -> bool:
+        """Adding a name invites; the newcomer joins only by accepting."""
+        from apps.teams.models import MemberInvitation
+
+        return MemberInvitation.objects.filter(team=self.team, user__username="newcomer").exists()
 
     def viewer_promoted(self) -> bool:
         return Membership.objects.get(pk=self.viewer_membership.pk).role == Role.MEMBER

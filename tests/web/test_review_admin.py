@@ -35,8 +35,8 @@ def costly(cost: float) -> Trajectory:
 
 
 def lost() -> Trajectory:
-    return Trajectory().turn("```repl\nprint(1)\n```").cell(stdout="1").finish("failed", "worker_lost", "lost",
-                                                                              totals=False)
+    return (Trajectory().turn("```repl\nprint(1)\n```", cost=0.0).cell(stdout="1")
+            .finish("failed", "worker_lost", "lost", totals=False))
 
 
 def changelist(admin_client, query: str = "") -> str:

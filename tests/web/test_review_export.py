@@ -204,3 +204,60 @@ def test_any_event_payload_round_trips(team, payloads, question):
     [imported] = import_lines(export_lines([source]), team)
     assert events_of(imported) == events_of(source)
     assert imported.question == question
+
+
+# --- imported costs: validated, and never the team's spending ---------------------------------------------
+
+
+def exported(team, trajectory: Trajectory | None = None) -> dict:
+    return json.loads(next(export_lines([run_from(team, trajectory or succeeded())])))
+
+
+def with_final_cost(record: dict, cost) -> dict:
+    record["events"][-1]["data"]["totals"]["cost_usd"] = cost
+    record["result"]["cost_usd"] = cost
+    return record
+
+
+@pytest.mark.parametrize("cost", [-1e6, float("inf"), float("nan"), "12", True])
+def test_an_import_with_an_impossible_cost_is_refused(team, cost):
+    record = with_final_cost(exported(team), cost)
+    before = Run.objects.count()
+    with pytest.raises(ImportFailed, match="a cost is a finite number of USD, 0 or more"):
+        import_lines([json.dumps(record)], team)
+    assert Run.objects.count() == before
+
+
+def test_an_import_whose_totals_are_not_the_sum_of_its_calls_is_refused(team):
+    record = exported(team)
+    assert record["result"]["cost_usd"] == pytest.approx(0.002)  # two root turns of $0.001
+    with pytest.raises(ImportFailed, match="is not the sum of the calls' costs"):
+        import_lines([json.dumps(with_final_cost(record, 1000.0))], team)
+    turn = next(e for e in record["events"] if e["type"] == "root.turn")
+    turn["data"]["cost_usd"] = -0.001  # a negative call cannot balance a larger total either
+    with pytest.raises(ImportFailed, match="a cost is a finite number"):
+        import_lines([json.dumps(record)], team)
+
+
+def test_imported_runs_are_marked_and_left_out_of_the_teams_spending_and_cap(team, user):
+    from apps.runs.services import run_delete
+    from apps.teams.models import DeletedRunSpend
+    from apps.teams.selectors import team_spend_report
+    from apps.teams.services import team_month_spend
+
+    record = exported(team)  # its source run is the team's own: $0.002 spent here
+    spend_before = team_month_spend(team)
+    assert spend_before[0] > 0
+    [imported] = import_lines([json.dumps(record)], team, user)
+    assert imported.imported and imported.cost_usd == pytest.approx(0.002)
+    assert not Run.objects.get(pk=record["run_id"]).imported
+    assert team_month_spend(team) == spend_before
+    assert team_spend_report(team, 30).total.runs == 1
+    run_delete(user, imported)
+    assert not DeletedRunSpend.objects.filter(run_id=imported.pk).exists()
+    assert team_month_spend(team) == spend_before
+
+
+def test_a_deeply_nested_line_is_refused_as_not_json(team):
+    with pytest.raises(ImportFailed, match="line 1: not JSON .*nested too deeply"):
+        import_lines(["[" * 100_000], team)

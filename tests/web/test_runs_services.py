@@ -224,3 +224,44 @@ def test_rerun_keeps_the_question_and_documents_and_changes_what_is_asked(user, 
         services.run_rerun(user, original, mode="nope")
     with pytest.raises(ValidationError):
         services.run_rerun(user, original, colour="blue")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_asks_never_pass_the_concurrent_run_limit(user, team, settings, monkeypatch):
+    """20 asks at once against a limit of 10: the count and the insert are one locked step."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    settings.MAX_CONCURRENT_RUNS_PER_TEAM = 10
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "ask": (1000, 60)}
+    doc = make_document(team)
+    monkeypatch.setattr(services, "_enqueue", lambda run_id, task_id: None)
+    counted = services.rate_limit_hit
+
+    def slow_hit(*args):  # widen the window between counting the active runs and creating one
+        time.sleep(0.05)
+        counted(*args)
+
+    monkeypatch.setattr(services, "rate_limit_hit", slow_hit)
+    start = threading.Barrier(20)
+    outcomes = []
+
+    def ask_once():
+        start.wait()
+        try:
+            services.run_create(user, team, "What is the code?", [doc.pk])
+            outcomes.append("created")
+        except ValidationError:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask_once) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["created"] * 10 + ["refused"] * 10
+    assert Run.objects.filter(team=team, status=RunStatus.QUEUED).count() == 10

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.teams import services
-from apps.teams.models import Invite, Membership, Role, Team
+from apps.teams.models import Invite, MemberInvitation, Membership, Role, Team
 from tests.conftest import make_user
 from tests.web.runs_factories import make_run
 
@@ -67,11 +67,47 @@ def test_team_of_someone_else_is_404(client, other_user, shared):
     assert client.post(reverse("team_member_add", args=[shared.pk]), {"username": "mallory"}).status_code == 404
 
 
-def test_admin_adds_existing_user_by_username(client, user, shared):
+def test_admin_invites_an_existing_user_who_joins_by_accepting(client, user, shared):
     bob = make_user("bob")
     admin = member(shared, "ada", Role.ADMIN)
     signed_in(client, admin).post(reverse("team_member_add", args=[shared.pk]), {"username": "bob", "role": "viewer"})
+    assert not Membership.objects.filter(team=shared, user=bob).exists()  # not enrolled unasked
+    page = signed_in(client, bob).get(reverse("team_list")).content.decode()
+    invitation = MemberInvitation.objects.get(team=shared, user=bob)
+    assert 'id="invitations"' in page and "Legal" in page
+    response = client.post(reverse("team_invitation_accept", args=[invitation.pk]))
+    assert response.status_code == 302
     assert Membership.objects.get(team=shared, user=bob).role == Role.VIEWER
+    assert not MemberInvitation.objects.exists()
+
+
+def test_the_answer_to_adding_a_name_does_not_tell_whether_it_exists(client, user, shared):
+    make_user("bob")
+    member(shared, "carol", Role.MEMBER)
+    signed_in(client, user)
+
+    def answer(username: str) -> tuple[int, str]:
+        response = client.post(f"/api/teams/{shared.pk}/members/", {"username": username, "role": "member"},
+                               content_type="application/json")
+        return response.status_code, response.json()["message"].replace(repr(username), "NAME")
+
+    assert answer("bob") == answer("no-such-person") == answer("carol")  # new, unknown, already a member
+    assert answer("bob")[0] == 202
+    assert list(MemberInvitation.objects.values_list("user__username", flat=True)) == ["bob"]
+
+
+def test_an_invitation_is_accepted_or_declined_only_by_its_invitee(client, user, shared, other_user):
+    bob = make_user("bob")
+    services.member_add(user, shared, "bob", Role.MEMBER)
+    invitation = MemberInvitation.objects.get(user=bob)
+    signed_in(client, other_user)
+    assert client.post(f"/api/teams/invitations/{invitation.pk}/").status_code == 404
+    assert client.post(reverse("team_invitation_accept", args=[invitation.pk])).status_code == 404
+    assert not Membership.objects.filter(team=shared, user__in=[bob, other_user]).exists()
+    signed_in(client, bob)
+    assert client.get("/api/teams/invitations/").json()["invitations"][0]["team"]["name"] == "Legal"
+    assert client.delete(f"/api/teams/invitations/{invitation.pk}/").status_code == 204
+    assert not MemberInvitation.objects.exists() and not Membership.objects.filter(team=shared, user=bob).exists()
 
 
 def test_members_and_viewers_cannot_manage(client, shared):

@@ -1,5 +1,10 @@
-"""Create the first account (a superuser) if there is no user yet, and say how to sign in."""
+"""Create the first account (a superuser) if there is no user yet, and say how to sign in.
 
+The password is written to `DATA_DIR/first-account.txt` (0600) and shown once, when the account is
+created and only on a terminal: `bin/start`'s output is often a server log, which must not hold it.
+"""
+
+import os
 import secrets
 
 from django.conf import settings
@@ -8,21 +13,25 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Create a first superuser when the database has no user; print the login."
+    help = "Create a first superuser when the database has no user; say where its login is."
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
 
     def handle(self, *args, username: str, **options):
         credentials = settings.DATA_DIR / "first-account.txt"
-        if not User.objects.exists():
-            password = secrets.token_urlsafe(12)
-            User.objects.create_superuser(username=username, email="", password=password)
-            credentials.write_text(f"username: {username}\npassword: {password}\n")
-            credentials.chmod(0o600)
-            self.stdout.write(self.style.SUCCESS("Created the first account."))
-        if credentials.exists():
-            self.stdout.write(f"Sign in with the account in {credentials}:")
-            self.stdout.write(credentials.read_text().rstrip())
+        if User.objects.exists():
+            where = f"the account in {credentials}" if credentials.exists() else "yours"
+            self.stdout.write(f"Sign in with {where} (or create one: `python manage.py createsuperuser`).")
+            return
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, email="", password=password)
+        credentials.unlink(missing_ok=True)
+        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+        with os.fdopen(fd, "w") as f:
+            f.write(f"username: {username}\npassword: {password}\n")
+        self.stdout.write(self.style.SUCCESS(f"Created the first account, {username!r}; its login is in {credentials}."))
+        if self.stdout.isatty():
+            self.stdout.write(f"password: {password}  (shown once)")
         else:
-            self.stdout.write("Accounts already exist; sign in with yours (or `python manage.py createsuperuser`).")
+            self.stdout.write("Its password is not printed here (this output is not a terminal); read it from that file.")

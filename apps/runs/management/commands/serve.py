@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from rlmweb.celery import app as celery_app
-from rlmweb.embedded_worker import EmbeddedWorker
+from rlmweb.embedded_worker import EmbeddedWorkers
 
 
 class Command(BaseCommand):
@@ -23,9 +23,14 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, no_worker: bool, **options):
         worker = None
         if settings.EMBEDDED_WORKER and not no_worker:
-            worker = EmbeddedWorker(celery_app, concurrency=settings.EMBEDDED_WORKER_CONCURRENCY)
+            worker = EmbeddedWorkers(
+                celery_app, settings.EMBEDDED_WORKER_CONCURRENCY, settings.EMBEDDED_EXTRACTION_CONCURRENCY
+            )
             worker.start()
-            self.stdout.write(f"Embedded Celery worker running ({settings.EMBEDDED_WORKER_CONCURRENCY} threads).")
+            self.stdout.write(
+                f"Embedded Celery workers running ({settings.EMBEDDED_WORKER_CONCURRENCY} threads for runs, "
+                f"{settings.EMBEDDED_EXTRACTION_CONCURRENCY} for text extraction)."
+            )
         self.stdout.write(f"rlmweb ({settings.PROFILE} profile) at http://{host}:{port}/")
         try:
             uvicorn.run("rlmweb.asgi:application", host=host, port=port, log_level="info", lifespan="off")
