@@ -111,3 +111,21 @@ def data_dir(settings, tmp_path):
     settings.MEDIA_ROOT.mkdir()
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def events_match_their_schema(monkeypatch):
+    """Every event the code under test emits or builds fits its dataclass in worker/engine/events.py.
+
+    In production a violation is logged once and the event still goes out; here it fails the test
+    (at teardown, listing each violation). Events written by tests themselves (factories, imports of
+    hand-edited exports) do not pass through `check`, so they are not judged.
+    """
+    from worker.engine import events
+
+    found: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(events, "report_violation", lambda type_, problems: found.append((type_, problems)))
+    yield found
+    if found:
+        pytest.fail("events that do not match their schema (worker/engine/events.py): " +
+                    "; ".join(f"{type_}: {', '.join(problems)}" for type_, problems in found[:10]), pytrace=False)

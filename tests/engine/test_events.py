@@ -9,11 +9,11 @@ from worker.engine.events import Event, EventEmitter, ListSink
 def test_emit_numbers_events_from_one_and_hands_them_to_the_sink():
     sink = ListSink()
     emitter = EventEmitter(sink)
-    first = emitter.emit("run.started", question="q")
-    second = emitter.emit("run.finished", status="succeeded")
+    first = emitter.emit("cost.updated", totals={"iterations": 1})
+    second = emitter.emit("final.answer", answer="42", source="FINAL", node_id=None)
     assert [e.seq for e in sink.events] == [1, 2]
     assert sink.events == [first, second]
-    assert first.to_dict() == {"seq": 1, "type": "run.started", "ts": first.ts, "data": {"question": "q"}}
+    assert first.to_dict() == {"seq": 1, "type": "cost.updated", "ts": first.ts, "data": {"totals": {"iterations": 1}}}
     json.dumps(second.to_dict())
 
 

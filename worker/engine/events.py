@@ -46,12 +46,19 @@ prompt part of their cost (the provider may have processed them). Root turns rep
 (for an rlm node, the child RLM's whole run).
 """
 
+import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import Protocol
+import types
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
+from enum import Enum
+from typing import ClassVar, Protocol, get_args
 
 from worker.engine.text import sanitize_data
+from worker.engine.vocabulary import AnswerSource, CallKind, RunStatus, StopReason
+
+logger = logging.getLogger(__name__)
 
 RUN_STARTED = "run.started"
 ROOT_TURN = "root.turn"
@@ -111,6 +118,7 @@ class EventEmitter:
         self._seq = 0
 
     def emit(self, type_: str, /, **data) -> Event:
+        check(type_, data)
         with self._lock:
             self._seq += 1
             event = Event(seq=self._seq, type=type_, ts=time.time(), data=sanitize_data(data))
@@ -120,3 +128,234 @@ class EventEmitter:
     @property
     def last_seq(self) -> int:
         return self._seq
+
+
+# The schema -------------------------------------------------------------------------------------
+# One frozen dataclass per event type names its `data` fields: a field without a default must be in
+# every event of that type (its value may be None where the type says so), a field with a default
+# may be left out. Fields typed with a vocabulary enum must hold one of its values. Call sites keep
+# passing plain keywords to `emit`, which checks them against the dataclass (`check`); code that
+# builds an event itself constructs the dataclass (`RunFinished(...).event(seq, ts)`).
+#
+# Adding an event type: a constant above, and one dataclass below decorated `@event_type(CONSTANT)`.
+# The test suite checks every event it produces against these (tests/conftest.py), so an emitted
+# type without its dataclass fails the tests.
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Base of the event dataclasses; `TYPE` is set by `event_type`."""
+
+    TYPE: ClassVar[str]
+
+    def to_data(self) -> dict:
+        """The event's `data`, checked; enum members as their plain string values."""
+        data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        check(self.TYPE, data)
+        return data
+
+    def event(self, seq: int, ts: float) -> Event:
+        return Event(seq=seq, type=self.TYPE, ts=ts, data=self.to_data())
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What `check` needs of one event type, computed once from its dataclass."""
+
+    payload: type[Payload]
+    required: frozenset[str]
+    optional: frozenset[str]
+    choices: dict[str, tuple[type[Enum], bool]]  # field -> (its enum, whether None is allowed)
+
+
+SCHEMAS: dict[str, Schema] = {}
+
+
+def event_type(type_: str) -> Callable[[type[Payload]], type[Payload]]:
+    """Register a payload dataclass as the schema of events of `type_`."""
+    def register(cls: type[Payload]) -> type[Payload]:
+        if type_ in SCHEMAS:
+            raise ValueError(f"event type {type_!r} is defined twice")
+        cls.TYPE = type_
+        required, optional, choices = set(), set(), {}
+        for f in fields(cls):
+            has_default = f.default is not MISSING or f.default_factory is not MISSING
+            (optional if has_default else required).add(f.name)
+            args = get_args(f.type) if isinstance(f.type, types.UnionType) else (f.type,)
+            enums = [a for a in args if isinstance(a, type) and issubclass(a, Enum)]
+            if enums:
+                choices[f.name] = (enums[0], type(None) in args)
+        SCHEMAS[type_] = Schema(cls, frozenset(required), frozenset(optional), choices)
+        return cls
+    return register
+
+
+def problems(type_: str, data: dict) -> list[str]:
+    """How `data` breaks the schema of `type_` (empty when it fits)."""
+    schema = SCHEMAS.get(type_)
+    if schema is None:
+        return [f"unknown event type {type_!r}: add its dataclass to worker/engine/events.py"]
+    found = [f"missing field {name!r}" for name in sorted(schema.required - data.keys())]
+    found += [f"unknown field {name!r}" for name in sorted(data.keys() - schema.required - schema.optional)]
+    for name, (enum, nullable) in schema.choices.items():
+        value = data.get(name)
+        if name not in data or (value is None and nullable):
+            continue
+        if not isinstance(value, str) or value not in enum._value2member_map_:
+            found.append(f"field {name!r} is {value!r}, not a {enum.__name__}")
+    return found
+
+
+def check(type_: str, data: dict) -> None:
+    """Hand a schema violation to `report_violation`; never raises, so a slip never stops a run."""
+    found = problems(type_, data)
+    if found:
+        report_violation(type_, found)
+
+
+_reported: set[tuple[str, str]] = set()
+
+
+def log_violation_once(type_: str, found: list[str]) -> None:
+    """Production: log each kind of violation once per process; the event is emitted all the same.
+    (The test suite replaces `report_violation` with a collector that fails the test.)"""
+    new = [p for p in found if (type_, p) not in _reported]
+    if new:
+        _reported.update((type_, p) for p in new)
+        logger.error("Event %r does not match its schema: %s (logged once)", type_, "; ".join(new))
+
+
+report_violation: Callable[[str, list[str]], None] = log_violation_once
+
+
+def _plain(value):
+    return value.value if isinstance(value, Enum) else value
+
+
+@event_type(RUN_STARTED)
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Payload):
+    """The run's question and settings. `mode` is as asked: an unknown one is recorded, then refused."""
+
+    question: str
+    mode: str
+    root_model: str
+    sub_model: str
+    limits: dict  # the engine's Limits, by name
+    documents: list[dict]  # [{name, chars}]
+    offline: bool
+
+
+@event_type(ROOT_TURN)
+@dataclass(frozen=True, kw_only=True)
+class RootTurn(Payload):
+    """One reply of a root model (node_id None: the top-level root; else the rlm node it belongs to)."""
+
+    node_id: str | None
+    depth: int
+    iteration: int
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    latency_s: float
+    model: str
+    forced: bool
+    attempts: int
+    input: list[dict]  # [{role, content, chars}]: what this turn sent that the previous one did not
+    incomplete_attempts: int = 0  # model calls only (not root-script turns)
+
+
+@event_type(CELL_STARTED)
+@dataclass(frozen=True, kw_only=True)
+class CellStarted(Payload):
+    """A ```repl block about to run in the REPL of node_id's RLM."""
+
+    cell_id: str
+    node_id: str | None
+    depth: int
+    iteration: int
+    index: int
+    code: str
+
+
+@event_type(CELL_FINISHED)
+@dataclass(frozen=True, kw_only=True)
+class CellFinished(Payload):
+    """What a cell printed (capped at output_limit_chars; stdout_chars counts all of it) and how it ended."""
+
+    cell_id: str
+    node_id: str | None
+    depth: int
+    stdout: str
+    stdout_chars: int
+    truncated: bool
+    error: str | None
+    duration_s: float
+    killed: bool
+    state_note: str | None
+
+
+@event_type(SUBCALL_STARTED)
+@dataclass(frozen=True, kw_only=True)
+class SubcallStarted(Payload):
+    """A model call made by REPL code: llm_query (kind llm) or a child RLM (kind rlm)."""
+
+    node_id: str
+    parent_id: str | None
+    cell_id: str | None
+    depth: int
+    kind: CallKind
+    model: str
+    prompt: str
+    prompt_chars: int
+    ranges: list[dict]  # [{doc, start, end}] or ambiguous [{doc, chars, places}], in the top-level documents
+    batch_id: str | None
+    batch_index: int | None
+
+
+@event_type(SUBCALL_FINISHED)
+@dataclass(frozen=True, kw_only=True)
+class SubcallFinished(Payload):
+    """A sub-call's answer or error; for kind rlm, tokens, cost and attempts roll up the child's subtree."""
+
+    node_id: str
+    response: str
+    response_chars: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    latency_s: float
+    error: str | None
+    attempts: int
+    incomplete_attempts: int = 0  # llm nodes only
+
+
+@event_type(COST_UPDATED)
+@dataclass(frozen=True, kw_only=True)
+class CostUpdated(Payload):
+    """The run's running totals after a model call was settled."""
+
+    totals: dict
+
+
+@event_type(FINAL_ANSWER)
+@dataclass(frozen=True, kw_only=True)
+class FinalAnswer(Payload):
+    """The run's answer (only for a run that succeeded)."""
+
+    answer: str
+    source: AnswerSource
+    node_id: str | None
+
+
+@event_type(RUN_FINISHED)
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Payload):
+    """The last event of every run, from the engine or, for a run it could not finish, from the web app."""
+
+    status: RunStatus
+    failure_reason: str | None
+    stop_reason: StopReason | None
+    totals: dict | None  # None: the run never started
+    forced_final: bool
