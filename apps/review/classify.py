@@ -20,6 +20,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from worker.engine import events as ev
+from worker.engine.vocabulary import AnswerSource, RunStatus, StopReason
+
 # Repeated identical sub-call prompts: one normalised prompt sent this many times or more.
 REPEATED_PROMPT_MIN_CALLS = 3
 # Near-identical prompts: word-shingle Jaccard similarity at least this, in a group of this many calls.
@@ -56,12 +59,14 @@ MANY_CELL_ERRORS = 3
 SANDBOX_ERRORS_MIN_SHARE = 0.5
 
 BUDGET_STOPS = {
-    "max_cost": "budget_exceeded_cost",
-    "max_iterations": "budget_exceeded_iterations",
-    "max_depth": "budget_exceeded_depth",
-    "max_subcalls": "budget_exceeded_subcalls",
-    "max_wall_time": "budget_exceeded_time",
+    StopReason.MAX_COST: "budget_exceeded_cost",
+    StopReason.MAX_ITERATIONS: "budget_exceeded_iterations",
+    StopReason.MAX_DEPTH: "budget_exceeded_depth",
+    StopReason.MAX_SUBCALLS: "budget_exceeded_subcalls",
+    StopReason.MAX_WALL_TIME: "budget_exceeded_time",
 }
+# Runs the workers never ran to the end: lost mid-run, never picked up, or never queued at all.
+LOST_STOPS = (StopReason.WORKER_LOST, StopReason.ENQUEUE_FAILED)
 
 OUTCOMES = (
     "succeeded", "succeeded_forced", "no_final_answer", *BUDGET_STOPS.values(), "provider_error",
@@ -122,7 +127,7 @@ def last_of_type(events: Events, type_: str) -> dict | None:
 
 def finish(events: Events, facts: RunFacts) -> dict:
     """status, stop_reason, forced_final, failure_reason: the run.finished event, else the run's fields."""
-    data = last_of_type(events, "run.finished") or {}
+    data = last_of_type(events, ev.RUN_FINISHED) or {}
     return {
         "status": text(data, "status") or facts.status,
         "stop_reason": text(data, "stop_reason") or facts.stop_reason or "",
@@ -175,7 +180,7 @@ def similar_groups(texts: list[str], threshold: float) -> list[list[int]]:
 
 
 def subcall_prompts(events: Events) -> list[str]:
-    return [text(d, "prompt") for d in of_type(events, "subcall.started")]
+    return [text(d, "prompt") for d in of_type(events, ev.SUBCALL_STARTED)]
 
 
 def error_kind(error: str, killed: bool = False) -> str:
@@ -194,7 +199,7 @@ def error_kind(error: str, killed: bool = False) -> str:
 
 def cell_errors(events: Events) -> dict:
     """How many cells ran and failed, and the failures by kind: stored with every review."""
-    finished = of_type(events, "cell.finished")
+    finished = of_type(events, ev.CELL_FINISHED)
     failed = [d for d in finished if text(d, "error") or d.get("killed") is True]
     kinds = Counter(error_kind(text(d, "error"), d.get("killed") is True) for d in failed)
     top = [d for d in finished if number(d, "depth") == 0]
@@ -216,18 +221,20 @@ def clip(text: str, limit: int = 200) -> str:
 def outcome_cancelled(events: Events, facts: RunFacts) -> str | None:
     """A user (or the admin) cancelled the run."""
     end = finish(events, facts)
-    return "cancelled" if end["status"] == "cancelled" or end["stop_reason"] == "cancelled" else None
+    return "cancelled" if end["status"] == RunStatus.CANCELLED or end["stop_reason"] == StopReason.CANCELLED else None
 
 
 def outcome_worker_lost(events: Events, facts: RunFacts) -> str | None:
-    """The worker stopped beating mid-run (killed, crashed, machine lost); the sweep ended the run."""
-    return "worker_lost" if finish(events, facts)["stop_reason"] == "worker_lost" else None
+    """The workers lost the run: its worker stopped beating mid-run (killed, crashed, machine lost) or
+    no worker ever picked it up, and a sweep ended it; or its message could not even be queued."""
+    return "worker_lost" if finish(events, facts)["stop_reason"] in LOST_STOPS else None
 
 
 def outcome_provider_error(events: Events, facts: RunFacts) -> str | None:
     """The root model's provider failed for good (after retries), so the run could not go on."""
     end = finish(events, facts)
-    return "provider_error" if end["status"] != "succeeded" and end["stop_reason"] == "provider_error" else None
+    failed = end["status"] != RunStatus.SUCCEEDED
+    return "provider_error" if failed and end["stop_reason"] == StopReason.PROVIDER_ERROR else None
 
 
 def outcome_budget_exceeded(events: Events, facts: RunFacts) -> str | None:
@@ -236,7 +243,7 @@ def outcome_budget_exceeded(events: Events, facts: RunFacts) -> str | None:
     A run that still answered at the limit is `succeeded_forced`, not this.
     """
     end = finish(events, facts)
-    if end["status"] == "succeeded":
+    if end["status"] == RunStatus.SUCCEEDED:
         return None
     return BUDGET_STOPS.get(end["stop_reason"])
 
@@ -244,12 +251,12 @@ def outcome_budget_exceeded(events: Events, facts: RunFacts) -> str | None:
 def outcome_succeeded_forced(events: Events, facts: RunFacts) -> str | None:
     """Succeeded, but only with the answer the root was forced to give at a limit (usually iterations)."""
     end = finish(events, facts)
-    return "succeeded_forced" if end["status"] == "succeeded" and end["forced_final"] else None
+    return "succeeded_forced" if end["status"] == RunStatus.SUCCEEDED and end["forced_final"] else None
 
 
 def outcome_succeeded(events: Events, facts: RunFacts) -> str | None:
     """Succeeded with an answer the root chose to give."""
-    return "succeeded" if finish(events, facts)["status"] == "succeeded" else None
+    return "succeeded" if finish(events, facts)["status"] == RunStatus.SUCCEEDED else None
 
 
 def outcome_sandbox_errors(events: Events, facts: RunFacts) -> str | None:
@@ -321,7 +328,7 @@ def pattern_verification_loop(events: Events, facts: RunFacts) -> dict | None:
     turns) that are about the same thing (shingle Jaccard >= VERIFICATION_JACCARD): the paper's
     re-derive-the-answer-again loop."""
     texts = [p for p in subcall_prompts(events) if VERIFICATION_WORDS.search(p[:PROMPT_COMPARE_CHARS])]
-    texts += [text(t, "content") for t in of_type(events, "root.turn")
+    texts += [text(t, "content") for t in of_type(events, ev.ROOT_TURN)
               if VERIFICATION_WORDS.search(text(t, "content")[:PROMPT_COMPARE_CHARS])]
     if len(texts) < VERIFICATION_MIN_CALLS:
         return None
@@ -334,7 +341,7 @@ def pattern_verification_loop(events: Events, facts: RunFacts) -> dict | None:
 def final_came_from_code(events: Events) -> bool:
     """Whether the last top-level cell set the answer with FINAL(<expression>) or FINAL_VAR: then the
     answer is a computed value by construction. FINAL("a literal") in code is still judged."""
-    cells = [d for d in of_type(events, "cell.started") if number(d, "depth") == 0]
+    cells = [d for d in of_type(events, ev.CELL_STARTED) if number(d, "depth") == 0]
     if not cells:
         return False
     code = text(cells[-1], "code")
@@ -351,13 +358,13 @@ def pattern_answer_not_in_computed_values(events: Events, facts: RunFacts) -> di
 
     Not judged for FINAL_VAR answers or FINAL(expression) in code (computed by construction), nor for
     runs that computed nothing (direct mode)."""
-    answer_event = last_of_type(events, "final.answer")
+    answer_event = last_of_type(events, ev.FINAL_ANSWER)
     answer = text(answer_event or {}, "answer") or facts.final_answer
     source = text(answer_event or {}, "source") or facts.answer_source
-    if not answer or source == "FINAL_VAR" or final_came_from_code(events):
+    if not answer or source == AnswerSource.FINAL_VAR or final_came_from_code(events):
         return None
-    cells = of_type(events, "cell.finished")[-LAST_CELLS_CONSIDERED:]
-    responses = [text(d, "response") for d in of_type(events, "subcall.finished")][-LAST_SUBCALLS_CONSIDERED:]
+    cells = of_type(events, ev.CELL_FINISHED)[-LAST_CELLS_CONSIDERED:]
+    responses = [text(d, "response") for d in of_type(events, ev.SUBCALL_FINISHED)][-LAST_SUBCALLS_CONSIDERED:]
     evidence = [text(d, "stdout") for d in cells] + [text(d, "state_note") for d in cells] + responses
     if not any(text.strip() for text in evidence):
         return None
@@ -379,10 +386,10 @@ def pattern_subcall_fanout(events: Events, facts: RunFacts) -> dict | None:
     """Far more sub-calls than the documents need: at least FANOUT_MIN_SUBCALLS calls, and either the
     prompts add up to more than FANOUT_MAX_READS times the documents' characters, or there are more than
     FANOUT_MAX_CALLS_PER_10K_CHARS calls per 10,000 document characters (one call per line, say)."""
-    started = of_type(events, "subcall.started")
+    started = of_type(events, ev.SUBCALL_STARTED)
     if len(started) < FANOUT_MIN_SUBCALLS:
         return None
-    run_started = last_of_type(events, "run.started") or {}
+    run_started = last_of_type(events, ev.RUN_STARTED) or {}
     documents = run_started.get("documents")
     doc_chars = sum(number(d, "chars") for d in documents if isinstance(d, dict)) if isinstance(documents, list) else 0
     prompt_chars = sum(number(d, "prompt_chars") or len(text(d, "prompt")) for d in started)
