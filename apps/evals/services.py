@@ -30,6 +30,7 @@ from apps.runs.models import Mode, Run, RunStatus
 from apps.runs.models_config import model_choice
 from apps.teams.models import Team
 from apps.teams.permissions import can
+from worker.engine.vocabulary import StopReason
 
 from . import generators, scorers
 from .models import CaseStatus, EvalCase, Evaluation, EvaluationShareLink, EvaluationStatus
@@ -416,7 +417,7 @@ def case_score(case_id) -> EvalCase:
             spent = (run.cost_usd or 0.0) + (judge_cost or 0.0)
             Evaluation.objects.filter(pk=case.evaluation_id).update(spent_usd=F("spent_usd") + spent)
             evaluation = case.evaluation
-            if evaluation.max_cost_usd is not None and run.stop_reason == "max_cost":
+            if evaluation.max_cost_usd is not None and run.stop_reason == StopReason.MAX_COST:
                 # The engine refuses a call whose worst case does not fit what is left, so the
                 # spend may stay under the cap: what is left cannot pay for a case either way.
                 _skip_rest(evaluation, f"Not run: the evaluation's cost cap of ${evaluation.max_cost_usd:g} "

@@ -22,7 +22,7 @@ from apps.documents.models import Document
 from apps.runs.models import Run, RunDocument, RunStatus
 from apps.runs.sink import persist_events
 from apps.teams.models import Team
-from worker.engine.events import EVENT_TYPES, Event
+from worker.engine.events import EVENT_TYPES, RUN_FINISHED, Event
 
 from .models import Label, ReviewState
 from .services import review_classify
@@ -113,7 +113,7 @@ def _validate(record, line_no: int) -> None:
             fail(f"event {expected} has an unknown type {event.get('type')!r} or no data")
         if not isinstance(event.get("ts"), int | float):
             fail(f"event {expected} has no timestamp")
-    if events[-1]["type"] != "run.finished":
+    if events[-1]["type"] != RUN_FINISHED:
         fail("the trajectory does not end with run.finished")
     _validate_costs(events, record.get("result"), fail)
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.runs.models import Run
+from apps.runs.models import FINISHED_STATUSES, Run
 from apps.teams.permissions import can
 
 from .classify import RunFacts, classify
@@ -57,7 +57,7 @@ def review_classify(run: Run) -> RunReview | None:
 
 def reviews_classify_pending(everything: bool = False) -> int:
     """Classify finished runs that have no review yet (or, with `everything`, all finished runs again)."""
-    runs = Run.objects.filter(status__in=("succeeded", "failed", "cancelled"))
+    runs = Run.objects.filter(status__in=FINISHED_STATUSES)
     if not everything:
         runs = runs.filter(review__isnull=True)
     done = 0

@@ -39,6 +39,7 @@ from django.contrib.auth import get_user_model
 from apps.accounts.api import MalformedJson, parse_json
 from apps.teams.permissions import can
 from rlmweb.ids import parse_id
+from worker.engine.events import RUN_FINISHED
 
 from .models import FINISHED_STATUSES, Run
 from .selectors import EVENT_PAGE, run_events_between
@@ -189,7 +190,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "events", "events": events})
         self.last_sent = events[-1]["seq"]
         self.last_activity = time.monotonic()
-        if any(e["type"] == "run.finished" for e in events):
+        if any(e["type"] == RUN_FINISHED for e in events):
             self.finished_sent = True
 
     async def _watch_idle(self) -> None:

@@ -13,9 +13,10 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from worker.engine import DocumentInput, Limits, RunSpec
+from worker.engine import events as ev
 from worker.engine import run as engine_run
-from worker.engine.events import Event
 from worker.engine.llm import ModelOptions
+from worker.engine.vocabulary import CallKind, StopReason
 
 from .models import Run, RunEvent, RunStatus
 from .models_config import model_choices
@@ -154,19 +155,19 @@ def recorded_totals(run_id) -> dict:
     kinds: dict[str, str] = {}
     calls: list[dict] = []
     iterations = max_depth = child_turns = 0
-    rows = RunEvent.objects.filter(run_id=run_id, type__in=("root.turn", "subcall.started", "subcall.finished"))
+    rows = RunEvent.objects.filter(run_id=run_id, type__in=(ev.ROOT_TURN, ev.SUBCALL_STARTED, ev.SUBCALL_FINISHED))
     for type_, data in rows.order_by("seq").values_list("type", "data").iterator():
-        if type_ == "root.turn":
+        if type_ == ev.ROOT_TURN:
             calls.append(data)
             iterations += data.get("depth") == 0
             child_turns += (data.get("depth") or 0) > 0
-        elif type_ == "subcall.started":
+        elif type_ == ev.SUBCALL_STARTED:
             kinds[data.get("node_id")] = data.get("kind")
             max_depth = max(max_depth, data.get("depth") or 0)
-        elif kinds.get(data.get("node_id")) == "llm":
+        elif kinds.get(data.get("node_id")) == CallKind.LLM:
             calls.append(data)
     known = [c["cost_usd"] for c in calls if c.get("cost_usd") is not None]
-    llm_calls = sum(kind == "llm" for kind in kinds.values())
+    llm_calls = sum(kind == CallKind.LLM for kind in kinds.values())
     return {
         "cost_usd": round(sum(known), 10), "cost_unknown_calls": len(calls) - len(known),
         "prompt_tokens": sum(c.get("prompt_tokens") or 0 for c in calls),
@@ -176,15 +177,11 @@ def recorded_totals(run_id) -> dict:
     }
 
 
-def _finish_with(run_id, last_seq: int, status: str, reason: str, stop_reason: str = "") -> None:
+def _finish_with(run_id, last_seq: int, status: str, reason: str, stop_reason: StopReason | None = None) -> None:
     """Write the terminal event for a run the engine could not finish itself."""
-    event = Event(
-        seq=last_seq + 1,
-        type="run.finished",
-        ts=timezone.now().timestamp(),
-        data={"status": status, "failure_reason": reason, "stop_reason": stop_reason or None,
-              "totals": recorded_totals(run_id), "forced_final": False},
-    )
+    finished = ev.RunFinished(status=status, failure_reason=reason, stop_reason=stop_reason,
+                              totals=recorded_totals(run_id), forced_final=False)
+    event = finished.event(last_seq + 1, timezone.now().timestamp())
     persist_events(run_id, [event])
     publish_events(run_id, [event])
 
@@ -201,7 +198,7 @@ def run_execute(run_id, worker: str = "", root_script: list[str] | None = None,
         return status or "missing"
     run = Run.objects.get(pk=run_id)
     if run.cancel_requested:
-        _finish_with(run.pk, run.last_seq, RunStatus.CANCELLED, "Cancelled before it started.", "cancelled")
+        _finish_with(run.pk, run.last_seq, RunStatus.CANCELLED, "Cancelled before it started.", StopReason.CANCELLED)
         return RunStatus.CANCELLED
     sink = DatabaseSink(run.pk)
     failure = ""
@@ -252,7 +249,7 @@ def runs_mark_lost(stale_after: timedelta | None = None) -> int:
     for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff):
         try:
             _finish_with(run.pk, run.last_seq, RunStatus.FAILED, "Worker lost: the worker running this run stopped "
-                         "responding (killed or crashed). Events recorded before that are kept.", "worker_lost")
+                         "responding (killed or crashed). Events recorded before that are kept.", StopReason.WORKER_LOST)
         except Exception:
             logger.exception("Marking run %s lost failed; the next sweep retries", run.pk)
             continue
@@ -329,9 +326,9 @@ def runs_fail_unclaimed(stale_after: timedelta | None = None) -> int:
             continue
         try:
             if run.cancel_requested:
-                done = _finish_queued(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", "cancelled")
+                done = _finish_queued(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", StopReason.CANCELLED)
             else:
-                done = _finish_queued(run.pk, RunStatus.FAILED, reason, "worker_lost")
+                done = _finish_queued(run.pk, RunStatus.FAILED, reason, StopReason.WORKER_LOST)
         except Exception:
             logger.exception("Failing unclaimed run %s failed; the next sweep retries", run.pk)
             continue
@@ -343,20 +340,15 @@ def runs_fail_unclaimed(stale_after: timedelta | None = None) -> int:
     return len(ended)
 
 
-def _finish_queued(run_id, status: str, reason: str, stop_reason: str) -> bool:
+def _finish_queued(run_id, status: str, reason: str, stop_reason: StopReason) -> bool:
     """End a still-queued run with its terminal event; False (and nothing written) if it is not
     queued any more. The guard is the worker's own claim condition, so the two cannot both win."""
     with transaction.atomic():
         if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=status):
             return False
         last_seq = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).get()
-        event = Event(
-            seq=last_seq + 1,
-            type="run.finished",
-            ts=timezone.now().timestamp(),
-            data={"status": status, "failure_reason": reason, "stop_reason": stop_reason,
-                  "totals": None, "forced_final": False},
-        )
+        event = ev.RunFinished(status=status, failure_reason=reason, stop_reason=stop_reason, totals=None,
+                               forced_final=False).event(last_seq + 1, timezone.now().timestamp())
         persist_events(run_id, [event])
     publish_events(run_id, [event])
     return True

@@ -3,22 +3,28 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from worker.engine import vocabulary
+
 
 class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+    """The engine's `vocabulary.RunStatus`, with labels."""
+
+    QUEUED = vocabulary.RunStatus.QUEUED, "Queued"
+    RUNNING = vocabulary.RunStatus.RUNNING, "Running"
+    SUCCEEDED = vocabulary.RunStatus.SUCCEEDED, "Succeeded"
+    FAILED = vocabulary.RunStatus.FAILED, "Failed"
+    CANCELLED = vocabulary.RunStatus.CANCELLED, "Cancelled"
 
 
 FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 class Mode(models.TextChoices):
-    RLM = "rlm", "RLM (REPL + sub-calls)"
-    RLM_NO_SUBCALLS = "rlm-no-subcalls", "RLM without sub-calls (REPL only)"
-    DIRECT = "direct", "Direct (whole document in one call)"
+    """The engine's `vocabulary.Mode`, with labels."""
+
+    RLM = vocabulary.Mode.RLM, "RLM (REPL + sub-calls)"
+    RLM_NO_SUBCALLS = vocabulary.Mode.RLM_NO_SUBCALLS, "RLM without sub-calls (REPL only)"
+    DIRECT = vocabulary.Mode.DIRECT, "Direct (whole document in one call)"
 
 
 class Run(models.Model):

@@ -23,6 +23,7 @@ from apps.documents.models import Document, DocumentStatus
 from apps.teams.models import Team
 from apps.teams.permissions import can, can_change
 from apps.teams.services import team_spend_guard
+from worker.engine.vocabulary import StopReason
 
 from .models import Mode, Run, RunDocument, RunStatus
 from .models_config import model_choice, model_choices
@@ -217,16 +218,16 @@ def _enqueue(run_id: uuid.UUID, task_id: str) -> None:
     except Exception as exc:  # a run nobody will execute must not look queued forever
         logger.exception("Enqueueing run %s failed", run_id)
         _finish_unstarted(run_id, RunStatus.FAILED, f"Could not queue the run: {type(exc).__name__}: {exc}",
-                          "enqueue_failed")
+                          StopReason.ENQUEUE_FAILED)
 
 
-def _finish_unstarted(run_id, status: str, reason: str, stop_reason: str) -> bool:
+def _finish_unstarted(run_id, status: str, reason: str, stop_reason: StopReason) -> bool:
     """End a run that is still queued with its terminal event; False if a worker claimed it first.
 
     The status check and the event are one transaction, and the worker claims a run with
     `UPDATE … WHERE status = 'queued'`, so exactly one of the two wins.
     """
-    from worker.engine.events import Event
+    from worker.engine.events import RunFinished
 
     from .sink import persist_events, publish_events
 
@@ -234,13 +235,8 @@ def _finish_unstarted(run_id, status: str, reason: str, stop_reason: str) -> boo
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status != RunStatus.QUEUED:
             return False
-        event = Event(
-            seq=run.last_seq + 1,
-            type="run.finished",
-            ts=timezone.now().timestamp(),
-            data={"status": status, "failure_reason": reason, "stop_reason": stop_reason,
-                  "totals": None, "forced_final": False},
-        )
+        event = RunFinished(status=status, failure_reason=reason, stop_reason=stop_reason, totals=None,
+                            forced_final=False).event(run.last_seq + 1, timezone.now().timestamp())
         persist_events(run.pk, [event])
     publish_events(run_id, [event])
     return True
@@ -258,7 +254,7 @@ def run_cancel(user: AbstractBaseUser, run: Run) -> Run:
     if run.is_finished:
         raise RunConflict(f"The run has already finished ({run.status}).")
     Run.objects.filter(pk=run.pk).update(cancel_requested=True)
-    _finish_unstarted(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", "cancelled")
+    _finish_unstarted(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", StopReason.CANCELLED)
     run.refresh_from_db()
     return run
 

@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from worker.engine.events import Event
+from worker.engine.events import COST_UPDATED, FINAL_ANSWER, RUN_FINISHED, Event
 
 from .models import Run, RunEvent, RunStatus
 
@@ -41,7 +41,7 @@ def run_fields_from_events(events: Iterable[Event]) -> dict:
     fields: dict = {}
     for event in events:
         data = event.data
-        totals = data.get("totals") if event.type in ("cost.updated", "run.finished") else None
+        totals = data.get("totals") if event.type in (COST_UPDATED, RUN_FINISHED) else None
         if totals:
             fields.update(
                 iterations=totals.get("iterations", 0),
@@ -52,9 +52,9 @@ def run_fields_from_events(events: Iterable[Event]) -> dict:
                 cost_usd=totals.get("cost_usd") or 0.0,
                 cost_unknown_calls=totals.get("cost_unknown_calls", 0),
             )
-        if event.type == "final.answer":
+        if event.type == FINAL_ANSWER:
             fields.update(final_answer=data.get("answer") or "", answer_source=data.get("source") or "")
-        elif event.type == "run.finished":
+        elif event.type == RUN_FINISHED:
             fields.update(
                 status=data.get("status") or RunStatus.FAILED,
                 failure_reason=data.get("failure_reason") or "",
@@ -114,7 +114,7 @@ class DatabaseSink:
                 return
             self._buffer.append(event)
             self.last_seq = event.seq
-            if len(self._buffer) == 1 or len(self._buffer) >= MAX_BATCH or event.type == "run.finished":
+            if len(self._buffer) == 1 or len(self._buffer) >= MAX_BATCH or event.type == RUN_FINISHED:
                 self._cond.notify()  # wakes the writer only when it is waiting for events
 
     def close(self) -> None:

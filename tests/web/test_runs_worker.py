@@ -50,7 +50,8 @@ def test_cancelling_a_running_run_stops_its_worker_within_seconds(client, user, 
 
     def patient_engine(spec, sink, should_stop):
         emit = EventEmitter(sink).emit
-        emit("run.started", question=spec.question)
+        emit("run.started", question=spec.question, mode=spec.mode, root_model=spec.root_model,
+             sub_model=spec.sub_model, limits={}, documents=[], offline=True)
         while not should_stop():
             emit("cost.updated", totals={"iterations": 1, "subcalls": 0, "max_depth_reached": 0, "prompt_tokens": 0,
                                          "completion_tokens": 0, "cost_usd": 0.0, "cost_unknown_calls": 0})

@@ -38,7 +38,9 @@ from apps.evals.cli import add_eval_parser, eval_command
 from apps.runs import services
 from apps.runs.models import Mode, Run, RunEvent, RunStatus
 from apps.teams.services import team_create_personal, teams_for_user
+from worker.engine import events as ev
 from worker.engine.text import sanitize
+from worker.engine.vocabulary import StopReason
 
 POLL_S = 0.2
 # After the main thread leaves early, how long the engine gets to end the cancelled run itself.
@@ -169,13 +171,13 @@ def result_json(run: Run) -> dict:
     """The --json line: the run's outcome and its root cells, from the run row and its events."""
     codes: dict[str, str] = {}
     cells = []
-    finished = RunEvent.objects.filter(run=run, type="run.finished").order_by("-seq").first()
+    finished = RunEvent.objects.filter(run=run, type=ev.RUN_FINISHED).order_by("-seq").first()
     totals = ((finished.data or {}).get("totals") or {}) if finished else {}
-    for event in RunEvent.objects.filter(run=run, type__in=("cell.started", "cell.finished")).order_by("seq"):
+    for event in RunEvent.objects.filter(run=run, type__in=(ev.CELL_STARTED, ev.CELL_FINISHED)).order_by("seq"):
         data = event.data or {}
         if (data.get("depth") or 0) != 0:
             continue
-        if event.type == "cell.started":
+        if event.type == ev.CELL_STARTED:
             codes[data.get("cell_id")] = data.get("code") or ""
         else:
             cells.append({"code": codes.get(data.get("cell_id"), data.get("code") or ""),
@@ -374,7 +376,7 @@ class Command(BaseCommand):
             current.refresh_from_db()
             if not current.is_finished:
                 _finish_with(current.pk, current.last_seq, RunStatus.CANCELLED,
-                             "The command line exited before the run finished.", "cancelled")
+                             "The command line exited before the run finished.", StopReason.CANCELLED)
         except Exception as exc:  # the process is ending anyway: say what could not be done
             self.stderr.write(f"Could not finish run {run.pk}: {type(exc).__name__}: {exc}")
 
