@@ -269,7 +269,7 @@ class RootTurn(Payload):
 @event_type(CELL_STARTED)
 @dataclass(frozen=True, kw_only=True)
 class CellStarted(Payload):
-    """A ```repl block about to run in the REPL of node_id's RLM."""
+    """A code block of a root turn, about to run in the REPL of node_id's RLM."""
 
     cell_id: str
     node_id: str | None

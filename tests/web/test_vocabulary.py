@@ -1,0 +1,58 @@
+"""The apps and the JavaScript use the engine's vocabulary: same values, generated files current."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import CommandError, call_command
+
+from apps.runs.management.commands import rlm_vocabulary as gen
+from apps.runs.models import Mode, RunStatus
+from apps.sharing.services import SHARED_FIELDS
+from worker.engine import events as ev
+from worker.engine import vocabulary
+
+BASE = Path(django_settings.BASE_DIR)
+
+
+def test_the_generated_javascript_and_docs_table_are_current():
+    for path, content in gen.generated_files(BASE).items():
+        assert path.read_text(encoding="utf-8") == content, f"{path} is stale: run `python manage.py rlm_vocabulary`"
+
+
+def test_the_javascript_names_are_the_engine_constants():
+    js = gen.render_js()
+    events = dict(re.findall(r'  (\w+): "([\w.]+)",', js.split("export const STOP_REASONS")[0]))
+    assert events == {name: getattr(ev, name) for name in events}
+    assert set(events.values()) == set(ev.EVENT_TYPES)
+    for name, enum in gen.JS_ENUMS.items():
+        block = js.split(f"export const {name} = ")[1].split("});")[0]
+        assert dict(re.findall(r'  (\w+): "([^"]+)",', block)) == {m.name: m.value for m in enum}
+
+
+def test_check_fails_on_a_stale_file_and_the_command_rewrites_it(settings, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "static/explorer").mkdir(parents=True)
+    (tmp_path / gen.DOCS_PATH).write_text(f"# Doc\n{gen.TABLE_START}\nold table\n{gen.TABLE_END}\nmore\n")
+    (tmp_path / gen.JS_PATH).write_text('export const EVENT = Object.freeze({ RUN_STARTED: "run.begun" });\n')
+    settings.BASE_DIR = tmp_path
+    with pytest.raises(CommandError, match="vocabulary.js is stale"):
+        call_command("rlm_vocabulary", "--check")
+    call_command("rlm_vocabulary")
+    call_command("rlm_vocabulary", "--check")
+    docs = (tmp_path / gen.DOCS_PATH).read_text()
+    assert "old table" not in docs and docs.endswith(f"{gen.TABLE_END}\nmore\n")
+    assert "| `run.finished` | `RunFinished`" in docs
+    assert 'RUN_STARTED: "run.started",' in (tmp_path / gen.JS_PATH).read_text()
+
+
+def test_the_database_choices_hold_the_engine_values():
+    assert RunStatus.values == [s.value for s in vocabulary.RunStatus]
+    assert Mode.values == [m.value for m in vocabulary.Mode]
+
+
+def test_share_links_show_only_fields_the_schema_defines():
+    for type_, fields in SHARED_FIELDS.items():
+        schema = ev.SCHEMAS[type_]
+        assert fields <= schema.required | schema.optional, type_
