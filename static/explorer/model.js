@@ -3,6 +3,10 @@
 // Events are applied in seq order exactly once; anything at or below the last applied seq is
 // dropped (the server promises no duplicates, but a reconnect race must never double a node).
 
+import { CALL_KINDS, EVENT, STATUSES } from "./vocabulary.js";
+
+const FINISHED = [STATUSES.SUCCEEDED, STATUSES.FAILED, STATUSES.CANCELLED];
+
 export const OFFLINE_MODEL = "offline/heuristic";
 
 export function isOffline(model) {
@@ -21,7 +25,7 @@ export class TrajectoryModel {
     this.run = {
       question: run.question || "", mode: run.mode || "", root_model: run.root_model || "",
       sub_model: run.sub_model || "", limits: run.limits || {}, offline: isOffline(run.root_model) || isOffline(run.sub_model),
-      status: run.status || "queued", failure_reason: run.failure_reason || null,
+      status: run.status || STATUSES.QUEUED, failure_reason: run.failure_reason || null,
       stop_reason: run.stop_reason || null, forced_final: false,
       startedTs: null, finishedTs: null,
     };
@@ -85,14 +89,14 @@ export class TrajectoryModel {
     if (this.firstTs === null || ts < this.firstTs) this.firstTs = ts;
     if (this.lastTs === null || ts > this.lastTs) this.lastTs = ts;
     switch (event.type) {
-      case "run.started": {
+      case EVENT.RUN_STARTED: {
         Object.assign(this.run, {
           question: d.question ?? this.run.question, mode: d.mode ?? this.run.mode,
           root_model: d.root_model ?? this.run.root_model, sub_model: d.sub_model ?? this.run.sub_model,
           limits: d.limits || this.run.limits, offline: Boolean(d.offline),
           startedTs: ts,
         });
-        if (!["succeeded", "failed", "cancelled"].includes(this.run.status)) this.run.status = "running";
+        if (!FINISHED.includes(this.run.status)) this.run.status = STATUSES.RUNNING;
         if (Array.isArray(d.documents) && d.documents.length) {
           this.documents = d.documents.map((doc, i) => ({
             name: doc.name ?? (this.documents[i] && this.documents[i].name) ?? `document ${i + 1}`,
@@ -102,7 +106,7 @@ export class TrajectoryModel {
         this.changes.push({ kind: "run" });
         break;
       }
-      case "root.turn": {
+      case EVENT.ROOT_TURN: {
         const scope = TrajectoryModel.scopeOf(d.node_id);
         const turn = {
           kind: "turn", seq: event.seq, ts, start: ts - (d.latency_s || 0), end: ts,
@@ -118,7 +122,7 @@ export class TrajectoryModel {
         this.changes.push({ kind: "turn", item: turn });
         break;
       }
-      case "cell.started": {
+      case EVENT.CELL_STARTED: {
         const scope = TrajectoryModel.scopeOf(d.node_id);
         const cell = {
           kind: "cell", id: d.cell_id, seq: event.seq, start: ts, end: null, scope,
@@ -134,7 +138,7 @@ export class TrajectoryModel {
         this.changes.push({ kind: "cell", item: cell });
         break;
       }
-      case "cell.finished": {
+      case EVENT.CELL_FINISHED: {
         const cell = this.cells.get(d.cell_id);
         if (!cell) break;
         cell.end = ts;
@@ -147,11 +151,11 @@ export class TrajectoryModel {
         this.changes.push({ kind: "cell-finished", item: cell });
         break;
       }
-      case "subcall.started": {
+      case EVENT.SUBCALL_STARTED: {
         const node = {
           kind: "node", id: d.node_id, seq: event.seq, start: ts, end: null,
           parent_id: d.parent_id ?? null, cell_id: d.cell_id ?? null, depth: d.depth || 1,
-          callKind: d.kind === "rlm" ? "rlm" : "llm", model: d.model || "", prompt: d.prompt || "",
+          callKind: d.kind === CALL_KINDS.RLM ? CALL_KINDS.RLM : CALL_KINDS.LLM, model: d.model || "", prompt: d.prompt || "",
           prompt_chars: d.prompt_chars ?? (d.prompt || "").length, ranges: Array.isArray(d.ranges) ? d.ranges : [],
           batch_id: d.batch_id ?? null, batch_index: d.batch_index ?? null, result: null,
         };
@@ -160,12 +164,12 @@ export class TrajectoryModel {
         const cell = node.cell_id ? this.cells.get(node.cell_id) : null;
         if (cell) {
           cell.nodes.push(node);
-          if (node.callKind === "rlm") cell.childRlms.push(node);
+          if (node.callKind === CALL_KINDS.RLM) cell.childRlms.push(node);
         }
         this.changes.push({ kind: "node", item: node });
         break;
       }
-      case "subcall.finished": {
+      case EVENT.SUBCALL_FINISHED: {
         const node = this.nodes.get(d.node_id);
         if (!node) break;
         node.end = ts;
@@ -178,7 +182,7 @@ export class TrajectoryModel {
         this.changes.push({ kind: "node-finished", item: node });
         break;
       }
-      case "cost.updated": {
+      case EVENT.COST_UPDATED: {
         if (d.totals) {
           Object.assign(this.totals, d.totals);
           this.costSeries.push({
@@ -189,12 +193,12 @@ export class TrajectoryModel {
         this.changes.push({ kind: "totals" });
         break;
       }
-      case "final.answer": {
+      case EVENT.FINAL_ANSWER: {
         this.final = { answer: d.answer ?? "", source: d.source || "", node_id: d.node_id ?? null, seq: event.seq };
         this.changes.push({ kind: "final" });
         break;
       }
-      case "run.finished": {
+      case EVENT.RUN_FINISHED: {
         this.run.status = d.status || this.run.status;
         this.run.failure_reason = d.failure_reason ?? null;
         this.run.stop_reason = d.stop_reason ?? null;
@@ -210,7 +214,7 @@ export class TrajectoryModel {
   }
 
   get isFinished() {
-    return ["succeeded", "failed", "cancelled"].includes(this.run.status);
+    return FINISHED.includes(this.run.status);
   }
 
   drainChanges() {
