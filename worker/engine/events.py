@@ -1,7 +1,9 @@
 """The engine's event stream: one typed, ordered record of everything a run does.
 
 Every reader (database rows, websocket frames, exports, the explorer) consumes these events and
-nothing else, so each event carries all the data needed to rebuild the trajectory.
+nothing else, so each event carries all the data needed to rebuild the trajectory. Each type's
+`data` is defined by its dataclass at the end of this module (`RunStarted` … `RunFinished`), which
+`emit` checks; the stop reasons, statuses and other shared names are in `worker.engine.vocabulary`.
 
 Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
 
