@@ -22,7 +22,9 @@ from apps.documents.models import Document
 from apps.runs.models import Run, RunDocument, RunStatus
 from apps.runs.sink import persist_events
 from apps.teams.models import Team
-from worker.engine.events import EVENT_TYPES, RUN_FINISHED, Event
+from worker.engine import events as ev
+from worker.engine.events import EVENT_TYPES, Event
+from worker.engine.vocabulary import CallKind
 
 from .models import Label, ReviewState
 from .services import review_classify
@@ -113,7 +115,7 @@ def _validate(record, line_no: int) -> None:
             fail(f"event {expected} has an unknown type {event.get('type')!r} or no data")
         if not isinstance(event.get("ts"), int | float):
             fail(f"event {expected} has no timestamp")
-    if events[-1]["type"] != RUN_FINISHED:
+    if events[-1]["type"] != ev.RUN_FINISHED:
         fail("the trajectory does not end with run.finished")
     _validate_costs(events, record.get("result"), fail)
 
@@ -134,21 +136,21 @@ def _cost(value, where: str, fail) -> float:
 def _validate_costs(events: list, result, fail) -> None:
     """Every cost is finite and ≥ 0, and the run's totals are the sum of its calls' costs (each model
     call counted once: root turns and llm sub-calls; an rlm sub-call's cost is a roll-up of those)."""
-    kinds = {e["data"].get("node_id"): e["data"].get("kind") for e in events if e["type"] == "subcall.started"}
+    kinds = {e["data"].get("node_id"): e["data"].get("kind") for e in events if e["type"] == ev.SUBCALL_STARTED}
     calls = 0.0
     for event in events:
         data, where = event["data"], f"event {event['seq']} ({event['type']})"
-        if event["type"] in ("root.turn", "subcall.finished"):
+        if event["type"] in (ev.ROOT_TURN, ev.SUBCALL_FINISHED):
             cost = _cost(data.get("cost_usd"), where, fail)
-            if event["type"] == "root.turn" or kinds.get(data.get("node_id")) != "rlm":
+            if event["type"] == ev.ROOT_TURN or kinds.get(data.get("node_id")) != CallKind.RLM:
                 calls += cost
-        elif event["type"] in ("cost.updated", "run.finished"):
+        elif event["type"] in (ev.COST_UPDATED, ev.RUN_FINISHED):
             totals = data.get("totals")
             if totals is not None and not isinstance(totals, dict):
                 fail(f"{where} has totals that are not an object")
             _cost((totals or {}).get("cost_usd"), where, fail)
     # The run's cost is the last totals any event carried (as `run_fields_from_events` reads them).
-    totals = [e["data"]["totals"] for e in events if e["type"] in ("cost.updated", "run.finished")
+    totals = [e["data"]["totals"] for e in events if e["type"] in (ev.COST_UPDATED, ev.RUN_FINISHED)
               and e["data"].get("totals")]
     claimed = {"final totals": _cost(totals[-1].get("cost_usd") if totals else 0.0, "the totals", fail)}
     if isinstance(result, dict) and "cost_usd" in result:
