@@ -35,7 +35,7 @@ class Trajectory:
         self.totals["cost_usd"] = round(self.totals["cost_usd"] + cost, 10)
         self.emit("root.turn", node_id=None, depth=0, iteration=self.iteration, content=content,
                   prompt_tokens=10, completion_tokens=5, cost_usd=cost, latency_s=0.1,
-                  model="openai/gpt-4o", forced=forced)
+                  model="openai/gpt-4o", forced=forced, attempts=1, input=[])
         return self.emit("cost.updated", totals=dict(self.totals))  # as the engine does after every call
 
     def cell(self, code: str = "print(1)", stdout: str = "", error: str | None = None, killed: bool = False,

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from apps.runs.management.commands import rlm_vocabulary as gen
 from apps.runs.models import Mode, RunStatus
 from apps.sharing.services import SHARED_FIELDS
+from tests.review.trajectories import Trajectory, succeeded
 from worker.engine import events as ev
 from worker.engine import vocabulary
 
@@ -57,3 +58,12 @@ def test_share_links_show_only_fields_the_schema_defines():
         schema = ev.SCHEMAS.get(type_)
         assert schema is not None, f"{type_} is shared by links but has no dataclass in worker/engine/events.py"
         assert fields <= schema.required | schema.optional, type_
+
+
+def test_the_review_tests_synthetic_trajectories_are_shaped_like_the_engines_events():
+    built = [succeeded(), Trajectory(mode="direct").turn("It is 4.").answer("4", "plain").finish(),
+             Trajectory().turn("```repl\nx = llm_query('p')\n```").cell().subcall("p", kind="rlm")
+             .finish("failed", "max_cost", "Stopped.", totals=False)]
+    for trajectory in built:
+        for event in trajectory.events:
+            assert ev.problems(event["type"], event["data"]) == [], event
