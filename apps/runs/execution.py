@@ -104,17 +104,18 @@ class RunWatch:
 
 
 def recorded_totals(run_id) -> dict:
-    """A run's totals summed from its recorded model calls (root turns and plain sub-calls; an
+    """A run's totals summed from its recorded model calls (root turns, compactions and plain sub-calls; an
     rlm_query's own event repeats its children's). For runs the engine could not finish itself: a
     batch can end between a call and the totals event after it, and the run must still add up."""
     kinds: dict[str, str] = {}
     calls: list[dict] = []
     iterations = max_depth = 0
-    rows = RunEvent.objects.filter(run_id=run_id, type__in=("root.turn", "subcall.started", "subcall.finished"))
+    rows = RunEvent.objects.filter(run_id=run_id, type__in=("root.turn", "root.compacted", "subcall.started",
+                                                            "subcall.finished"))
     for type_, data in rows.order_by("seq").values_list("type", "data").iterator():
-        if type_ == "root.turn":
+        if type_ in ("root.turn", "root.compacted"):
             calls.append(data)
-            iterations += data.get("depth") == 0
+            iterations += type_ == "root.turn" and data.get("depth") == 0
         elif type_ == "subcall.started":
             kinds[data.get("node_id")] = data.get("kind")
             max_depth = max(max_depth, data.get("depth") or 0)

@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from worker.engine import compaction, parsing, prompts
 from worker.engine import events as ev
-from worker.engine import parsing, prompts
 from worker.engine.llm import LLMClient, LLMError, ModelOptions, count_tokens, is_offline
 from worker.sandbox import REPL_RULES, Sandbox, SandboxCallError, SandboxLimits
 
@@ -433,6 +433,7 @@ class RLM:
 
     def _turn(self, messages: list[dict], iteration: int, forced: bool) -> Outcome | None:
         """One root turn: ask, then act on the reply. Returns an Outcome when the RLM is done."""
+        compaction.maybe_compact(self, messages, iteration)
         content = self._ask_root(messages, iteration, forced)
         messages.append({"role": "assistant", "content": content})
         outcome, feedback = self._act(content, iteration, forced)

@@ -9,7 +9,9 @@ for whatever priced model name the caller uses (`openai/gpt-4o-mini` with `api_b
 
 Replies come from `responder(request) -> str` when given; otherwise requests for `root_model` take
 the next of `root_replies` and all others get `sub_reply(prompt)` (by default an echo of the
-prompt's first line). Every request is served on its own thread (ThreadingHTTPServer), so
+prompt's first line). With `context_window` set, a request whose messages come to more tokens than
+that (~4 characters per token, as its usage figures) is refused the way OpenAI refuses it (400,
+code context_length_exceeded). Every request is served on its own thread (ThreadingHTTPServer), so
 concurrent sub-calls really overlap.
 """
 
@@ -115,6 +117,7 @@ class SimulatedProvider:
         faults: list[Fault] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        context_window: int | None = None,
     ) -> None:
         self.responder = responder
         self.root_replies = list(root_replies or [])
@@ -122,6 +125,7 @@ class SimulatedProvider:
         self.sub_reply = sub_reply
         self.latency_s = latency_s
         self.faults = list(faults or [])
+        self.context_window = context_window
         self.requests: list[SimRequest] = []
         self._lock = threading.Lock()
         self._root_index = 0
@@ -242,6 +246,14 @@ class SimulatedProvider:
                     self._raw(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
                     request.status = 200
                     return
+                prompt_tokens = sum(approx_tokens(_text(m.get("content"))) for m in request.messages)
+                if provider.context_window is not None and prompt_tokens > provider.context_window:
+                    self._json(400, {"error": {
+                        "message": f"This model's maximum context length is {provider.context_window} tokens. "
+                                   f"However, your messages resulted in {prompt_tokens} tokens.",
+                        "type": "invalid_request_error", "code": "context_length_exceeded"}})
+                    request.status = 400
+                    return
                 try:
                     content = "" if kind == "empty" else provider._reply_for(request)
                 except Exception as exc:  # a broken script is the test's bug: say so loudly
@@ -249,7 +261,6 @@ class SimulatedProvider:
                     request.status = 500
                     return
                 request.reply = content
-                prompt_tokens = sum(approx_tokens(_text(m.get("content"))) for m in request.messages)
                 completion_tokens = approx_tokens(content) if content else 0
                 self._json(200, {
                     "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
