@@ -26,6 +26,7 @@ from pathlib import Path
 
 from worker.engine import compaction, parsing, prompts
 from worker.engine import events as ev
+from worker.engine import session as sessions
 from worker.engine.llm import LLMClient, LLMError, ModelOptions, count_tokens, is_offline
 from worker.sandbox import REPL_RULES, Sandbox, SandboxCallError, SandboxLimits
 
@@ -72,6 +73,8 @@ class RunSpec:
     # allows any litellm model. The web app passes its configured list, so code a document
     # injected cannot pick some other model whose key happens to be in the environment.
     allowed_models: list[str] | None = None
+    # Follow-ups (conversation, REPL snapshot in and out) and team helpers: worker/engine/session.py.
+    session: sessions.Session = field(default_factory=sessions.Session)
 
     def __post_init__(self) -> None:
         if not self.sub_model:
@@ -371,6 +374,7 @@ class RLM:
         self.cells: list[dict] = []
         self.cell_id: str | None = None
         self.sandbox = None
+        self.carried = ""  # what session.begin added to the first turn
 
     # the loop -----------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -382,7 +386,10 @@ class RLM:
         self.state.track(self.sandbox)
         try:
             self.sandbox.start()
-            return self._loop()
+            self.carried = sessions.begin(self)
+            outcome = self._loop()
+            sessions.end(self)
+            return outcome
         finally:
             self.state.untrack(self.sandbox)
             self.sandbox.close()
@@ -421,7 +428,7 @@ class RLM:
             with open(path, encoding="utf-8") as handle:
                 previews.append(handle.read(prompts.PREVIEW_CHARS))
             lengths.append(self._chars(path))
-        return prompts.root_first_turn(self.question, names, previews, lengths)
+        return prompts.root_first_turn(self.question, names, previews, lengths) + self.carried
 
     @staticmethod
     def _chars(path: str) -> int:
