@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "apps.review",
     "apps.sharing",
     "apps.comments",
+    "apps.helpers",
 ]
 
 MIDDLEWARE = [
