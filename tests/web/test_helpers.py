@@ -7,6 +7,9 @@ from django.urls import reverse
 
 from apps.helpers import services
 from apps.helpers.models import Helper
+from apps.runs import services as run_services
+from apps.runs.execution import run_execute
+from apps.runs.models import RunEvent, RunStatus
 from apps.teams.models import Membership, Role
 from tests.conftest import make_user
 from tests.web.runs_factories import clean_rate_limits, make_document  # noqa: F401
@@ -73,3 +76,27 @@ def test_a_helper_is_tested_against_a_sample_document(client, user, team):
     assert "ValueError: bad input" in page and "The test raised an error" in page
     bad_doc = client.post(reverse("helper_test"), {"name": "word_count", "source": WORDS, "document": "nope"})
     assert bad_doc.status_code == 400
+
+
+def test_runs_load_the_versions_they_recorded_and_report_them(user, team):
+    services.helper_save(user, team, "word_count", WORDS)
+    doc = make_document(team, "one two three", user=user)
+    run = run_services.run_create(user, team, "How many words?", [doc.pk], enqueue=False)
+    helper = Helper.objects.get(name="word_count")
+    assert run.helper_versions == [{"id": helper.pk, "name": "word_count", "version": 1}]
+    services.helper_save(user, team, "word_count", WORDS_V2, helper)  # saved after the run was asked
+    script = ["```repl\nn = word_count(context)\nprint(n)\n```", "```repl\nFINAL(str(n))\n```"]
+    run_execute(run.pk, "test", script)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.final_answer == "3"  # version 1, as recorded
+    loaded = RunEvent.objects.get(run=run, type="helpers.loaded").data["helpers"]
+    assert [(h["name"], h["version"], h["error"]) for h in loaded] == [("word_count", 1, None)]
+    first_turn = RunEvent.objects.filter(run=run, type="root.turn").first().data["input"][-1]["content"]
+    assert "`word_count(text)`: How many words `text` has." in first_turn
+
+
+def test_deactivated_helpers_are_not_loaded_into_new_runs(user, team):
+    version = services.helper_save(user, team, "word_count", WORDS)
+    services.helper_deactivate(user, version.helper)
+    doc = make_document(team, "one two", user=user)
+    assert run_services.run_create(user, team, "Q?", [doc.pk], enqueue=False).helper_versions == []
