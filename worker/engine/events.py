@@ -23,8 +23,8 @@ Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
   summary, model, prompt_tokens, completion_tokens, cost_usd, latency_s, attempts (a root's history
   neared its model's window: earlier turns were replaced by a summary the root wrote; the REPL is
   untouched; the summarising call is counted here, like a root turn)
-- helpers.loaded: helpers [{name, version, doc}], error, stdout (the team's helpers ran as a cell
-  hidden from the root, before its first turn)
+- helpers.loaded: helpers [{name, version, signature, doc, error, stdout}] (the team's helpers
+  ran as cells hidden from the root, before its first turn)
 - snapshot.restored: variables [{name, type}], not_carried [{name, type, reason}], error (the
   previous run's plain-data variables were put into this REPL before its first cell)
 - snapshot.saved: variables [{name, type}], not_carried [{name, type, reason}], bytes, error
