@@ -24,6 +24,8 @@ def reading_responder(summaries: list[str]):
             summary = f"SUMMARY: read {state['turn']} chunks so far into `seen`; keep going."
             summaries.append(summary)
             return summary
+        if prompts.FORCED_NOTE in request.prompt:
+            return repl("FINAL('forced after ' + str(len(seen)) + ' chunks')")
         turn = state["turn"]
         state["turn"] += 1
         if turn == 0:
@@ -35,20 +37,20 @@ def reading_responder(summaries: list[str]):
     return respond
 
 
-def spec_for(sp: SimulatedProvider, doc: DocumentInput) -> RunSpec:
+def spec_for(sp: SimulatedProvider, doc: DocumentInput, max_iterations: int = 12) -> RunSpec:
     options = {m: ModelOptions(api_base=sp.base_url, api_key_env=KEY_ENV, timeout_s=10, max_retries=0,
                                context_window=WINDOW) for m in (ROOT, SUB)}
     return RunSpec(question="How much did you read?", documents=[doc], root_model=ROOT, sub_model=SUB,
-                   limits=Limits(max_iterations=12, output_limit_chars=4000), model_options=options)
+                   limits=Limits(max_iterations=max_iterations, output_limit_chars=4000), model_options=options)
 
 
-def long_run(write_doc, provider_key, monkeypatch, threshold: str):
+def long_run(write_doc, provider_key, monkeypatch, threshold: str, max_iterations: int = 12):
     monkeypatch.setenv("RLMWEB_COMPACTION_THRESHOLD", threshold)
     doc = write_doc("long.txt", filler(CHUNK * TURNS + 500))
     summaries: list[str] = []
     sink = ListSink()
     with SimulatedProvider(responder=reading_responder(summaries), context_window=WINDOW) as sp:
-        result = run(spec_for(sp, doc), sink)
+        result = run(spec_for(sp, doc, max_iterations), sink)
         requests = list(sp.requests)
     return result, sink, summaries, requests
 
@@ -98,3 +100,12 @@ def test_offline_model_summarises_and_still_finishes(write_doc, monkeypatch, sin
     result = run(spec, sink)
     assert sink.of_type("root.compacted"), "the small window should have forced a compaction"
     assert result.status == "succeeded" and "7341" in result.final_answer
+
+
+def test_the_forced_last_turn_is_compacted_and_keeps_its_instruction(write_doc, provider_key, monkeypatch):
+    result, sink, summaries, _ = long_run(write_doc, provider_key, monkeypatch, "0.55", max_iterations=2)
+    assert result.status == "succeeded" and result.forced_final and result.stop_reason == "max_iterations"
+    assert result.final_answer == "forced after 1 chunks"
+    assert [e.data["iteration"] for e in sink.of_type("root.compacted")] == [3]  # at the forced turn only
+    forced_turn = sink.of_type("root.turn")[-1].data
+    assert forced_turn["forced"] and prompts.FORCED_NOTE in forced_turn["input"][-1]["content"]

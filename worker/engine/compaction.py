@@ -62,14 +62,15 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     before = history_tokens(model, messages)
     if before < fraction * window:
         return
-    reply = _summarise(rlm, messages, model, window)
+    forced = prompts.FORCED_NOTE in messages[-1]["content"]  # the last turn after a soft stop
+    reply = _summarise(rlm, messages, model, window, forced)
     if reply is None:
         return
     first = messages[1]["content"].split("\n\n" + prompts.COMPACTED_HEADING, 1)[0]
     turns = iteration - 1
     content = prompts.compacted_turn(first, reply.content, turns, rlm.sandbox.variable_summary(),
                                      state.standing(rlm.depth, iteration).line())
-    if prompts.FORCED_NOTE in messages[-1]["content"]:  # the forced last turn keeps its instruction
+    if forced:  # the forced last turn keeps its instruction
         content += "\n\n" + prompts.forced_final_turn()
     messages[:] = [messages[0], {"role": "user", "content": content}]
     after = history_tokens(model, messages)
@@ -81,7 +82,7 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens, reply.attempts, rlm._lineage())
 
 
-def _summarise(rlm, messages: list[dict], model: str, window: int) -> Completion | None:
+def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool) -> Completion | None:
     """Ask the root for the summary. None when the call failed but the run goes on (the next turn is
     then tried with the full history); RunStopped propagates."""
     from worker.engine.runner import RunStopped
@@ -90,7 +91,7 @@ def _summarise(rlm, messages: list[dict], model: str, window: int) -> Completion
     request = [dict(m) for m in messages]
     request[-1]["content"] = f"{request[-1]['content']}\n\n{prompts.compaction_request()}"
     _fit(request, model, int(REQUEST_SHARE * window))
-    state.check_model_call()
+    state.check_model_call(last_turn=forced)
     started = time.monotonic()
     try:
         reply = state.client.complete(model, request, should_stop=state.halted, time_left=state.time_left)
