@@ -151,3 +151,18 @@ def test_deleting_a_run_deletes_its_snapshot(user, first, data_dir):
     path = data_dir / first.snapshot
     services.run_delete(user, first)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--follow-up", "not-a-uuid"], "No run not-a-uuid"),
+    (["--follow-up", str(uuid.UUID(int=7))], "No run"),
+    (["--doc", "/etc/hostname", "--follow-up", str(uuid.UUID(int=7))], "leave out --doc"),
+    ([], "at least one --doc"),
+])
+def test_the_cli_refuses_bad_follow_up_arguments(user, extra, message):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        call_command("rlm", "ask", "--question", "Q?", "--user", user.username, *extra,
+                     stdout=io.StringIO(), stderr=io.StringIO())
+    assert Run.objects.count() == 0
