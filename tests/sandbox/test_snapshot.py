@@ -9,7 +9,7 @@ import math
 import pytest
 
 from tests.sandbox.conftest import FAST_LIMITS
-from worker.sandbox import Sandbox
+from worker.sandbox import Sandbox, SandboxError, SandboxLimits
 from worker.sandbox import snapshot as snapshots
 
 
@@ -140,3 +140,31 @@ def test_a_snapshot_does_not_change_the_repl(fresh):
     ok(fresh, "x = [1]\n")
     fresh.snapshot()
     assert ok(fresh, "x.append(2)\nprint(x)") == "[1, 2]\n"
+
+
+EVIL = (
+    "class Evil:\n"
+    "    def __len__(self):\n        while True:\n            pass\n"
+    "    def __iter__(self):\n        while True:\n            pass\n"
+    "    def __eq__(self, other):\n        while True:\n            pass\n"
+    "    def __repr__(self):\n        while True:\n            pass\n"
+    "evil = Evil()\nnested = {'k': [1, (2, Evil())]}\nfine = [1, 2]\n"
+)
+
+
+def test_a_snapshot_never_runs_repl_code(docs, recorder):
+    limits = SandboxLimits(memory_bytes=1024**3, cell_timeout_s=2.0, output_limit_chars=10_000)
+    with Sandbox(docs[:1], recorder, limits) as sb:
+        ok(sb, EVIL)
+        taken = sb.snapshot()  # any of Evil's methods would loop until the cell timeout
+        assert list(taken["variables"]) == ["fine"]
+        assert {i["name"] for i in taken["not_carried"]} == {"Evil", "evil", "nested"}
+
+
+def test_a_snapshot_that_takes_too_long_is_stopped_by_the_cell_timeout(docs, recorder):
+    limits = SandboxLimits(memory_bytes=1024**3, cell_timeout_s=0.3, output_limit_chars=10_000)
+    with Sandbox(docs[:1], recorder, limits) as sb:
+        ok(sb, "row = ['x' * 10] * 1000\nrows = [row] * 2000\ngrid = [rows] * 30\n")  # 60M strings to encode
+        with pytest.raises(SandboxError, match="snapshot failed"):
+            sb.snapshot(max_bytes=10 * 1024**3)
+        assert ok(sb, "print(len(grid))") == "30\n"  # the REPL is intact
