@@ -131,3 +131,18 @@ def test_the_offline_model_runs_a_follow_up(write_doc, tmp_path):
     result = run(follow, sink)
     assert result.status == "succeeded" and "7341" in result.final_answer
     assert "answer" in {v["name"] for v in sink.of_type("snapshot.restored")[0].data["variables"]}
+
+
+def test_a_follow_up_with_helpers_through_the_simulated_provider(provider, write_doc, tmp_path):
+    doc, first_spec, _, _ = first_run(provider, write_doc, tmp_path)
+    provider.root_replies = [repl("print(count_words(chunks[0]), total)"), repl("FINAL(str(total + 1))")]
+    spec = sim_spec(provider, [doc], question="And one more?")
+    spec.session = Session(conversation=[Earlier("Revenue in 2018?", "10")],
+                           restore_from=first_spec.session.save_to, helpers=[HELPER])
+    sink = ListSink()
+    result = run(spec, sink)
+    assert result.status == "succeeded" and result.final_answer == "42"
+    assert result.cells[0]["stdout"] == "2 41\n"
+    first_request = next(r for r in provider.requests if r.model == "gpt-4o")
+    assert "Answer: 10" in first_request.prompt and "`total` (int)" in first_request.prompt
+    assert "`count_words(text)`: How many words `text` has." in first_request.prompt
