@@ -12,7 +12,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 from apps.teams.permissions import can
 
@@ -114,3 +117,12 @@ def snapshot_delete(relpath: str) -> None:
             path.unlink()
         except OSError:
             logger.warning("Deleting snapshot %s failed", path, exc_info=True)
+
+
+@receiver(post_delete, sender=Run, dispatch_uid="runs.snapshot_delete")
+def _delete_snapshot_with_run(sender, instance: Run, **kwargs) -> None:
+    """However a run goes (run_delete, its team deleted, the admin), its snapshot file goes once the
+    deletion is committed."""
+    if instance.snapshot:
+        relpath = instance.snapshot
+        transaction.on_commit(lambda: snapshot_delete(relpath))

@@ -326,11 +326,7 @@ def run_delete(user: AbstractBaseUser, run: Run) -> None:
             )
         # Its cost keeps counting toward the team's spending and monthly cap.
         spend_record_deleted_run(locked)
-        locked.delete()
-    if run.snapshot:
-        from .conversations import snapshot_delete
-
-        snapshot_delete(run.snapshot)
+        locked.delete()  # its REPL snapshot file goes too (apps.runs.conversations)
     logger.info("Run %s deleted by user %s", run.pk, user.pk)
 
 

@@ -153,6 +153,25 @@ def test_deleting_a_run_deletes_its_snapshot(user, first, data_dir):
     assert not path.exists()
 
 
+def test_runs_deleted_in_bulk_take_their_snapshots(user, first, data_dir):
+    path = data_dir / first.snapshot
+    Run.objects.filter(team=first.team).delete()  # as apps.teams.services.team_delete does
+    assert not path.exists()
+
+
+def test_a_snapshot_path_outside_the_snapshot_dir_is_never_used_or_deleted(user, first, data_dir):
+    outside = data_dir / "keep.json"
+    outside.write_text("{}")
+    Run.objects.filter(pk=first.pk).update(snapshot="../keep.json")
+    first.refresh_from_db()
+    follow = run_follow_up(user, first, "Next?", enqueue=False)
+    from apps.runs.execution import run_session
+
+    assert run_session(follow).restore_from is None
+    Run.objects.filter(pk=first.pk).delete()
+    assert outside.exists()
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["--follow-up", "not-a-uuid"], "No run not-a-uuid"),
     (["--follow-up", str(uuid.UUID(int=7))], "No run"),
