@@ -109,3 +109,22 @@ def test_the_forced_last_turn_is_compacted_and_keeps_its_instruction(write_doc, 
     assert [e.data["iteration"] for e in sink.of_type("root.compacted")] == [3]  # at the forced turn only
     forced_turn = sink.of_type("root.turn")[-1].data
     assert forced_turn["forced"] and prompts.FORCED_NOTE in forced_turn["input"][-1]["content"]
+
+
+def test_an_overlong_summary_is_cut_so_the_history_stays_small(write_doc, provider_key, monkeypatch):
+    monkeypatch.setenv("RLMWEB_COMPACTION_THRESHOLD", "0.85")
+    doc = write_doc("long.txt", filler(CHUNK * TURNS + 500))
+    base = reading_responder([])
+
+    def rambling(request):
+        if prompts.COMPACT_REQUEST in request.prompt:
+            return "SUMMARY " + "blah " * 5000  # 25,000 characters, far more than a quarter of the window
+        return base(request)
+
+    sink = ListSink()
+    with SimulatedProvider(responder=rambling, context_window=WINDOW) as sp:
+        result = run(spec_for(sp, doc), sink)
+    assert result.status == "succeeded", result.failure_reason
+    compacted = sink.of_type("root.compacted")
+    assert compacted and all(e.data["tokens_after"] < 0.85 * WINDOW for e in compacted)
+    assert len(compacted[0].data["summary"]) > 25_000  # the event keeps what the root wrote

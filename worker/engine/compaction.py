@@ -25,6 +25,9 @@ DEFAULT_THRESHOLD = 0.85
 # The summarising request must itself fit: long messages are cut (middle first) to this share.
 REQUEST_SHARE = 0.95
 MIN_CUT_CHARS = 500
+# A summary longer than this share of the window (at ~4 characters per token) is cut: a compacted
+# history must leave room for the turns after it, or every turn would compact again.
+SUMMARY_SHARE = 0.25
 
 
 def threshold() -> float | None:
@@ -68,7 +71,10 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
         return
     first = messages[1]["content"].split("\n\n" + prompts.COMPACTED_HEADING, 1)[0]
     turns = iteration - 1
-    content = prompts.compacted_turn(first, reply.content, turns, rlm.sandbox.variable_summary(),
+    summary = reply.content
+    if len(summary) > (limit := int(SUMMARY_SHARE * window * 4)):
+        summary = summary[:limit] + f"\n[summary cut at {limit:,} of {len(reply.content):,} characters]"
+    content = prompts.compacted_turn(first, summary, turns, rlm.sandbox.variable_summary(),
                                      state.standing(rlm.depth, iteration).line())
     if forced:  # the forced last turn keeps its instruction
         content += "\n\n" + prompts.forced_final_turn()
