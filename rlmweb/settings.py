@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "apps.sharing",
     "apps.comments",
     "apps.evals",
+    "apps.helpers",
 ]
 
 MIDDLEWARE = [

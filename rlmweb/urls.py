@@ -9,6 +9,7 @@ urlpatterns = [
     path("teams/", include("apps.teams.urls")),
     path("documents/", include("apps.documents.urls")),
     path("runs/", include("apps.runs.urls")),
+    path("helpers/", include("apps.helpers.urls")),
     path("api/documents/", include("apps.documents.api_urls")),
     path("api/runs/", include("apps.runs.api_urls")),
     path("review/", include("apps.review.urls")),

@@ -5,6 +5,8 @@ Errors are `{"error": message}`, with `"fields": {name: [messages]}` for invalid
 another team is a 404, like a run that does not exist.
 """
 
+import uuid
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, JsonResponse
@@ -17,10 +19,11 @@ from apps.teams.permissions import can
 from rlmweb.ids import parse_id
 
 from . import selectors, services
+from .conversations import run_follow_up, thread_json
 from .models import Run
 from .models_config import model_choices
 
-ASK_FIELDS = {"question", "documents", "mode", "root_model", "sub_model", "limits", "team"}
+ASK_FIELDS = {"question", "documents", "mode", "root_model", "sub_model", "limits", "team", "follow_up"}
 MAX_EVENTS_PER_REQUEST = 5000
 
 
@@ -80,7 +83,15 @@ def _ask_arguments(body: dict) -> dict:
     elif not isinstance(body["question"], str):
         fields["question"] = ["Must be a string."]
     documents = body.get("documents")
-    if documents is None:
+    follow_up = body.get("follow_up")
+    if follow_up is not None:
+        if not isinstance(follow_up, str) or not _is_uuid(follow_up):
+            fields["follow_up"] = ["Must be the id of a finished run (a string)."]
+        if documents is not None:
+            fields["documents"] = ["A follow-up uses the documents of the run it follows: leave this out."]
+        if body.get("team") is not None:
+            fields["team"] = ["A follow-up belongs to the team of the run it follows: leave this out."]
+    elif documents is None:
         fields["documents"] = ["This field is required: a list of document ids."]
     elif not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
         fields["documents"] = ["Must be a list of document ids (strings)."]
@@ -91,11 +102,31 @@ def _ask_arguments(body: dict) -> dict:
         fields["limits"] = ["Must be an object, e.g. {\"max_iterations\": 10}."]
     if fields:
         raise ApiError(400, "Invalid request.", fields=fields)
-    arguments = {"question": body["question"], "document_ids": documents, "limits": body.get("limits")}
+    arguments = {"question": body["question"], "limits": body.get("limits")}
+    if follow_up is None:
+        arguments["document_ids"] = documents
     for name in ("mode", "root_model", "sub_model"):
         if name in body:
             arguments[name] = body[name]
     return arguments
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _ask_follow_up(request: HttpRequest, arguments: dict, previous_id: str) -> Run:
+    previous = selectors.run_get_for_user(request.user, previous_id)
+    if previous is None:
+        raise ApiError(400, "Invalid request.", fields={"follow_up": ["No such run."]})
+    try:
+        return run_follow_up(request.user, previous, **arguments)
+    except (ValidationError, PermissionDenied, services.RunNotFound, services.RunConflict) as exc:
+        raise _service_error(exc) from None
 
 
 def _service_error(exc: Exception) -> ApiError:
@@ -120,6 +151,9 @@ def runs_collection(request: HttpRequest) -> JsonResponse:
     """GET: the team's runs, newest first (?status=, ?mode=, ?q=, ?page=). POST: ask."""
     if request.method == "POST":
         body = json_body(request)
+        if body.get("follow_up") is not None:
+            arguments = _ask_arguments(body)
+            return JsonResponse(run_json(_ask_follow_up(request, arguments, body["follow_up"])), status=201)
         team = _team(request, body.get("team"))
         arguments = _ask_arguments(body)
         try:
@@ -178,7 +212,7 @@ def run_detail(request: HttpRequest, run_id) -> JsonResponse:
         except (PermissionDenied, services.RunConflict, services.RunNotFound) as exc:
             raise _service_error(exc) from None
         return JsonResponse({"deleted": True, "id": str(run.pk)})
-    return JsonResponse(run_json(run))
+    return JsonResponse({**run_json(run), "conversation": thread_json(run)})
 
 
 @api_view(("GET",))

@@ -6,4 +6,5 @@ class RunsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the sandbox check)
+        # The sandbox check registers itself; a run's snapshot file is deleted with the run.
+        from . import checks, conversations  # noqa: F401

@@ -7,18 +7,20 @@ for the same run: only the first call claims a queued run.
 import logging
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from worker.engine import DocumentInput, Limits, RunSpec
+from worker.engine import DocumentInput, Earlier, Helper, Limits, RunSpec, Session
 from worker.engine import events as ev
 from worker.engine import run as engine_run
 from worker.engine.llm import ModelOptions
 from worker.engine.vocabulary import CallKind, StopReason
 
-from .models import Run, RunEvent, RunStatus
+from .conversations import run_ancestors, snapshot_file, snapshot_relpath
+from .models import Mode, Run, RunEvent, RunStatus
 from .models_config import model_choices
 from .sink import DatabaseSink, persist_events, publish_events
 
@@ -61,6 +63,25 @@ def build_spec(run: Run, root_script: list[str] | None = None, allow_unpriced: b
         root_script=root_script,
         allowed_models=list(options),
         allow_unpriced=settings.RLMWEB_ALLOW_UNPRICED if allow_unpriced is None else allow_unpriced,
+        session=run_session(run),
+    )
+
+
+def run_session(run: Run) -> Session:
+    """What the run starts with besides its documents (a follow-up's conversation and the previous
+    run's snapshot, the team's helpers) and where its own snapshot goes."""
+    from apps.helpers.services import helper_sources
+
+    restore = None
+    if run.follow_up_of_id and run.mode != Mode.DIRECT:
+        path = snapshot_file(run.follow_up_of.snapshot)
+        restore = str(path) if path is not None else None
+    return Session(
+        conversation=[Earlier(r.question, r.final_answer or f"(no answer: the run {r.status})")
+                      for r in run_ancestors(run)],
+        restore_from=restore,
+        save_to=str(Path(settings.DATA_DIR) / snapshot_relpath(run)) if run.mode != Mode.DIRECT else None,
+        helpers=[Helper(h["name"], h["version"], h["source"]) for h in helper_sources(run.helper_versions)],
     )
 
 
@@ -148,19 +169,21 @@ class RunWatch:
 
 
 def recorded_totals(run_id) -> dict:
-    """A run's totals summed from its recorded model calls (root turns and plain sub-calls; an
+    """A run's totals summed from its recorded model calls (root turns, compactions and plain sub-calls; an
     rlm_query's own event repeats its children's). For runs the engine could not finish itself: a
     batch can end between a call and the totals event after it, and the run must still add up.
     `subcalls` counts what the engine's sub-call budget counts: llm sub-calls and child RLMs' root turns."""
     kinds: dict[str, str] = {}
     calls: list[dict] = []
     iterations = max_depth = child_turns = 0
-    rows = RunEvent.objects.filter(run_id=run_id, type__in=(ev.ROOT_TURN, ev.SUBCALL_STARTED, ev.SUBCALL_FINISHED))
+    rows = RunEvent.objects.filter(run_id=run_id, type__in=(ev.ROOT_TURN, ev.ROOT_COMPACTED, ev.SUBCALL_STARTED,
+                                                            ev.SUBCALL_FINISHED))
     for type_, data in rows.order_by("seq").values_list("type", "data").iterator():
-        if type_ == ev.ROOT_TURN:
+        if type_ in (ev.ROOT_TURN, ev.ROOT_COMPACTED):  # a compaction is a root model call too
             calls.append(data)
-            iterations += data.get("depth") == 0
-            child_turns += (data.get("depth") or 0) > 0
+            if type_ == ev.ROOT_TURN:
+                iterations += data.get("depth") == 0
+                child_turns += (data.get("depth") or 0) > 0
         elif type_ == ev.SUBCALL_STARTED:
             kinds[data.get("node_id")] = data.get("kind")
             max_depth = max(max_depth, data.get("depth") or 0)
@@ -217,6 +240,8 @@ def run_execute(run_id, worker: str = "", root_script: list[str] | None = None,
     if failure:  # numbered after the last event that reached the database, so seqs stay contiguous
         last_seq = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).first() or 0
         _finish_with(run.pk, last_seq, RunStatus.FAILED, failure)
+    if snapshot_file(snapshot_relpath(run)) is not None:
+        Run.objects.filter(pk=run_id).update(snapshot=snapshot_relpath(run))
     final = Run.objects.get(pk=run_id)
     if not final.is_finished:  # the engine returned without its terminal event: never leave it running
         _finish_with(final.pk, final.last_seq, RunStatus.FAILED, "The engine stopped without a final status.")

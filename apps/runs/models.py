@@ -34,6 +34,15 @@ class Run(models.Model):
     team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="runs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    # A follow-up question: same documents, the conversation so far, the previous run's REPL snapshot.
+    follow_up_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="follow_ups")
+    conversation_id = models.UUIDField(null=True, blank=True, db_index=True,
+                                       help_text="The first run of the conversation; empty on that run itself.")
+    snapshot = models.CharField(max_length=300, blank=True,
+                                help_text="The REPL snapshot file the run left, relative to RLMWEB_DATA_DIR.")
+    helper_versions = models.JSONField(default=list, blank=True,
+                                       help_text="The team helpers the run had: [{id, name, version}].")
     question = models.TextField()
     documents = models.ManyToManyField("documents.Document", through="RunDocument", related_name="runs")
     mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.RLM)
@@ -89,6 +98,11 @@ class Run(models.Model):
             return None
         end = self.finished_at or self.heartbeat_at or self.started_at
         return (end - self.started_at).total_seconds()
+
+    @property
+    def thread_id(self):
+        """The conversation this run belongs to: the id of its first run."""
+        return self.conversation_id or self.pk
 
     @property
     def cost_known(self) -> bool:

@@ -94,6 +94,9 @@ def run_summary(run: Run, documents: list | None = None) -> dict:
         "team": run.team_id,
         "created_by": run.created_by.get_username() if run.created_by else None,
         "rerun_of": str(run.rerun_of_id) if run.rerun_of_id else None,
+        "follow_up_of": str(run.follow_up_of_id) if run.follow_up_of_id else None,
+        "conversation_id": str(run.thread_id),
+        "helpers": run.helper_versions,
         "question": run.question,
         "documents": [{"id": str(d.pk), "name": d.name, "chars": d.chars} for d in documents],
         "mode": run.mode,
@@ -128,7 +131,9 @@ def run_summary(run: Run, documents: list | None = None) -> dict:
 
 def run_trajectory_chunks(run: Run) -> Iterator[str]:
     """The whole trajectory as one JSON document {"run": …, "events": […]}, streamed in pieces."""
-    head = json.dumps({"format": "rlmweb.trajectory/1", "run": run_summary(run)})
+    from .conversations import thread_json
+
+    head = json.dumps({"format": "rlmweb.trajectory/1", "run": {**run_summary(run), "conversation": thread_json(run)}})
     yield head[:-1] + ', "events": ['
     first = True
     for page in run_events_between(run.pk, 0):

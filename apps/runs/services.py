@@ -143,11 +143,13 @@ def run_create(
     *,
     enqueue: bool = True,
     rate_limit: bool = True,
+    follow_up_of: Run | None = None,
 ) -> Run:
     """Validate an ask, create the Run with its documents, and enqueue it after the commit.
 
     `enqueue=False` is for callers that execute the run themselves (the CLI). `rate_limit=False`
     is for the runs of an evaluation: one ask of the user, paced by its own concurrency limit.
+    `follow_up_of`: see `apps.runs.conversations.run_follow_up`, which checks it.
     """
     _require(user, team)
     errors: dict[str, str] = {}
@@ -182,6 +184,9 @@ def run_create(
             team=team,
             created_by=user if user.is_authenticated else None,
             rerun_of=rerun_of,
+            follow_up_of=follow_up_of,
+            conversation_id=follow_up_of.thread_id if follow_up_of is not None else None,
+            helper_versions=_helper_versions(team),
             question=question.strip(),
             mode=mode,
             root_model=root_model,
@@ -195,6 +200,12 @@ def run_create(
         if enqueue:
             transaction.on_commit(lambda: _enqueue(run.pk, task_id))
     return run
+
+
+def _helper_versions(team: Team) -> list[dict]:
+    from apps.helpers.services import helper_versions_for_run
+
+    return helper_versions_for_run(team)
 
 
 def _check_capacity(user: AbstractBaseUser, team: Team, rate_limit: bool = True) -> None:
@@ -318,7 +329,7 @@ def run_delete(user: AbstractBaseUser, run: Run) -> None:
             )
         # Its cost keeps counting toward the team's spending and monthly cap.
         spend_record_deleted_run(locked)
-        locked.delete()
+        locked.delete()  # its REPL snapshot file goes too (apps.runs.conversations)
     logger.info("Run %s deleted by user %s", run.pk, user.pk)
 
 

@@ -15,6 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.teams.permissions import can, can_change, role_can, role_in
 
 from . import selectors, services
+from .conversations import run_follow_up as run_follow_up_service
+from .conversations import run_thread, run_thread_rows
 from .forms import RunForm
 from .models import Mode, Run, RunStatus
 from .services import LIMITS
@@ -162,8 +164,42 @@ def run_detail(request, run_id):
             "can_cancel": not run.is_finished and may_change,
             "can_delete": may_change,
             "delete_url": reverse("run_delete", args=[run.pk]),
+            "thread": run_thread_rows(run),
+            "conversation_url": reverse("run_conversation", args=[run.pk]),
+            "can_follow_up": run.is_finished and can(request.user, "create", run.team),
+            "follow_up_url": reverse("run_follow_up", args=[run.pk]),
         },
     )
+
+
+@login_required
+@require_POST
+def run_follow_up(request, run_id):
+    """Ask a follow-up of a finished run; back to its page with the error when it cannot be asked."""
+    run = _run_or_404(request, run_id)
+    try:
+        new = run_follow_up_service(request.user, run, request.POST.get("question", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(reverse("run_detail", args=[run.pk]) + "#conversation")
+    except services.RunConflict as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("run_detail", args=[run.pk]) + "#conversation")
+    return redirect("run_detail", run_id=new.pk)
+
+
+@login_required
+@require_GET
+def run_conversation(request, run_id):
+    """The runs of a conversation, oldest first: question, answer, cost, a link to each explorer."""
+    run = _run_or_404(request, run_id)
+    thread = run_thread_rows(run)
+    last = run_thread(run)[-1]
+    return render(request, "runs/run_conversation.html", {
+        "run": run, "thread": thread, "last": last,
+        "can_follow_up": last.is_finished and can(request.user, "create", run.team),
+        "follow_up_url": reverse("run_follow_up", args=[last.pk]),
+    })
 
 
 @login_required

@@ -38,6 +38,12 @@ SHARED_FIELDS: dict[str, frozenset[str]] = {
     "cost.updated": frozenset({"totals"}),
     "final.answer": frozenset({"answer", "source", "node_id"}),
     "run.finished": frozenset({"status", "failure_reason", "stop_reason", "totals", "forced_final"}),
+    "root.compacted": frozenset({"node_id", "depth", "iteration", "tokens_before", "tokens_after", "window",
+                                 "turns_compacted", "summary", "model", "prompt_tokens", "completion_tokens",
+                                 "cost_usd", "latency_s", "attempts"}),
+    "helpers.loaded": frozenset({"helpers"}),
+    "snapshot.restored": frozenset({"variables", "not_carried", "error"}),
+    "snapshot.saved": frozenset({"variables", "not_carried", "bytes", "error"}),
 }
 
 

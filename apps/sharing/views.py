@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.runs import selectors as run_selectors
+from apps.runs.conversations import run_thread_rows, thread_json
 from apps.runs.models import Run
 
 from . import services
@@ -133,6 +134,7 @@ def share_page(request, token: str):
         "shared": True,
         "show_document_text": link.show_document_text,
         "share_expires_at": link.expires_at,
+        "thread": run_thread_rows(run, links=False),
     }
     return _private(render(request, "sharing/run_shared.html", context))
 
@@ -166,9 +168,11 @@ def share_events(request, token: str):
 
 def shared_summary(run: Run, documents: list[SharedDocument]) -> dict:
     summary = run_selectors.run_summary(run)
-    for private in ("team", "created_by", "rerun_of"):
+    for private in ("team", "created_by", "rerun_of", "follow_up_of", "conversation_id"):
         summary.pop(private, None)
     summary["documents"] = [{"name": d.name, "chars": d.chars} for d in documents]
+    summary["conversation"] = [{k: v for k, v in item.items() if k not in ("id", "follow_up_of")}
+                               for item in thread_json(run)]
     return summary
 
 

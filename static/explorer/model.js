@@ -41,6 +41,7 @@ export class TrajectoryModel {
     this.nodeOrder = [];
     this.scopes = new Map();    // scope ("root" or rlm node id) -> {turns: [], cells: []}
     this.costSeries = [];       // [{t, cost, unknown, tokens}]
+    this.notes = [];            // compactions, helpers, carried variables: {kind: "note", type, seq, ts, scope, data}
     this.seqs = [];
     this.lastSeq = 0;
     this.dropped = 0;           // events at or below lastSeq, ignored
@@ -208,6 +209,17 @@ export class TrajectoryModel {
         this.changes.push({ kind: "run" });
         break;
       }
+      case "root.compacted":
+      case "helpers.loaded":
+      case "snapshot.restored":
+      case "snapshot.saved": {
+        const scope = TrajectoryModel.scopeOf(d.node_id);
+        const note = { kind: "note", type: event.type, seq: event.seq, ts, scope, data: d, id: `note-${event.seq}` };
+        this.notes.push(note);
+        if (event.type === "root.compacted") this.scope(scope).compactions = [...(this.scope(scope).compactions || []), note];
+        this.changes.push({ kind: "note", item: note });
+        break;
+      }
       default:
         break; // unknown types are kept in seqs but otherwise ignored (forward compatible)
     }
@@ -291,6 +303,11 @@ export class TrajectoryModel {
             sum.cost += t.cost_usd ?? 0;
             sum.unknown += t.cost_usd == null ? 1 : 0;
             sum.tokens += t.prompt_tokens + t.completion_tokens;
+          }
+          for (const c of scope.compactions || []) {  // a child's summarising calls are its root's too
+            sum.cost += c.data.cost_usd ?? 0;
+            sum.unknown += c.data.cost_usd == null ? 1 : 0;
+            sum.tokens += (c.data.prompt_tokens || 0) + (c.data.completion_tokens || 0);
           }
         }
       }

@@ -41,6 +41,7 @@ export class Notebook {
         case "turn": this.addTurn(change.item); break;
         case "cell": this.addCell(change.item); break;
         case "cell-finished": this.finishCell(change.item); break;
+        case "note": this.addNote(change.item); break;
         case "node":
           if (change.item.callKind === "rlm") this.childScope(change.item.id);
           if (change.item.cell_id) this.dirtyCells.add(change.item.cell_id);
@@ -111,6 +112,39 @@ export class Notebook {
       `</header>${inputHtml(turn.input)}<div class="nb-reasoning md">${body}</div><div class="nb-cells"></div>`;
     container.append(art);
     this.turnEls.set(turn.id, art);
+  }
+
+  /** Compactions, team helpers and carried variables: a line in the scope's flow, details folded. */
+  addNote(note) {
+    const container = this.childScope(note.scope);
+    const d = note.data || {};
+    const art = el("section", { class: `nb-session nb-${note.type.replace(".", "-")}`, id: note.id, "data-seq": note.seq });
+    const names = (items) => (items || []).map((v) => `${esc(v.name)} <span class="muted">(${esc(v.type)})</span>`).join(", ");
+    const skipped = (items) => (items && items.length
+      ? `<details><summary class="muted">Not carried: ${num(items.length)}</summary><ul>${items.map((v) =>
+        `<li><code>${esc(v.name)}</code> (${esc(v.type)}): ${esc(v.reason)}</li>`).join("")}</ul></details>` : "");
+    let html = "";
+    if (note.type === "root.compacted") {
+      html = `<header class="nb-turn-head"><span class="nb-label">History compacted</span>` +
+        `<span class="muted">before turn ${esc(d.iteration)} · ${num(d.tokens_before)} → ${num(d.tokens_after)} tokens ` +
+        `(window ${num(d.window)}) · ${num(d.turns_compacted)} turns · ${usd(d.cost_usd)} · ${seconds(d.latency_s)}</span></header>` +
+        `<details><summary class="muted">The summary the root wrote</summary><pre class="nb-input-text">${esc(d.summary || "")}</pre></details>`;
+    } else if (note.type === "helpers.loaded") {
+      html = `<header class="nb-turn-head"><span class="nb-label">Team helpers</span></header><ul>${(d.helpers || []).map((h) =>
+        `<li><code>${esc(h.signature || h.name)}</code> v${esc(h.version)}${h.error
+          ? ` <span class="pill bad">failed to load</span><pre class="stderr">${esc(h.error)}</pre>`
+          : (h.doc ? ` <span class="muted">${esc(preview(h.doc, 200))}</span>` : "")}</li>`).join("")}</ul>`;
+    } else if (note.type === "snapshot.restored") {
+      html = `<header class="nb-turn-head"><span class="nb-label">Carried over from the previous run</span></header>` +
+        (d.error ? `<p class="stderr">${esc(d.error)}</p>` : `<p>${names(d.variables) || '<span class="muted">no variables</span>'}</p>`) +
+        skipped(d.not_carried);
+    } else {
+      html = `<header class="nb-turn-head"><span class="nb-label">REPL snapshot saved</span>` +
+        `<span class="muted">${num((d.variables || []).length)} variables · ${num(d.bytes)} bytes</span></header>` +
+        (d.error ? `<p class="stderr">${esc(d.error)}</p>` : `<p>${names(d.variables)}</p>`) + skipped(d.not_carried);
+    }
+    art.innerHTML = html;
+    container.append(art);
   }
 
   addCell(cell) {

@@ -11,6 +11,10 @@ export const EVENT = Object.freeze({
   COST_UPDATED: "cost.updated",
   FINAL_ANSWER: "final.answer",
   RUN_FINISHED: "run.finished",
+  ROOT_COMPACTED: "root.compacted",
+  HELPERS_LOADED: "helpers.loaded",
+  SNAPSHOT_RESTORED: "snapshot.restored",
+  SNAPSHOT_SAVED: "snapshot.saved",
 });
 
 export const STOP_REASONS = Object.freeze({

@@ -10,5 +10,7 @@ RunResult summarises the same outcome.
 
 from worker.engine.llm import ModelOptions
 from worker.engine.runner import MODES, DocumentInput, Limits, RunResult, RunSpec, run
+from worker.engine.session import Earlier, Helper, Session
 
-__all__ = ["MODES", "DocumentInput", "Limits", "ModelOptions", "RunResult", "RunSpec", "run"]
+__all__ = ["MODES", "DocumentInput", "Earlier", "Helper", "Limits", "ModelOptions", "RunResult", "RunSpec", "Session",
+           "run"]

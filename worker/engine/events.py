@@ -23,6 +23,15 @@ Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
 - cost.updated: totals
 - final.answer: answer, source ("FINAL"|"FINAL_VAR"|"plain"|"forced"), node_id
 - run.finished: status, failure_reason, stop_reason, totals, forced_final
+- root.compacted: node_id, depth, iteration, tokens_before, tokens_after, window, turns_compacted,
+  summary, model, prompt_tokens, completion_tokens, cost_usd, latency_s, attempts (a root's history
+  neared its model's window: earlier turns were replaced by a summary the root wrote; the REPL is
+  untouched; the summarising call is counted here, like a root turn)
+- helpers.loaded: helpers [{name, version, signature, doc, error, stdout}] (the team's helpers
+  ran as cells hidden from the root, before its first turn)
+- snapshot.restored: variables [{name, type}], not_carried [{name, type, reason}], error (the
+  previous run's plain-data variables were put into this REPL before its first cell)
+- snapshot.saved: variables [{name, type}], not_carried [{name, type, reason}], bytes, error
 
 `totals` = {cost_usd (sum of known costs), cost_unknown_calls, prompt_tokens, completion_tokens,
 iterations, subcalls (the sub-call budget's count, all depths: llm sub-calls and child RLMs' root
@@ -34,7 +43,8 @@ never zero. `iterations` counts completed top-level root turns, i.e. the root.tu
 depth 0 (the forced last turn included): a root call that fails is no iteration. max_iterations
 caps the unforced turns, so a run forced at the limit has up to max_iterations + 1.
 
-Cost bookkeeping: every model call is counted once, in its root.turn or its llm subcall.finished;
+Cost bookkeeping: every model call is counted once, in its root.turn, its root.compacted or its llm
+subcall.finished;
 run totals are the sum of those. A subcall.finished of kind "rlm" carries the roll-up of its child
 RLM's subtree: the sums of prompt_tokens, completion_tokens, cost_usd and attempts over the
 child's own root turns, its llm sub-calls and its own child RLMs (each already counted in its own
@@ -71,10 +81,14 @@ SUBCALL_FINISHED = "subcall.finished"
 COST_UPDATED = "cost.updated"
 FINAL_ANSWER = "final.answer"
 RUN_FINISHED = "run.finished"
+ROOT_COMPACTED = "root.compacted"
+HELPERS_LOADED = "helpers.loaded"
+SNAPSHOT_RESTORED = "snapshot.restored"
+SNAPSHOT_SAVED = "snapshot.saved"
 
 EVENT_TYPES = (
     RUN_STARTED, ROOT_TURN, CELL_STARTED, CELL_FINISHED, SUBCALL_STARTED, SUBCALL_FINISHED,
-    COST_UPDATED, FINAL_ANSWER, RUN_FINISHED,
+    COST_UPDATED, FINAL_ANSWER, RUN_FINISHED, ROOT_COMPACTED, HELPERS_LOADED, SNAPSHOT_RESTORED, SNAPSHOT_SAVED,
 )
 
 
@@ -361,3 +375,54 @@ class RunFinished(Payload):
     stop_reason: StopReason | None
     totals: dict | None  # None: the run never started
     forced_final: bool
+
+
+@event_type(ROOT_COMPACTED)
+@dataclass(frozen=True, kw_only=True)
+class RootCompacted(Payload):
+    """A root's history neared its model's window: earlier turns were replaced by a summary the root
+    wrote (the REPL is untouched). The summarising call is counted here, like a root turn."""
+
+    node_id: str | None
+    depth: int
+    iteration: int
+    tokens_before: int
+    tokens_after: int
+    window: int
+    turns_compacted: int
+    summary: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    latency_s: float
+    attempts: int
+
+
+@event_type(HELPERS_LOADED)
+@dataclass(frozen=True, kw_only=True)
+class HelpersLoaded(Payload):
+    """The team's helpers ran as cells hidden from the root, before its first turn."""
+
+    helpers: list[dict]  # [{name, version, signature, doc, error, stdout}]
+
+
+@event_type(SNAPSHOT_RESTORED)
+@dataclass(frozen=True, kw_only=True)
+class SnapshotRestored(Payload):
+    """The previous run's plain-data variables were put into this REPL before its first cell."""
+
+    variables: list[dict]  # [{name, type}]
+    not_carried: list[dict]  # [{name, type, reason}]
+    error: str | None
+
+
+@event_type(SNAPSHOT_SAVED)
+@dataclass(frozen=True, kw_only=True)
+class SnapshotSaved(Payload):
+    """The REPL's plain-data variables, saved when the run ended for a follow-up to inherit."""
+
+    variables: list[dict]  # [{name, type}]
+    not_carried: list[dict]  # [{name, type, reason}]
+    bytes: int | None = None
+    error: str | None = None

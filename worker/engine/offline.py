@@ -152,8 +152,12 @@ FINAL_VAR("answer")
 def root_reply(messages: list[dict]) -> str:
     """The root's next message, from the conversation so far."""
     system = _content(messages[0]) if messages else ""
-    turns = sum(1 for m in messages if m.get("role") == "assistant")
+    turns = sum(1 for m in messages if m.get("role") == "assistant") + _compacted_turns(messages)
     last = _content(messages[-1]) if messages else ""
+    if prompts.COMPACT_REQUEST in last:
+        return (f"(Offline heuristic summary.) {turns} turns so far: probed the context, filtered it with a "
+                "regex for the question's keywords into `windows` and `ranked`, and kept the best answer in "
+                "`answer` when sub-calls found one.")
     if prompts.FORCED_NOTE in last:
         return "FINAL_VAR(answer)"
     if turns == 0:
@@ -169,6 +173,14 @@ def root_reply(messages: list[dict]) -> str:
     if "Error:" in last:
         return f"The search failed, so I cannot answer from the documents.\n\nFINAL(The heuristic search failed: {last[-300:]})"
     return FINISH
+
+
+def _compacted_turns(messages: list[dict]) -> int:
+    """Turns an earlier compaction folded into a summary: they still count for the fixed program."""
+    for message in messages:
+        if message.get("role") == "user" and (found := re.search(prompts.COMPACTED_TURNS_RE, _content(message))):
+            return int(found.group(1))
+    return 0
 
 
 def _question(messages: list[dict]) -> str:

@@ -157,3 +157,29 @@ def direct_system() -> str:
 def direct_user(question: str, names: list[str], texts: list[str]) -> str:
     docs = "\n\n".join(f"=== {name} ===\n{text}" for name, text in zip(names, texts, strict=True))
     return f"{QUESTION_HEADING}\n{question.strip()}\n\n## Documents\n{docs}"
+
+
+COMPACT_REQUEST = "Your conversation history is nearly as long as your window allows"
+COMPACTED_HEADING = "## Summary of your earlier turns"
+
+
+def compaction_request() -> str:
+    return (
+        f"{COMPACT_REQUEST}, so your earlier turns will be replaced by a summary you write now. Do not run "
+        "code. Write the summary in plain text: what you tried, what you found (numbers, names, partial "
+        "answers), which REPL variables hold what, and what you planned to do next. The REPL itself, and "
+        "every variable in it, stays as it is."
+    )
+
+
+COMPACTED_TURNS_RE = r"\(Turns 1-(\d+) were compacted into this summary"
+
+
+def compacted_turn(first_turn: str, summary: str, turns: int, variables: str, standing: str) -> str:
+    """The user turn that replaces a compacted history: the question and context metadata again,
+    the summary the root wrote (after seeing its last output), and the REPL's variables."""
+    return "\n".join([
+        first_turn, "", COMPACTED_HEADING,
+        f"(Turns 1-{turns} were compacted into this summary, written by you; the REPL is unchanged.)",
+        summary.strip(), "", variables, "", f"Continue from here. {standing}",
+    ])

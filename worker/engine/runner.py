@@ -29,8 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from worker.engine import compaction, parsing, prompts
 from worker.engine import events as ev
-from worker.engine import parsing, prompts
+from worker.engine import session as sessions
 from worker.engine.llm import (
     LLMClient,
     LLMError,
@@ -95,6 +96,8 @@ class RunSpec:
     # Under a cost cap, a model with no known price may be called only when this is set (its spend
     # is then shown as unknown and counted in tokens). Without a cap, unpriced calls always run.
     allow_unpriced: bool = False
+    # Follow-ups (conversation, REPL snapshot in and out) and team helpers: worker/engine/session.py.
+    session: sessions.Session = field(default_factory=sessions.Session)
 
     def __post_init__(self) -> None:
         if not self.sub_model:
@@ -513,6 +516,7 @@ class RLM:
         self.cells: list[dict] = []
         self.cell_id: str | None = None
         self.sandbox = None
+        self.carried = ""  # what session.begin added to the first turn
 
     # the loop -----------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -524,7 +528,10 @@ class RLM:
         self.state.track(self.sandbox)
         try:
             self.sandbox.start()
-            return self._loop()
+            self.carried = sessions.begin(self)
+            outcome = self._loop()
+            sessions.end(self)
+            return outcome
         finally:
             self.state.untrack(self.sandbox)
             self.sandbox.close()
@@ -563,7 +570,7 @@ class RLM:
             with open(path, encoding="utf-8") as handle:
                 previews.append(handle.read(prompts.PREVIEW_CHARS))
             lengths.append(self._chars(path))
-        return prompts.root_first_turn(self.question, names, previews, lengths)
+        return prompts.root_first_turn(self.question, names, previews, lengths) + self.carried
 
     @staticmethod
     def _chars(path: str) -> int:
@@ -575,6 +582,7 @@ class RLM:
 
     def _turn(self, messages: list[dict], iteration: int, forced: bool) -> Outcome | None:
         """One root turn: ask, then act on the reply. Returns an Outcome when the RLM is done."""
+        compaction.maybe_compact(self, messages, iteration)
         content = self._ask_root(messages, iteration, forced)
         messages.append({"role": "assistant", "content": content})
         outcome, feedback = self._act(content, iteration, forced)

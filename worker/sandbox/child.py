@@ -34,7 +34,7 @@ import time
 import warnings
 from typing import Any
 
-from worker.sandbox import lockdown
+from worker.sandbox import lockdown, snapshot
 from worker.sandbox.channel import Channel, ChannelClosed
 
 _PRELOAD_ENCODINGS = (
@@ -233,10 +233,13 @@ def _holder_loop(chan: Channel, repl: Any, supervisor_pid: int) -> None:
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == "exec" and isinstance(msg.get("code"), str):
             new = _fork_cell(chan, repl, supervisor_pid, msg, keep=True)
-        elif (op == "read_var" and isinstance(msg.get("name"), str)) or op == "summary":
+        elif (op == "read_var" and isinstance(msg.get("name"), str)) or op == "summary" or (
+                op == "snapshot" and type(msg.get("max_bytes")) is int and type(msg.get("exclude")) is list):
             # REPL values (and the code of their classes) are only touched in a forked,
             # time-limited process, never in the holder.
             new = _fork_cell(chan, repl, supervisor_pid, msg, keep=False)
+        elif op == "restore" and type(msg.get("variables")) is dict:
+            new = _fork_cell(chan, repl, supervisor_pid, msg, keep=True)  # writes globals: it commits
         elif op in ("release", "close"):
             os._exit(0)
         else:
@@ -321,6 +324,16 @@ def _has_children() -> bool:
     return True
 
 
+def _snapshot_op(repl: Any, msg: dict[str, Any]) -> dict[str, Any]:
+    try:
+        if msg["op"] == "snapshot":
+            exclude = {n for n in msg["exclude"] if type(n) is str}
+            return {"value": snapshot.take(repl.globals, msg["max_bytes"], exclude)}
+        return {"value": snapshot.restore_into(repl.globals, msg["variables"])}
+    except BaseException as exc:
+        return {"error": f"{msg['op']} failed: {type(exc).__name__}"}
+
+
 def _cell_main(
     cell: Channel, repl: Any, msg: dict[str, Any], keep: bool, died_w: int, holder_pid: int, supervisor_pid: int
 ) -> Channel:
@@ -341,6 +354,8 @@ def _cell_main(
         result: dict[str, Any] = repl.run_cell(msg["code"])
         if result.get("memory_error"):
             keep = False  # out of memory: discard this process, the holder keeps the state from before
+    elif msg["op"] in ("snapshot", "restore"):
+        result = _snapshot_op(repl, msg)
     elif msg["op"] == "summary":
         try:
             result = {"value": repl.variable_summary()}

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from worker.sandbox import snapshot as snapshots
 from worker.sandbox.channel import Channel, ChannelClosed, ChannelTimeout, ProtocolError
 from worker.sandbox.text import ERROR_MAX_CHARS, cap, cap_final, clean
 
@@ -291,6 +292,39 @@ class Sandbox:
             return f"(variables could not be listed: {outcome[2] or outcome[1]})"
         value = outcome[1].get("value")
         return cap(value, ERROR_MAX_CHARS) if isinstance(value, str) else ""
+
+    def snapshot(self, max_bytes: int = snapshots.DEFAULT_MAX_BYTES, exclude: Sequence[str] = ()) -> dict[str, Any]:
+        """The REPL's plain-data variables (``worker.sandbox.snapshot``), read in a forked,
+        non-committing process under the cell timeout and validated here: ``{"variables": {name:
+        encoded}, "types": {name: type}, "not_carried": [{name, type, reason}]}``."""
+        max_bytes = min(int(max_bytes), CELL_FRAME_BYTES // 2)
+        with self._op_lock:
+            self._ensure_running()
+            outcome = self._run_forked({"op": "snapshot", "max_bytes": max_bytes,
+                                        "exclude": [str(n) for n in exclude]}, self.limits.cell_timeout_s)
+        return snapshots.validate(self._op_value("snapshot", outcome), max_bytes)
+
+    def restore(self, checked: dict[str, Any]) -> dict[str, Any]:
+        """Put a validated snapshot's variables into the REPL (a committing cell process decodes them
+        again). Returns ``{"restored": [names], "rejected": [{name, reason}]}``."""
+        with self._op_lock:
+            self._ensure_running()
+            outcome = self._run_forked({"op": "restore", "variables": checked["variables"]},
+                                       self.limits.cell_timeout_s)
+        value = self._op_value("restore", outcome)
+        restored, rejected = value.get("restored"), value.get("rejected")
+        return {"restored": [n for n in restored if type(n) is str] if type(restored) is list else [],
+                "rejected": [r for r in rejected if type(r) is dict] if type(rejected) is list else []}
+
+    def _op_value(self, op: str, outcome: tuple[str, Any, str]) -> dict[str, Any]:
+        if outcome[0] != "done":
+            raise SandboxError(f"the REPL's {op} failed: {outcome[2] or outcome[1]}")
+        if isinstance(outcome[1].get("error"), str):
+            raise SandboxError(cap(outcome[1]["error"], ERROR_MAX_CHARS))
+        value = outcome[1].get("value")
+        if not isinstance(value, dict):
+            raise SandboxError(f"the REPL's {op} sent no result")
+        return value
 
     def interrupt(self) -> None:
         """Kill the running cell now (from any thread); its state is discarded as for a timeout."""

@@ -16,7 +16,9 @@ the request's max_tokens, as with a real provider.
 
 Replies come from `responder(request) -> str` when given; otherwise requests for `root_model` take
 the next of `root_replies` and all others get `sub_reply(prompt)` (by default an echo of the
-prompt's first line). Every request is served on its own thread (ThreadingHTTPServer), so
+prompt's first line). With `context_window` set, a request whose messages come to more tokens than
+that (~4 characters per token, as its usage figures) is refused the way OpenAI refuses it (400,
+code context_length_exceeded). Every request is served on its own thread (ThreadingHTTPServer), so
 concurrent sub-calls really overlap.
 """
 
@@ -140,6 +142,7 @@ class SimulatedProvider:
         latency_for: Callable[[SimRequest], float] | None = None,
         usage_for: Callable[[SimRequest], tuple[int, int]] | None = None,
         log_path: str | None = None,
+        context_window: int | None = None,
     ) -> None:
         self.responder = responder
         self.root_replies = list(root_replies or [])
@@ -150,6 +153,7 @@ class SimulatedProvider:
         self.latency_for = latency_for
         self.usage_for = usage_for
         self.log_path = log_path
+        self.context_window = context_window
         self.requests: list[SimRequest] = []
         self._lock = threading.Lock()
         self._root_index = 0
@@ -286,6 +290,14 @@ class SimulatedProvider:
                 if kind == "malformed":
                     self._raw(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
                     request.status = 200
+                    return
+                prompt_tokens = sum(approx_tokens(_text(m.get("content"))) for m in request.messages)
+                if provider.context_window is not None and prompt_tokens > provider.context_window:
+                    self._json(400, {"error": {
+                        "message": f"This model's maximum context length is {provider.context_window} tokens. "
+                                   f"However, your messages resulted in {prompt_tokens} tokens.",
+                        "type": "invalid_request_error", "code": "context_length_exceeded"}})
+                    request.status = 400
                     return
                 try:
                     content = "" if kind == "empty" else provider._reply_for(request)

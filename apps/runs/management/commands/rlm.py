@@ -3,6 +3,10 @@
     python manage.py rlm ask --doc PATH [--doc PATH ...] --question TEXT [--mode rlm|rlm-no-subcalls|direct]
         [--model M] [--sub-model M] [--max-iterations N] [--max-depth N] [--max-cost USD]
         [--max-subcalls N] [--max-wall-s S] [--allow-unpriced] [--root-script FILE] [--json] [--user USERNAME]
+    python manage.py rlm ask --follow-up RUN_ID --question TEXT [same options, no --doc]
+
+`--follow-up` asks of a finished run's documents, with its conversation and its REPL variables
+(`apps.runs.conversations.run_follow_up`); settings not given are the previous run's.
 
 The files become Documents of the user's personal team through the documents app's services
 (extracted in this process, no worker needed; identical content reuses the existing document),
@@ -145,6 +149,22 @@ class TrajectoryPrinter:
         elif self.subcalls_finished == self.subcalls_started or self.subcalls_finished % 50 == 0:
             self.write(f"    ✓ {self.subcalls_finished}/{self.subcalls_started} sub-calls done")
 
+    def on_root_compacted(self, d: dict) -> None:
+        pad = "  " * (d.get("depth") or 0)
+        self.write(f"{pad}── history compacted: {d.get('tokens_before', 0):,} → {d.get('tokens_after', 0):,} tokens "
+                   f"(window {d.get('window', 0):,}) · {money(d.get('cost_usd'))}")
+
+    def on_snapshot_restored(self, d: dict) -> None:
+        names = ", ".join(v.get("name", "") for v in d.get("variables") or []) or "none"
+        self.write(f"  variables carried over: {names}" + (f" (error: {d['error']})" if d.get("error") else ""))
+        for item in (d.get("not_carried") or [])[:20]:
+            self.write(f"    not carried: {item.get('name')} ({item.get('type')}): {item.get('reason')}")
+
+    def on_helpers_loaded(self, d: dict) -> None:
+        for h in d.get("helpers") or []:
+            state = f"failed: {abbreviate(h.get('error'), 200)}" if h.get("error") else "loaded"
+            self.write(f"  helper {h.get('name')} v{h.get('version')} {state}")
+
     def on_final_answer(self, d: dict) -> None:
         self.write(f"■ final answer ({d.get('source')}):")
         self.write(indent(abbreviate(d.get("answer"), 4000, 40)))
@@ -212,9 +232,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, parser_class=CommandParser)
         ask = sub.add_parser("ask", help="Ask a question of one or more files; prints the trajectory live.")
-        ask.add_argument("--doc", action="append", required=True, metavar="PATH", help="A file (repeatable).")
+        ask.add_argument("--doc", action="append", metavar="PATH", help="A file (repeatable).")
+        ask.add_argument("--follow-up", metavar="RUN_ID", default=None,
+                         help="Ask a follow-up of this finished run (its documents, conversation and REPL variables).")
         ask.add_argument("--question", required=True)
-        ask.add_argument("--mode", default=Mode.RLM, choices=Mode.values)
+        ask.add_argument("--mode", default=None, choices=Mode.values, help=f"Default: {Mode.RLM} (a follow-up: "
+                         "the previous run's).")
         ask.add_argument("--model", default=None, help="Root model (default: settings.DEFAULT_ROOT_MODEL).")
         ask.add_argument("--sub-model", default=None, help="Sub-call model (default: settings.DEFAULT_SUB_MODEL).")
         ask.add_argument("--max-iterations", type=int)
@@ -241,6 +264,52 @@ class Command(BaseCommand):
 
     def ask(self, options: dict) -> None:
         root_script = self._root_script(options.get("root_script"))
+        if options.get("follow_up") is not None:
+            if options.get("doc"):
+                raise CommandError("--follow-up asks of the previous run's documents: leave out --doc.")
+            run = self._follow_up(options)
+        else:
+            if not options.get("doc"):
+                raise CommandError("Give at least one --doc PATH (or --follow-up RUN_ID).")
+            run = self._create(options)
+        self.stdout.write(f"run {run.pk}")
+        self._execute(run, root_script, run.created_by, allow_unpriced=options.get("allow_unpriced") or None)
+        run.refresh_from_db()
+        if options["json"]:
+            self.stdout.write(json.dumps(result_json(run), ensure_ascii=True))
+        if run.status != RunStatus.SUCCEEDED:
+            raise CommandError(f"Run {run.status}: {run.failure_reason or run.stop_reason}", returncode=1)
+
+    @staticmethod
+    def _limits(options: dict) -> dict:
+        return {
+            name: options[key]
+            for name, key in (("max_iterations", "max_iterations"), ("max_depth", "max_depth"),
+                              ("max_cost_usd", "max_cost"), ("max_subcalls", "max_subcalls"),
+                              ("max_wall_s", "max_wall_s"))
+            if options.get(key) is not None
+        }
+
+    def _follow_up(self, options: dict) -> Run:
+        from apps.runs.conversations import run_follow_up
+        from apps.runs.selectors import run_get_for_user
+
+        user = self._user(options.get("user"))
+        try:
+            previous = run_get_for_user(user, uuid.UUID(str(options["follow_up"])))
+        except ValueError:
+            previous = None
+        if previous is None:
+            raise CommandError(f"No run {options['follow_up']} that {user.get_username()} can see.")
+        try:
+            return run_follow_up(user, previous, options["question"], options.get("mode"), options.get("model"),
+                                 options.get("sub_model"), self._limits(options), enqueue=False)
+        except ValidationError as exc:
+            raise CommandError(self._messages(exc)) from None
+        except services.RunConflict as exc:
+            raise CommandError(str(exc)) from None
+
+    def _create(self, options: dict) -> Run:
         paths = [Path(p).expanduser() for p in options["doc"]]
         for path in paths:
             if not path.is_file():
@@ -248,27 +317,13 @@ class Command(BaseCommand):
         user = self._user(options.get("user"))
         team = teams_for_user(user).first() or team_create_personal(user)
         documents = [self._document(user, team, path) for path in paths]
-        limits = {
-            name: options[key]
-            for name, key in (("max_iterations", "max_iterations"), ("max_depth", "max_depth"),
-                              ("max_cost_usd", "max_cost"), ("max_subcalls", "max_subcalls"),
-                              ("max_wall_s", "max_wall_s"))
-            if options.get(key) is not None
-        }
         try:
-            run = services.run_create(
-                user, team, options["question"], [d.pk for d in documents], options["mode"],
-                options.get("model"), options.get("sub_model"), limits, enqueue=False,
+            return services.run_create(
+                user, team, options["question"], [d.pk for d in documents], options["mode"] or Mode.RLM,
+                options.get("model"), options.get("sub_model"), self._limits(options), enqueue=False,
             )
         except ValidationError as exc:
             raise CommandError(self._messages(exc)) from None
-        self.stdout.write(f"run {run.pk}")
-        self._execute(run, root_script, user, allow_unpriced=options.get("allow_unpriced") or None)
-        run.refresh_from_db()
-        if options["json"]:
-            self.stdout.write(json.dumps(result_json(run), ensure_ascii=True))
-        if run.status != RunStatus.SUCCEEDED:
-            raise CommandError(f"Run {run.status}: {run.failure_reason or run.stop_reason}", returncode=1)
 
     def _write(self, text: str) -> None:
         """One line of the trajectory, always writable: surrogates replaced, and characters the

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class HelpersConfig(AppConfig):
+    name = "apps.helpers"
+    default_auto_field = "django.db.models.BigAutoField"
