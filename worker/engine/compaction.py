@@ -47,6 +47,12 @@ def threshold() -> float | None:
     return min(value, 1.0)
 
 
+def call_cost(state, ticket, reply) -> float | None:
+    from worker.engine.runner import _call_cost
+
+    return _call_cost(state, ticket, reply)
+
+
 def history_tokens(model: str, messages: list[dict]) -> int:
     """A cautious estimate: litellm's tokenizer guess, or ~4 characters per token where that is more
     (the provider's own tokenizer may count more than the guess; compacting a little early costs one
@@ -66,9 +72,10 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     if before < fraction * window:
         return
     forced = prompts.FORCED_NOTE in messages[-1]["content"]  # the last turn after a soft stop
-    reply = _summarise(rlm, messages, model, window, forced)
-    if reply is None:
+    summarised = _summarise(rlm, messages, model, window, forced)
+    if summarised is None:
         return
+    reply, ticket = summarised
     first = messages[1]["content"].split("\n\n" + prompts.COMPACTED_HEADING, 1)[0]
     turns = iteration - 1
     summary = reply.content
@@ -82,32 +89,40 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     after = history_tokens(model, messages)
     state.emit(ev.ROOT_COMPACTED, node_id=rlm.node_id, depth=rlm.depth, iteration=iteration,
                tokens_before=before, tokens_after=after, window=window, turns_compacted=turns,
-               summary=reply.content, model=model, prompt_tokens=reply.prompt_tokens,
-               completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd,
+               summary=reply.content, model=model,
+               prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
+               completion_tokens=reply.completion_tokens, cost_usd=call_cost(state, ticket, reply),
                latency_s=round(reply.latency_s, 4), attempts=reply.attempts)
-    state.record(reply.cost_usd, reply.prompt_tokens, reply.completion_tokens, reply.attempts, rlm._lineage())
+    state.settle(ticket, rlm._lineage(), reply=reply)
 
 
-def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool) -> Completion | None:
-    """Ask the root for the summary. None when the call failed but the run goes on (the next turn is
-    then tried with the full history); RunStopped propagates."""
-    from worker.engine.runner import RunStopped
+def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool) -> tuple[Completion, object] | None:
+    """Ask the root for the summary: admitted and reserved under the budgets like any root call.
+    None when the call was refused or failed but the run goes on (the next turn is then tried with
+    the full history); RunStopped propagates."""
+    from worker.engine.runner import CallRefused, RunStopped
 
     state = rlm.state
     request = [dict(m) for m in messages]
     request[-1]["content"] = f"{request[-1]['content']}\n\n{prompts.compaction_request()}"
     _fit(request, model, int(REQUEST_SHARE * window))
-    state.check_model_call(last_turn=forced)
+    try:
+        ticket = state.admit_call("root" if rlm.depth == 0 else "child_root", rlm.depth, model, request,
+                                  last_turn=forced)
+    except CallRefused as exc:
+        logger.warning("Compacting the root's history was refused: %s", exc)
+        return None
     started = time.monotonic()
     try:
-        reply = state.client.complete(model, request, should_stop=state.halted, time_left=state.time_left)
+        reply = state.client.complete(model, request, should_stop=state.halted, time_left=state.time_left,
+                                      before_retry=state.retry_hook(ticket))
     except LLMError as exc:
-        state.record_failed(exc.attempts, rlm._lineage())
+        state.settle(ticket, rlm._lineage(), error=exc)
         if state.halted():
             raise RunStopped(state.stop_message) from exc
         logger.warning("Compacting the root's history failed after %.1f s: %s", time.monotonic() - started, exc)
         return None
-    return reply
+    return reply, ticket
 
 
 def _fit(request: list[dict], model: str, budget: int) -> None:
