@@ -248,6 +248,19 @@ def _holder_loop(chan: Channel, repl: Any, supervisor_pid: int) -> None:
             chan = new
 
 
+def _fork() -> int:
+    """os.fork, waiting up to 2 s while the process cap is full: old holders that just exited count
+    against it until the supervisor has reaped them, which takes a moment on a busy machine."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            return os.fork()
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _fork_cell(chan: Channel, repl: Any, supervisor_pid: int, msg: dict[str, Any], keep: bool) -> Channel | None:
     """Run one request in a forked child. Returns the new channel in a committed child, else None."""
     mine, theirs = socket.socketpair()
@@ -255,7 +268,7 @@ def _fork_cell(chan: Channel, repl: Any, supervisor_pid: int, msg: dict[str, Any
     holder_pid = os.getpid()
     gc.freeze()  # keep the collector from touching (and copying) the holder's pages in the child
     try:
-        pid = os.fork()
+        pid = _fork()
     except OSError as exc:
         for s in (mine, theirs):
             s.close()
