@@ -2,7 +2,7 @@
 // events alone; `explorer.ingest(events)` streams more in (the live page feeds it from the
 // websocket). Views: header and counters, failure flags, search, timeline, cost chart, context
 // coverage, the notebook of root turns and cells, and the virtualised sub-call tree with details.
-import { coverage, flags as findFlags, nodesAt, search } from "./analysis.js";
+import { coverage, flags as findFlags, isExactRange, nodesAt, search } from "./analysis.js";
 import { CostChart, Timeline } from "./charts.js";
 import { clock, el, esc, modelHtml, num, OFFLINE_NOTE, preview, seconds, totalCost, usd } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
@@ -85,6 +85,15 @@ const LAYOUT = `
     </section>
   </aside>
 </div>`;
+
+/** One range of a sub-call's prompt: exact offsets, or "ambiguous (N places)" when the engine
+ * could not tell which copy of a repeated block was sent. */
+function rangeHtml(g, docs) {
+  const name = esc(docs[g.doc] ? docs[g.doc].name : `doc ${g.doc}`);
+  if (isExactRange(g)) return `${name} ${num(g.start)}–${num(g.end)}`;
+  const places = g.places ? `${num(g.places)} places` : "place unknown";
+  return `${name} <span class="pill warn range-ambiguous" title="This text occurs more than once in the document: which copy was read is not known, so it is left out of the coverage map.">ambiguous (${places})</span>${g.chars ? ` ${num(g.chars)} chars` : ""}`;
+}
 
 function throttle(lastKey, ms, obj) {
   const now = performance.now();
@@ -349,7 +358,13 @@ export class Explorer {
       row.querySelector(".cov-name").textContent = `${doc.name} · ${num(doc.chars)} chars`;
       const pct = doc.chars ? (100 * doc.fraction) : 0;
       row.querySelector(".cov-pct").textContent =
-        `${pct < 0.1 && pct > 0 ? "<0.1" : pct.toFixed(pct < 10 ? 1 : 0)}% covered · ${num(doc.spans.length)} span${doc.spans.length === 1 ? "" : "s"} · ${num(doc.reads)} read${doc.reads === 1 ? "" : "s"}`;
+        `${pct === 0 ? "0" : pct < 0.1 ? "<0.1" : pct.toFixed(pct < 10 ? 1 : 0)}% covered · ${num(doc.spans.length)} span${doc.spans.length === 1 ? "" : "s"} · ${num(doc.reads)} read${doc.reads === 1 ? "" : "s"} · ${num(doc.ambiguous)} ambiguous`;
+      row.querySelector(".cov-pct").title = doc.ambiguous
+        ? `${num(doc.ambiguous)} read${doc.ambiguous === 1 ? "" : "s"} (${num(doc.ambiguousChars)} chars) of text that occurs several times: not on the map, since which copy was read is unknown.`
+        : "";
+      row.dataset.ambiguous = doc.ambiguous;
+      row.dataset.reads = doc.reads;
+      row.dataset.spans = doc.spans.length;
       row.dataset.fraction = doc.fraction.toFixed(4);
       const canvas = row.querySelector("canvas");
       canvas.setAttribute("aria-label", `${doc.name}: ${pct.toFixed(1)}% of characters sent to sub-calls`);
@@ -443,7 +458,7 @@ export class Explorer {
     const r = n.result;
     const roll = this.model.rollups().get(n.id);
     const docs = this.model.documents;
-    const ranges = n.ranges.slice(0, 8).map((g) => `${esc(docs[g.doc] ? docs[g.doc].name : `doc ${g.doc}`)} ${num(g.start)}–${num(g.end)}`).join("; ") +
+    const ranges = n.ranges.slice(0, 8).map((g) => rangeHtml(g, docs)).join("; ") +
       (n.ranges.length > 8 ? `; and ${n.ranges.length - 8} more` : "");
     const rows = [
       ["Model", modelHtml(n.model)],

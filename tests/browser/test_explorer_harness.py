@@ -184,8 +184,10 @@ def test_flags_for_the_papers_failure_patterns(page, harness):
     flags.locator('[data-flag="duplicate-prompts"] a').first.click()
     expect(page.locator("#node-detail h2")).to_contain_text("Sub-call")
 
+    # An answer that occurs in no output at all gets the stronger flag (and not both).
     harness.open(page, "mismatch")
-    expect(page.locator('#flags [data-flag="final-not-computed"]')).to_contain_text("Final answer not among the last computed values")
+    expect(page.locator('#flags [data-flag="answer-not-in-trajectory"]')).to_contain_text("Final answer found in no computed value")
+    expect(page.locator('#flags [data-flag="final-not-computed"]')).to_have_count(0)
 
 
 def test_partial_state_shows_running_items(page, harness):
