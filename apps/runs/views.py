@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.teams.permissions import can, can_change, role_can, role_in
+from worker.engine.llm import ModelOptions, context_window
 
 from . import selectors, services
 from .forms import RunForm
@@ -52,6 +53,11 @@ def _ask(request, form: RunForm, team, rerun_of: Run | None):
     return run
 
 
+def _model_windows(form: RunForm) -> list[tuple]:
+    """(model choice, its input window in tokens or None): what the engine's direct mode checks against."""
+    return [(m, context_window(m.model, ModelOptions(context_window=m.context_window))) for m in form.models]
+
+
 def _ask_page(request, form: RunForm, rerun_of: Run | None = None, status: int = 200):
     return render(
         request,
@@ -61,6 +67,7 @@ def _ask_page(request, form: RunForm, rerun_of: Run | None = None, status: int =
             "rerun_of": rerun_of,
             "can_create": can(request.user, "create", request.team),
             "selected": form.selected_documents(),
+            "model_windows": _model_windows(form),
         },
         status=status,
     )
