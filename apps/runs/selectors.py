@@ -8,6 +8,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from apps.teams.models import Team
 from apps.teams.permissions import can
 
+from . import formats
 from .models import Mode, Run, RunDocument, RunEvent, RunStatus
 
 EVENT_PAGE = 500
@@ -78,12 +79,26 @@ def run_events_between(run_id, since: int, upto: int | None = None, page: int = 
             return
 
 
+def run_queue_note(run: Run) -> str:
+    """Why a queued run waits, and where it stands: "" once it is no longer queued. Counts only (runs of
+    every team share the workers), so nothing about other teams' runs is revealed but their number."""
+    if run.status != RunStatus.QUEUED:
+        return ""
+    ahead = Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=run.created_at).count()
+    running = Run.objects.filter(status=RunStatus.RUNNING).count()
+    busy = f"{running:,} run{'' if running == 1 else 's'} running now" if running else "no run is running"
+    if not ahead:
+        return f"Queued: next in line for a worker ({busy}); it starts as soon as one is free."
+    return (f"Queued: position {ahead + 1:,} in line for a worker, {ahead:,} run{'' if ahead == 1 else 's'} "
+            f"ahead ({busy}).")
+
+
 def cost_display(run: Run) -> str:
     """Cost for people: "unknown" when no call had a known price, "≥ $x" when some had none."""
     if run.cost_unknown_calls and not run.cost_usd:
         return "unknown"
     prefix = "≥ " if run.cost_unknown_calls else ""
-    return f"{prefix}${run.cost_usd:.4f}"
+    return prefix + formats.usd(run.cost_usd)
 
 
 def run_summary(run: Run, documents: list | None = None) -> dict:

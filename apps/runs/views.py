@@ -166,6 +166,7 @@ def run_detail(request, run_id):
             "cancel_url": reverse("run_cancel", args=[run.pk]),
             "rerun_url": reverse("run_rerun", args=[run.pk]),
             "cost_display": selectors.cost_display(run),
+            "queue_note": selectors.run_queue_note(run),
             "can_cancel": not run.is_finished and may_change,
             "can_delete": may_change,
             "delete_url": reverse("run_delete", args=[run.pk]),
@@ -177,17 +178,19 @@ def run_detail(request, run_id):
 @require_POST
 def run_cancel(request, run_id):
     run = _run_or_404(request, run_id)
+    level = messages.SUCCESS
     try:
         run = services.run_cancel(request.user, run)
     except services.RunConflict as exc:
-        messages.info(request, str(exc))
+        level, note = messages.INFO, str(exc)
     else:
-        if run.status == RunStatus.CANCELLED:
-            messages.success(request, "Run cancelled.")
-        else:
-            messages.success(request, "Cancelling: the worker stops the run within a few seconds.")
+        note = ("Run cancelled." if run.status == RunStatus.CANCELLED
+                else "Cancelling: the worker stops the run within a few seconds.")
     if request.headers.get("Accept", "").startswith("application/json"):
-        return JsonResponse({"status": run.status, "cancel_requested": run.cancel_requested})
+        # The page that asked shows the outcome itself: a flash message would only surface later, on
+        # whatever page comes next, long after it stopped being true.
+        return JsonResponse({"status": run.status, "cancel_requested": run.cancel_requested, "message": note})
+    messages.add_message(request, level, note)
     target = request.POST.get("next", "")
     if target in (reverse("run_list"), reverse("run_detail", args=[run.pk])):
         return redirect(target)

@@ -23,6 +23,7 @@ const LAYOUT = `
     <span class="rx-actions" data-field="actions"></span>
   </div>
   <h1 id="rx-question" class="rx-question" data-field="question"></h1>
+  <p class="rx-queue muted" data-field="queue" hidden></p>
   <dl class="rx-counters" aria-label="Run counters">
     <div><dt>Iterations</dt><dd data-counter="iterations">0</dd></div>
     <div><dt>Sub-calls</dt><dd data-counter="subcalls">0</dd></div>
@@ -277,6 +278,9 @@ export class Explorer {
     status.className = `status status-${r.status}`;
     status.textContent = STATUS_LABEL[r.status] || r.status;
     this.q('[data-field="question"]').textContent = r.question || "(question not known yet)";
+    const queue = this.q('[data-field="queue"]');
+    queue.hidden = !(r.status === "queued" && this.options.queueNote);
+    queue.textContent = queue.hidden ? "" : this.options.queueNote;
     const limits = r.limits || {};
     this.q('[data-field="settings"]').innerHTML =
       `Mode <strong>${esc(r.mode || "–")}</strong> · root ${modelHtml(r.root_model)}` +
@@ -593,8 +597,12 @@ export class Explorer {
     });
     input.addEventListener("keydown", (e) => {
       if (e.key === "Enter") {
+        // Enter goes to the first match, and on to the next one each time it is pressed again.
+        e.preventDefault();
         clearTimeout(timer);
-        this.runSearch(input.value);
+        if (this._searched !== input.value) this.runSearch(input.value);
+        this.nextSearchResult(e.shiftKey ? -1 : 1);
+        input.focus({ preventScroll: true });
       } else if (e.key === "Escape") {
         input.value = "";
         this.runSearch("");
@@ -617,7 +625,18 @@ export class Explorer {
     });
   }
 
+  nextSearchResult(step) {
+    const links = [...this.q("#search-results").querySelectorAll("a")];
+    if (!links.length) return;
+    const current = links.findIndex((a) => a.getAttribute("aria-current") === "true");
+    const next = current < 0 ? (step > 0 ? 0 : links.length - 1) : (current + step + links.length) % links.length;
+    links.forEach((a, i) => (i === next ? a.setAttribute("aria-current", "true") : a.removeAttribute("aria-current")));
+    links[next].scrollIntoView({ block: "nearest" });
+    this.go(links[next].getAttribute("href"));
+  }
+
   runSearch(query) {
+    this._searched = query;
     const { results, total } = search(this.model, query);
     const count = this.q("#search-count");
     const list = this.q("#search-results");

@@ -113,3 +113,16 @@ def test_the_ask_form_warns_before_a_direct_run_too_large_for_the_window(open_pa
     assert page.url.endswith("/runs/new/")  # stopped once
     page.check('input[name="mode"][value="rlm"]')
     expect(warning).to_be_hidden()
+
+
+def test_opening_a_cells_comment_thread_focuses_its_comment_box(open_page, site):
+    page = open_page(f"/runs/{site['finished'].pk}/", DESKTOP)
+    wait_for_trajectory(page)
+    page.locator("#cell-c1 > .comment-affordance").click()
+    expect(page.locator("#cell-c1 > .comment-thread textarea")).to_be_focused()
+
+
+def test_a_queued_run_shows_its_place_in_the_queue(open_page, site):
+    page = open_page(f"/runs/{site['queued'].pk}/", PHONE)
+    page.wait_for_selector("#explorer[data-ready='1']")
+    expect(page.locator('#explorer [data-field="queue"]')).to_contain_text("Queued: next in line for a worker")
