@@ -127,8 +127,8 @@
     if (elm.id === "node-detail") {
       var item = elm.dataset.item;
       if (!item || !TARGET_ID.test(item)) return null;
-      var heading = elm.querySelector("h2");
-      var kind = heading && /^\s*Cell\b/.test(heading.textContent) ? "cell" : "node";
+      var kind = elm.dataset.kind;  // turns and folded batches take no comments: only cells and nodes
+      if (kind !== "cell" && kind !== "node") return null;
       return { kind: kind, id: item, key: "detail:" + kind + ":" + item };
     }
     var m = elm.id.match(TARGET);
