@@ -93,6 +93,11 @@ def run_queue_note(run: Run) -> str:
             f"ahead ({busy}).")
 
 
+def run_events_all(run_id) -> list[dict]:
+    """Every event of a run, in order (for whole-run views such as compare)."""
+    return [event for page in run_events_between(run_id, 0) for event in page]
+
+
 def cost_display(run: Run) -> str:
     """Cost for people: "unknown" when no call had a known price, "≥ $x" when some had none."""
     if run.cost_unknown_calls and not run.cost_usd:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.teams.permissions import can, can_change, role_can, role_in
 from worker.engine.llm import ModelOptions, context_window
 
-from . import selectors, services
+from . import compare, selectors, services
 from .forms import RunForm
 from .models import Mode, Run, RunStatus
 from .services import LIMITS
@@ -229,10 +229,19 @@ def run_compare(request):
         {"run": run, "documents": selectors.run_documents(run), "cost": selectors.cost_display(run)}
         for run in (a, b)
     ]
+    shape_a, shape_b = (compare.run_shape(selectors.run_events_all(run.pk)) for run in (a, b))
+    answer_a, answer_b = compare.word_diff(a.final_answer, b.final_answer)
+    columns[0]["answer_html"], columns[1]["answer_html"] = answer_a, answer_b
     return render(
         request,
         "runs/run_compare.html",
-        {"columns": columns, "same_question": a.question.strip() == b.question.strip()},
+        {
+            "columns": columns,
+            "same_question": a.question.strip() == b.question.strip(),
+            "same_answer": a.final_answer.strip() == b.final_answer.strip(),
+            "iterations": compare.iteration_rows(shape_a, shape_b),
+            "cells": compare.aligned_cells(shape_a.cells, shape_b.cells),
+        },
     )
 
 
