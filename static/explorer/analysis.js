@@ -354,22 +354,24 @@ export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
   const final = model.final;
   if (final && final.answer && final.source !== "FINAL_VAR" && model.isFinished) {
     const answer = plain(final.answer);
-    const allValues = [
-      ...model.cellOrder.filter((c) => c.result).flatMap((c) => [c.result.stdout, c.result.state_note]),
-      ...finished.map((n) => n.result.response),
-    ].filter(Boolean);
     const rootCells = model.cellOrder.filter((c) => c.scope === "root" && c.result);
     const lastCells = rootCells.slice(-3);
     const lastNodes = finished.slice(-20);
     const lastValues = [...lastCells.map((c) => c.result.stdout), ...lastNodes.map((n) => n.result.response)].filter(Boolean);
-    if (allValues.length && !answerFoundIn(answer, allValues)) {
+    // Everything only when the last values miss it: most answers are found there, cheaply.
+    const inLast = lastValues.length > 0 && answerFoundIn(answer, lastValues);
+    const allValues = inLast ? [] : [
+      ...model.cellOrder.filter((c) => c.result).flatMap((c) => [c.result.stdout, c.result.state_note]),
+      ...finished.map((n) => n.result.response),
+    ].filter(Boolean);
+    if (!inLast && allValues.length && !answerFoundIn(answer, allValues)) {
       out.push({
         id: "answer-not-in-trajectory", severity: "bad",
         title: "Final answer found in no computed value",
         detail: "Neither any cell's output nor any sub-call's response contains the answer: the model answered from its own knowledge or reasoning, not from the documents.",
         groups: [],
       });
-    } else if (lastValues.length && !answerFoundIn(answer, lastValues)) {
+    } else if (!inLast && lastValues.length) {
       out.push({
         id: "final-not-computed", severity: "bad",
         title: "Final answer not among the last computed values",
