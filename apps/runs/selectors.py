@@ -3,7 +3,7 @@ import uuid
 from collections.abc import Iterator
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from apps.teams.models import Team
 from apps.teams.permissions import can
@@ -24,17 +24,51 @@ def run_list_for_team(team: Team) -> QuerySet[Run]:
     )
 
 
-def run_list_filtered(team: Team, status: str = "", mode: str = "", search: str = "") -> QuerySet[Run]:
-    """The team's runs, newest first, narrowed by status, mode and a search of question and answer."""
+# The runs list's sortable columns: name in the URL -> fields to order by (the newest first on ties).
+RUN_SORTS = {
+    "created": ("created_at",),
+    "question": ("question",),
+    "status": ("status",),
+    "model": ("root_model",),
+    "tokens": ("tokens_total",),
+    "subcalls": ("subcalls",),
+    "cost": ("cost_usd",),
+    "duration": ("duration",),
+}
+
+
+def run_list_filtered(team: Team, status: str = "", mode: str = "", search: str = "", model: str = "",
+                      user: str = "", sort: str = "-created") -> QuerySet[Run]:
+    """The team's runs narrowed by status, mode, root model, who asked and a search of question and
+    answer, ordered by one of RUN_SORTS (`-name` for descending; newest first by default)."""
     runs = run_list_for_team(team)
     if status in RunStatus.values:
         runs = runs.filter(status=status)
     if mode in Mode.values:
         runs = runs.filter(mode=mode)
+    if model:
+        runs = runs.filter(root_model=model)
+    if user:
+        runs = runs.filter(created_by__username=user)
     search = search.strip()
     if search:
         runs = runs.filter(Q(question__icontains=search) | Q(final_answer__icontains=search))
-    return runs
+    name = sort.removeprefix("-")
+    fields = RUN_SORTS.get(name, RUN_SORTS["created"])
+    descending = sort.startswith("-") or name not in RUN_SORTS
+    runs = runs.annotate(tokens_total=F("prompt_tokens") + F("completion_tokens"),
+                         duration=F("finished_at") - F("started_at"))
+    order = [f"-{f}" if descending else f for f in fields]
+    return runs.order_by(*order, "-created_at")
+
+
+def run_list_choices(team: Team) -> dict:
+    """What the runs list can be filtered by: the root models and the people who asked in this team."""
+    runs = Run.objects.filter(team=team)
+    return {
+        "models": sorted(set(runs.values_list("root_model", flat=True))),
+        "users": sorted(set(runs.exclude(created_by=None).values_list("created_by__username", flat=True))),
+    }
 
 
 def run_get_for_user(user: AbstractBaseUser, run_id: uuid.UUID | str) -> Run | None:

@@ -114,14 +114,39 @@ def run_rerun(request, run_id):
     return _ask_page(request, RunForm(team=run.team, initial=initial), rerun_of=run)
 
 
+SORT_COLUMNS = [("question", "Question"), ("status", "Status"), ("model", "Model"), ("tokens", "Tokens"),
+                ("subcalls", "Sub-calls"), ("cost", "Cost"), ("duration", "Duration"), ("created", "Asked")]
+DESCENDING_FIRST = {"created", "tokens", "subcalls", "cost", "duration"}  # biggest / newest first on a click
+
+
+def _sort_columns(sort: str, query: str) -> list[dict]:
+    """Each sortable header: its link (the other direction when it is the current sort) and aria-sort."""
+    current, descending = sort.removeprefix("-"), sort.startswith("-")
+    prefix = f"?{query}&sort=" if query else "?sort="
+    columns = []
+    for name, label in SORT_COLUMNS:
+        if name == current:
+            target = name if descending else f"-{name}"
+            aria = "descending" if descending else "ascending"
+        else:
+            target = f"-{name}" if name in DESCENDING_FIRST else name
+            aria = "none"
+        columns.append({"name": name, "label": label, "url": prefix + target, "aria_sort": aria})
+    return columns
+
+
 @login_required
 @require_GET
 def run_list(request):
     status = request.GET.get("status", "")
     mode = request.GET.get("mode", "")
     search = request.GET.get("q", "")
+    model = request.GET.get("model", "")
+    user = request.GET.get("user", "")
+    sort = request.GET.get("sort", "-created")
     services.runs_settle_lost()
-    runs = selectors.run_list_filtered(request.team, status=status, mode=mode, search=search)
+    runs = selectors.run_list_filtered(request.team, status=status, mode=mode, search=search, model=model,
+                                       user=user, sort=sort)
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     role = role_in(request.user, request.team)
     for run in page.object_list:  # the same rule as can_change, with the role looked up once
@@ -131,6 +156,9 @@ def run_list(request):
         run.cancellable = not run.is_finished and changeable
     query = request.GET.copy()
     query.pop("page", None)
+    unsorted = query.copy()
+    unsorted.pop("sort", None)
+    choices = selectors.run_list_choices(request.team)
     return render(
         request,
         "runs/run_list.html",
@@ -140,6 +168,12 @@ def run_list(request):
             "status": status,
             "mode": mode,
             "q": search,
+            "model": model,
+            "user_filter": user,
+            "models": choices["models"],
+            "users": choices["users"],
+            "columns": _sort_columns(sort, unsorted.urlencode()),
+            "filtered": bool(status or mode or search or model or user),
             "statuses": RunStatus.choices,
             "modes": Mode.choices,
             "query": query.urlencode(),
