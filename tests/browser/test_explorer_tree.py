@@ -148,3 +148,27 @@ def test_enter_in_the_search_walks_the_matches(page, harness):
     page.press("#search-input", "Enter")
     assert page.evaluate("location.hash") == second
     expect(links.nth(1)).to_have_attribute("aria-current", "true")
+
+
+def test_timeline_zooms_and_pans(page, harness):
+    harness.open(page, "small")
+    timeline = page.locator("#timeline")
+    bars = int(timeline.get_attribute("data-bars"))
+    timeline.locator('[data-zoom="in"]').click()
+    timeline.locator('[data-zoom="in"]').click()
+    expect(timeline).to_have_attribute("data-view", "0.375-0.625")
+    assert int(timeline.get_attribute("data-bars")) < bars  # only what is in the window is drawn
+    timeline.locator('[data-zoom="left"]').click()
+    expect(timeline).to_have_attribute("data-view", "0.313-0.563")
+    # Drag to pan: to the right reveals earlier times.
+    box = timeline.locator("canvas").bounding_box()
+    page.mouse.move(box["x"] + 300, box["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 500, box["y"] + 100, steps=5)
+    page.mouse.up()
+    start = float(timeline.get_attribute("data-view").split("-")[0])
+    assert start < 0.313
+    timeline.locator("canvas").focus()
+    page.keyboard.press("0")
+    expect(timeline).to_have_attribute("data-view", "0.000-1.000")
+    assert int(timeline.get_attribute("data-bars")) == bars
