@@ -16,6 +16,17 @@ export function isAmbiguousRange(r) {
 /** Per document: merged covered spans (exact ranges only), covered chars, fraction, how many exact
  * ranges read it (`reads`) and how many reads could not be placed (`ambiguous`, `ambiguousChars`). */
 export function coverage(model) {
+  // The map, the flags and the summary all ask for it after the same batch of events: once per version.
+  const cached = COVERAGE.get(model);
+  if (cached && cached.version === model.version && cached.nodes === model.nodeOrder.length) return cached.value;
+  const value = computeCoverage(model);
+  COVERAGE.set(model, { version: model.version, nodes: model.nodeOrder.length, value });
+  return value;
+}
+
+const COVERAGE = new WeakMap();
+
+function computeCoverage(model) {
   const perDoc = model.documents.map((doc) => ({
     name: doc.name, chars: doc.chars || 0, raw: [], ambiguous: 0, ambiguousChars: 0, readers: new Set(),
   }));
@@ -229,6 +240,7 @@ const NOT_FOUND = /^(?:not found|none|n\/a|no answer|unknown|nothing(?: found| r
 
 /** Whether a sub-call response means "nothing here" (short, and one of the usual phrasings). */
 export function isNotFound(response) {
+  if (response && response.length > 400) return false; // long answers say something; skip the regex
   const text = normalise(String(response || "")).replace(/[.!*_`"'\u201c\u201d]+/g, "").trim();
   return text === "" || (text.length <= 120 && NOT_FOUND.test(text));
 }

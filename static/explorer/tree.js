@@ -21,7 +21,12 @@ export function nodeStatus(node) {
   const r = node.result;
   if (!r) return "running";
   if (r.error) return "error";
-  return isNotFound(r.response) ? "not-found" : "answered";
+  // Kept on the node while its result is the same object: batch rows and filters ask for thousands.
+  if (node._statusOf !== r) {
+    node._statusOf = r;
+    node._status = isNotFound(r.response) ? "not-found" : "answered";
+  }
+  return node._status;
 }
 
 const STATUS_PILL = {
@@ -263,19 +268,21 @@ export class SubcallTree {
       return;
     }
     if (item.kind === "batch") {
-      const counts = { answered: 0, "not-found": 0, error: 0, running: 0 };
-      let tokens = 0;
-      let cost = 0;
-      let unknown = 0;
-      for (const n of item.nodes) {
-        counts[nodeStatus(n)] += 1;
-        const nr = rollups.get(n.id);
-        if (nr) {
-          tokens += nr.tokens;
-          cost += nr.cost;
-          unknown += nr.unknown;
+      // Summed once per build (batch items are rebuilt with the rows), not on every repaint.
+      if (!item.summary) {
+        const sum = { counts: { answered: 0, "not-found": 0, error: 0, running: 0 }, tokens: 0, cost: 0, unknown: 0 };
+        for (const n of item.nodes) {
+          sum.counts[nodeStatus(n)] += 1;
+          const nr = rollups.get(n.id);
+          if (nr) {
+            sum.tokens += nr.tokens;
+            sum.cost += nr.cost;
+            sum.unknown += nr.unknown;
+          }
         }
+        item.summary = sum;
       }
+      const { counts, tokens, cost, unknown } = item.summary;
       const parts = [["answered", "ok"], ["not-found", "warn"], ["error", "bad"], ["running", "running"]]
         .filter(([k]) => counts[k]).map(([k, cls]) => `<span class="pill ${cls}">${num(counts[k])} ${k.replace("-", " ")}</span>`);
       row.innerHTML = `${indent}${caret}<span class="kind kind-batch">batch</span><span class="tid">×${num(item.nodes.length)}</span>` +
