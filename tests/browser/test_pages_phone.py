@@ -92,6 +92,11 @@ def test_explorer_screenshots_and_top_bar_names_each_page_once(open_page, site):
         page = open_page(f"/runs/{site['finished'].pk}/", viewport)
         wait_for_trajectory(page)
         screenshot(page, name)
+        # The run tree and a sub-call's details.
+        page.evaluate("location.hash = '#node-n20'")
+        expect(page.locator("#node-detail")).to_have_attribute("data-item", "n20")
+        page.locator("#tree-card").scroll_into_view_if_needed()
+        screenshot(page, f"{name}-tree")
     for path in ("/runs/", "/runs/new/", f"/runs/compare/?a={site['finished'].pk}&b={site['queued'].pk}"):
         page = open_page(path, DESKTOP)
         links = page.locator(".topbar a").evaluate_all("els => els.map(e => e.textContent.trim())")
