@@ -431,7 +431,8 @@ def is_not_found(response: str) -> bool:
 
 def pattern_document_never_read(events: Events, facts: RunFacts) -> dict | None:
     """A succeeded run made sub-calls, yet no sub-call's ranges (exact or ambiguous) touch some document:
-    the answer cannot rest on what the sub-calls read of it."""
+    the answer cannot rest on what the sub-calls read of it. Not judged when no sub-call carries any
+    range (text the engine could not place, e.g. a short slice): then where they read is unknown."""
     started = of_type(events, "subcall.started")
     if not started or not succeeded_run(events, facts):
         return None
@@ -439,6 +440,8 @@ def pattern_document_never_read(events: Events, facts: RunFacts) -> dict | None:
     if not isinstance(documents, list) or not documents:
         return None
     read = {r.get("doc") for d in started for r in (d.get("ranges") or []) if isinstance(r, dict)}
+    if not read:  # no sub-call carries a range: where they read is unknown, not "nowhere"
+        return None
     unread = [text(doc, "name") if isinstance(doc, dict) else str(i) for i, doc in enumerate(documents) if i not in read]
     return {"documents": unread, "of": len(documents)} if unread else None
 

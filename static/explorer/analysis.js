@@ -265,7 +265,8 @@ export function answerFoundIn(answerText, values) {
  * - duplicate-prompts: the same sub-call prompt sent more than once (exact, after whitespace).
  * - near-duplicate-prompts: groups of ≥ 3 sub-calls whose prompts are near-identical (MinHash of
  *   word 3-shingles, estimated Jaccard ≥ 0.8) but not exact copies: re-verification loops.
- * - document-never-read (succeeded runs with sub-calls): a document no sub-call prompt carried.
+ * - document-never-read (succeeded runs with sub-calls, some range recorded): a document no
+ *   sub-call prompt carried.
  * - all-not-found (succeeded runs): every finished sub-call answered NOT FOUND or the like.
  * - answer-not-in-trajectory: the final answer is in no cell output and no sub-call response;
  *   otherwise final-not-computed: it is not in the last cells' output nor the last responses
@@ -343,7 +344,10 @@ export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
   const succeeded = model.isFinished && model.run.status === "succeeded";
   const finished = model.nodeOrder.filter((n) => n.result && !n.result.error);
   if (succeeded && model.nodeOrder.length) {
-    const unread = coverage(model).filter((d) => d.readers === 0).map((d) => d.name);
+    // Without a single range in the run, where the sub-calls read is unknown (text the engine could
+    // not place), not "nowhere": judged only when some range was recorded.
+    const cov = coverage(model);
+    const unread = cov.some((d) => d.readers > 0) ? cov.filter((d) => d.readers === 0).map((d) => d.name) : [];
     if (unread.length) {
       out.push({
         id: "document-never-read", severity: "warn",

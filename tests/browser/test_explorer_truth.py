@@ -60,3 +60,24 @@ def test_a_run_that_found_its_answer_has_no_answer_quality_flags(page, harness):
     expect(flags.locator('[data-flag="cell-errors"]')).to_be_visible()
     for flag in ("document-never-read", "all-not-found", "answer-not-in-trajectory", "final-not-computed"):
         expect(flags.locator(f'[data-flag="{flag}"]')).to_have_count(0)
+
+
+def test_sub_calls_without_any_range_leave_reading_unjudged(page, harness):
+    harness.open(page, None)
+    docs = [{"name": "a.txt", "chars": 100}, {"name": "b.txt", "chars": 100}]
+    events = [
+        {"seq": 1, "type": "run.started", "ts": 1.0, "data": {"question": "q", "mode": "rlm", "documents": docs}},
+        {"seq": 2, "type": "root.turn", "ts": 2.0, "data": {"iteration": 1, "content": "go", "depth": 0}},
+        {"seq": 3, "type": "cell.started", "ts": 2.1, "data": {"cell_id": "c1", "iteration": 1, "code": "x", "depth": 0}},
+        {"seq": 4, "type": "subcall.started", "ts": 2.2, "data": {"node_id": "n1", "cell_id": "c1", "depth": 1, "kind": "llm", "prompt": "short slice", "ranges": []}},
+        {"seq": 5, "type": "subcall.finished", "ts": 2.3, "data": {"node_id": "n1", "response": "The code is PLUM-42."}},
+        {"seq": 6, "type": "cell.finished", "ts": 2.4, "data": {"cell_id": "c1", "stdout": "The code is PLUM-42."}},
+        {"seq": 7, "type": "final.answer", "ts": 2.5, "data": {"answer": "PLUM-42", "source": "FINAL"}},
+        {"seq": 8, "type": "run.finished", "ts": 2.6, "data": {"status": "succeeded"}},
+    ]
+    page.evaluate("events => window.loadTrajectory(events)", events)
+    page.wait_for_selector("#explorer[data-ready='1']")
+    expect(page.locator("#explorer")).to_have_attribute("data-status", "succeeded")
+    expect(page.locator("#explorer")).to_have_attribute("data-flags", "")  # the flags were computed: none
+    for flag in ("document-never-read", "all-not-found", "answer-not-in-trajectory"):
+        expect(page.locator(f'#flags [data-flag="{flag}"]')).to_have_count(0)

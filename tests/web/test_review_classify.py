@@ -340,3 +340,9 @@ def test_an_answer_found_nowhere_in_the_trajectory():
     made_up = succeeded("PLUM-42")
     made_up.events[-2]["data"]["answer"] = "GRAPE-99"
     assert "answer_not_in_trajectory" in patterns(made_up)
+
+
+def test_sub_calls_without_any_range_leave_reading_unjudged():
+    t = two_documents().turn("```repl\nprint(llm_query(context[0][:60]))\n```").cell(stdout="The code is PLUM-42.")
+    t.subcall("What is the code? short slice", "The code is PLUM-42.").turn("FINAL(PLUM-42)").answer("PLUM-42").finish()
+    assert "document_never_read" not in patterns(t)
