@@ -93,7 +93,10 @@ def add(b: IterationCost | None, data: dict) -> None:
 
 
 def word_diff(a: str, b: str) -> tuple[SafeString, SafeString]:
-    """Both texts as HTML, with what only one of them says marked (<del> in a, <ins> in b)."""
+    """Both texts as HTML, with what only one of them says marked (<del> in a, <ins> in b). When one
+    is empty there is nothing to compare: both come back escaped, unmarked."""
+    if not (a or "").strip() or not (b or "").strip():
+        return mark_safe(escape(a or "")), mark_safe(escape(b or ""))  # noqa: S308 - escaped
     ta, tb = TOKEN.findall(a or ""), TOKEN.findall(b or "")
     out_a, out_b = [], []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():

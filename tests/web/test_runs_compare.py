@@ -18,6 +18,11 @@ def test_word_diff_marks_only_what_differs_and_escapes():
     assert str(b) == "The code is &lt;<ins>PEAR-7</ins>&gt;."
 
 
+def test_an_answer_against_no_answer_is_not_marked():
+    a, b = compare.word_diff("The code is PLUM-42.", "")
+    assert (str(a), str(b)) == ("The code is PLUM-42.", "")
+
+
 def test_line_diff_and_cells_aligned_by_position():
     pairs = compare.aligned_cells(["x = 1\nprint(x)", "print(2)"], ["x = 2\nprint(x)"])
     assert [(line.kind, line.text) for line in pairs[0].lines] == [
