@@ -255,6 +255,9 @@ def run_delete(request, run_id):
 @login_required
 @require_GET
 def run_compare(request):
+    if not request.GET.get("a") or not request.GET.get("b"):  # a bookmark or a bare link: pick them here
+        messages.info(request, "Tick two runs in the list to compare them.")
+        return redirect("run_list")
     a = selectors.run_get_for_user(request.user, request.GET.get("a", ""))
     b = selectors.run_get_for_user(request.user, request.GET.get("b", ""))
     if a is None or b is None:

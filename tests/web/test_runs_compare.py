@@ -62,3 +62,10 @@ def test_the_compare_page(client, user, team):
     assert '<span class="diff-removed">- i = context.find(&#x27;code&#x27;)</span>' in html
     assert '<span class="diff-added">+ i = context.find(&#x27;secret&#x27;)</span>' in html
     assert '<span class="diff-same">  print(context[i:i+20])</span>' in html
+
+
+def test_compare_without_two_runs_goes_to_the_list_to_pick_them(client, user):
+    client.force_login(user)
+    response = client.get("/runs/compare/", follow=True)
+    assert response.redirect_chain == [("/runs/", 302)]
+    assert "Tick two runs in the list to compare them." in response.content.decode()
