@@ -79,8 +79,11 @@ def _ingest(upload: dict) -> Verdict:
 
 
 def _explorer(explorer: dict) -> Verdict:
-    ms = explorer["explorer"]["interactive_ms"]
-    return Verdict("10,000-node explorer interactive ≤ 1.5 s", f"{ms:,.0f} ms", ms <= 1500)
+    sizes = explorer.get("sizes") or {"10000": explorer}  # results written before the 50,000-node size
+    ms = sizes["10000"]["explorer"]["interactive_ms"]
+    big = sizes.get("50000")
+    shown = f"{ms:,.0f} ms" + (f" (50,000 nodes: {big['explorer']['interactive_ms']:,.0f} ms)" if big else "")
+    return Verdict("10,000-node explorer interactive ≤ 1.5 s", shown, ms <= 1500)
 
 
 def _load_pages(profile: str, load: dict) -> Verdict:

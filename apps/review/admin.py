@@ -161,7 +161,7 @@ class RunReviewAdmin(admin.ModelAdmin):
 
     @admin.display(description="feedback")
     def feedback(self, obj):
-        return f"👍 {getattr(obj, 'thumbs_up', 0)} · 👎 {getattr(obj, 'thumbs_down', 0)}"
+        return f"up {getattr(obj, 'thumbs_up', 0)} · down {getattr(obj, 'thumbs_down', 0)}"
 
     @admin.display(description="labels")
     def label_list(self, obj):
@@ -186,7 +186,7 @@ class RunReviewAdmin(admin.ModelAdmin):
     def feedback_given(self, obj):
         items = Feedback.objects.filter(run_id=obj.run_id).select_related("user")
         return format_html_join(
-            "", "<div>{} {}: {}</div>", ((("👍" if f.rating > 0 else "👎"), f.user, f.comment or "—") for f in items)
+            "", "<div>{} {}: {}</div>", ((("up" if f.rating > 0 else "down"), f.user, f.comment or "—") for f in items)
         ) or "—"
 
     # actions ------------------------------------------------------------------------------------

@@ -6,10 +6,12 @@ the web layer ended). No database access here, so each rule is tested on plain l
 
 Outcome (exactly one, first matching rule wins, see `OUTCOME_RULES`):
     cancelled, worker_lost, provider_error, budget_exceeded_<cost|iterations|depth|subcalls|time>,
-    succeeded_forced, succeeded, sandbox_errors, engine_error, no_final_answer
+    succeeded_forced, succeeded, sandbox_errors, too_large_for_direct, engine_error, no_final_answer
 Patterns (zero or more, see `PATTERN_RULES`):
     repeated_subcall_prompts, near_duplicate_subcall_prompts, verification_loop,
-    answer_not_in_computed_values, subcall_fanout, many_cell_errors
+    answer_not_in_computed_values, subcall_fanout, many_cell_errors,
+    document_never_read, all_subcalls_not_found, answer_not_in_trajectory
+The last three are the explorer's answer-quality flags (static/explorer/analysis.js), same rules.
 
 Thresholds are the named constants below; change them here and only here.
 """
@@ -54,6 +56,18 @@ FANOUT_MAX_READS = 3.0
 FANOUT_MAX_CALLS_PER_10K_CHARS = 5.0
 # Many failed cells: worth a look even when the run succeeded.
 MANY_CELL_ERRORS = 3
+# What a sub-call says when its passage holds nothing ("NOT FOUND", "None.", "The passage does not mention…"),
+# after normalising; the explorer's isNotFound uses the same phrasings.
+NOT_FOUND_MAX_CHARS = 120
+NOT_FOUND = re.compile(
+    r"(?:not found|none|n/a|no answer|unknown|nothing(?: found| relevant)?"
+    r"|no (?:relevant |such )?(?:information|mention|answer|data|match(?:es)?)"
+    r"(?: (?:found|in (?:this|the) (?:passage|text|context)))?"
+    r"|(?:the )?(?:passage|text|context) does not (?:say|mention|contain)\b.*"
+    r"|i (?:could not|couldn't|cannot|can't) find\b.*)"
+)
+# The engine's refusal of a direct run whose documents cannot fit the model's window (worker/engine/runner.py).
+DIRECT_REFUSAL = "Direct mode refused"
 # A failed run without an answer counts as sandbox_errors when its last top-level cell failed or at
 # least this share of its cells did.
 SANDBOX_ERRORS_MIN_SHARE = 0.5
@@ -70,12 +84,13 @@ LOST_STOPS = (StopReason.WORKER_LOST, StopReason.ENQUEUE_FAILED)
 
 OUTCOMES = (
     "succeeded", "succeeded_forced", "no_final_answer", *BUDGET_STOPS.values(), "provider_error",
-    "sandbox_errors", "engine_error", "cancelled", "worker_lost",
+    "sandbox_errors", "too_large_for_direct", "engine_error", "cancelled", "worker_lost",
 )
 SUCCESS_OUTCOMES = ("succeeded", "succeeded_forced")
 PATTERNS = (
     "repeated_subcall_prompts", "near_duplicate_subcall_prompts", "verification_loop",
     "answer_not_in_computed_values", "subcall_fanout", "many_cell_errors",
+    "document_never_read", "all_subcalls_not_found", "answer_not_in_trajectory",
 )
 
 Events = list[dict]
@@ -270,6 +285,15 @@ def outcome_sandbox_errors(events: Events, facts: RunFacts) -> str | None:
     return None
 
 
+def outcome_too_large_for_direct(events: Events, facts: RunFacts) -> str | None:
+    """A direct-mode run refused before any call: its documents cannot fit the model's window. Not an
+    engine fault; the ask form warns about it, and mode rlm is the answer."""
+    end = finish(events, facts)
+    mode = text(last_of_type(events, "run.started") or {}, "mode")
+    refused = end["failure_reason"].startswith(DIRECT_REFUSAL)
+    return "too_large_for_direct" if refused and mode in ("direct", "") and not end["stop_reason"] else None
+
+
 def outcome_engine_error(events: Events, facts: RunFacts) -> str | None:
     """Failed for a reason that is no budget and no missing answer: a refused direct run, an unknown
     mode, no documents, an internal crash. The failure reason says which."""
@@ -290,6 +314,7 @@ OUTCOME_RULES: list[Callable[[Events, RunFacts], str | None]] = [
     outcome_succeeded_forced,
     outcome_succeeded,
     outcome_sandbox_errors,
+    outcome_too_large_for_direct,
     outcome_engine_error,
     outcome_no_final_answer,
 ]
@@ -368,16 +393,8 @@ def pattern_answer_not_in_computed_values(events: Events, facts: RunFacts) -> di
     evidence = [text(d, "stdout") for d in cells] + [text(d, "state_note") for d in cells] + responses
     if not any(text.strip() for text in evidence):
         return None
-    answer_words = words(answer)
-    if not answer_words:
-        return None
-    joined = normalise(" ".join(evidence))
-    if normalise(answer) in joined:
-        return None
-    seen = set(joined.split())
-    coverage = sum(w in seen for w in answer_words) / len(answer_words)
-    needed = 1.0 if len(answer_words) <= SHORT_ANSWER_WORDS else ANSWER_MIN_WORD_COVERAGE
-    if coverage >= needed:
+    coverage = answer_word_coverage(answer, evidence)
+    if coverage is None:
         return None
     return {"answer": clip(answer), "word_coverage": round(coverage, 3), "source": source}
 
@@ -409,6 +426,78 @@ def pattern_many_cell_errors(events: Events, facts: RunFacts) -> dict | None:
     return {"failed": errors["failed"], "cells": errors["cells"], "kinds": errors["kinds"]}
 
 
+def succeeded_run(events: Events, facts: RunFacts) -> bool:
+    return finish(events, facts)["status"] == "succeeded"
+
+
+def is_not_found(response: str) -> bool:
+    """A sub-call response that means "nothing here": short and one of the NOT_FOUND phrasings."""
+    said = re.sub(r"[.!*_`\"'\u201c\u201d]+", "", " ".join((response or "").lower().split())).strip()
+    return not said or (len(said) <= NOT_FOUND_MAX_CHARS and NOT_FOUND.fullmatch(said) is not None)
+
+
+def pattern_document_never_read(events: Events, facts: RunFacts) -> dict | None:
+    """A succeeded run made sub-calls, yet no sub-call's ranges (exact or ambiguous) touch some document:
+    the answer cannot rest on what the sub-calls read of it. Not judged when no sub-call carries any
+    range (text the engine could not place, e.g. a short slice): then where they read is unknown."""
+    started = of_type(events, "subcall.started")
+    if not started or not succeeded_run(events, facts):
+        return None
+    documents = (last_of_type(events, "run.started") or {}).get("documents")
+    if not isinstance(documents, list) or not documents:
+        return None
+    read = {r.get("doc") for d in started for r in (d.get("ranges") or []) if isinstance(r, dict)}
+    if not read:  # no sub-call carries a range: where they read is unknown, not "nowhere"
+        return None
+    unread = [text(doc, "name") if isinstance(doc, dict) else str(i) for i, doc in enumerate(documents) if i not in read]
+    return {"documents": unread, "of": len(documents)} if unread else None
+
+
+def pattern_all_subcalls_not_found(events: Events, facts: RunFacts) -> dict | None:
+    """A succeeded run whose every finished sub-call answered NOT FOUND (or the like): nothing the
+    sub-calls read supports the answer."""
+    finished = [d for d in of_type(events, "subcall.finished") if not text(d, "error")]
+    if not finished or not succeeded_run(events, facts):
+        return None
+    if not all(is_not_found(text(d, "response")) for d in finished):
+        return None
+    return {"subcalls": len(finished)}
+
+
+def pattern_answer_not_in_trajectory(events: Events, facts: RunFacts) -> dict | None:
+    """The final answer's words are mostly absent (as in answer_not_in_computed_values) from everything
+    the run computed: every cell's output and state note and every sub-call response. Same exemptions."""
+    answer_event = last_of_type(events, "final.answer")
+    answer = text(answer_event or {}, "answer") or facts.final_answer
+    source = text(answer_event or {}, "source") or facts.answer_source
+    if not answer or source == "FINAL_VAR" or final_came_from_code(events):
+        return None
+    cells = of_type(events, "cell.finished")
+    evidence = [text(d, "stdout") for d in cells] + [text(d, "state_note") for d in cells]
+    evidence += [text(d, "response") for d in of_type(events, "subcall.finished")]
+    if not any(value.strip() for value in evidence):
+        return None
+    coverage = answer_word_coverage(answer, evidence)
+    if coverage is None:
+        return None
+    return {"answer": clip(answer), "word_coverage": round(coverage, 3)}
+
+
+def answer_word_coverage(answer: str, evidence: list[str]) -> float | None:
+    """None when the answer is in the evidence (verbatim after normalising, or with enough of its words:
+    all of them for short answers); else the share of its words found."""
+    answer_words = words(answer)
+    if not answer_words:
+        return None
+    joined = normalise(" ".join(evidence))
+    if normalise(answer) in joined:
+        return None
+    seen = set(joined.split())
+    coverage = sum(w in seen for w in answer_words) / len(answer_words)
+    needed = 1.0 if len(answer_words) <= SHORT_ANSWER_WORDS else ANSWER_MIN_WORD_COVERAGE
+    return None if coverage >= needed else coverage
+
+
 PATTERN_RULES: dict[str, Callable[[Events, RunFacts], dict | None]] = {
     "repeated_subcall_prompts": pattern_repeated_subcall_prompts,
     "near_duplicate_subcall_prompts": pattern_near_duplicate_subcall_prompts,
@@ -416,6 +505,9 @@ PATTERN_RULES: dict[str, Callable[[Events, RunFacts], dict | None]] = {
     "answer_not_in_computed_values": pattern_answer_not_in_computed_values,
     "subcall_fanout": pattern_subcall_fanout,
     "many_cell_errors": pattern_many_cell_errors,
+    "document_never_read": pattern_document_never_read,
+    "all_subcalls_not_found": pattern_all_subcalls_not_found,
+    "answer_not_in_trajectory": pattern_answer_not_in_trajectory,
 }
 
 

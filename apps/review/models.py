@@ -15,6 +15,7 @@ class Outcome(models.TextChoices):
     BUDGET_TIME = "budget_exceeded_time", "Budget exceeded: time"
     PROVIDER_ERROR = "provider_error", "Provider error"
     SANDBOX_ERRORS = "sandbox_errors", "Sandbox errors"
+    TOO_LARGE_FOR_DIRECT = "too_large_for_direct", "Too large for direct mode"
     ENGINE_ERROR = "engine_error", "Engine error"
     CANCELLED = "cancelled", "Cancelled"
     WORKER_LOST = "worker_lost", "Worker lost"
@@ -29,6 +30,9 @@ PATTERN_LABELS = {
     "answer_not_in_computed_values": "Answer absent from last computed values",
     "subcall_fanout": "Sub-call fan-out above document size",
     "many_cell_errors": "Many failed cells",
+    "document_never_read": "A document never read by a sub-call",
+    "all_subcalls_not_found": "Every sub-call answered NOT FOUND",
+    "answer_not_in_trajectory": "Answer found in no computed value",
 }
 assert set(PATTERN_LABELS) == set(classify.PATTERNS)
 

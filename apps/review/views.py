@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.api import ApiError, json_body
 from apps.runs.models import Mode, Run
@@ -179,9 +179,12 @@ def jsonl_response(runs) -> StreamingHttpResponse:
 
 
 @staff_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def import_runs(request):
-    """Upload a JSONL export; its runs join the chosen team and open in the explorer."""
+    """Upload a JSONL export; its runs join the chosen team and open in the explorer. A GET (a reload
+    after a failed import, a bookmark) goes to the queue, where the import form is."""
+    if request.method == "GET":
+        return redirect("review_queue")
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
         messages.error(request, "Import failed: " + "; ".join(e for errors in form.errors.values() for e in errors))

@@ -3,11 +3,12 @@ import uuid
 from collections.abc import Iterator
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from apps.teams.models import Team
 from apps.teams.permissions import can
 
+from . import formats
 from .models import Mode, Run, RunDocument, RunEvent, RunStatus
 
 EVENT_PAGE = 500
@@ -23,17 +24,51 @@ def run_list_for_team(team: Team) -> QuerySet[Run]:
     )
 
 
-def run_list_filtered(team: Team, status: str = "", mode: str = "", search: str = "") -> QuerySet[Run]:
-    """The team's runs, newest first, narrowed by status, mode and a search of question and answer."""
+# The runs list's sortable columns: name in the URL -> fields to order by (the newest first on ties).
+RUN_SORTS = {
+    "created": ("created_at",),
+    "question": ("question",),
+    "status": ("status",),
+    "model": ("root_model",),
+    "tokens": ("tokens_total",),
+    "subcalls": ("subcalls",),
+    "cost": ("cost_usd",),
+    "duration": ("duration",),
+}
+
+
+def run_list_filtered(team: Team, status: str = "", mode: str = "", search: str = "", model: str = "",
+                      user: str = "", sort: str = "-created") -> QuerySet[Run]:
+    """The team's runs narrowed by status, mode, root model, who asked and a search of question and
+    answer, ordered by one of RUN_SORTS (`-name` for descending; newest first by default)."""
     runs = run_list_for_team(team)
     if status in RunStatus.values:
         runs = runs.filter(status=status)
     if mode in Mode.values:
         runs = runs.filter(mode=mode)
+    if model:
+        runs = runs.filter(root_model=model)
+    if user:
+        runs = runs.filter(created_by__username=user)
     search = search.strip()
     if search:
         runs = runs.filter(Q(question__icontains=search) | Q(final_answer__icontains=search))
-    return runs
+    name = sort.removeprefix("-")
+    fields = RUN_SORTS.get(name, RUN_SORTS["created"])
+    descending = sort.startswith("-") or name not in RUN_SORTS
+    runs = runs.annotate(tokens_total=F("prompt_tokens") + F("completion_tokens"),
+                         duration=F("finished_at") - F("started_at"))
+    order = [f"-{f}" if descending else f for f in fields]
+    return runs.order_by(*order, "-created_at")
+
+
+def run_list_choices(team: Team) -> dict:
+    """What the runs list can be filtered by: the root models and the people who asked in this team."""
+    runs = Run.objects.filter(team=team)
+    return {
+        "models": sorted(set(runs.values_list("root_model", flat=True))),
+        "users": sorted(set(runs.exclude(created_by=None).values_list("created_by__username", flat=True))),
+    }
 
 
 def run_get_for_user(user: AbstractBaseUser, run_id: uuid.UUID | str) -> Run | None:
@@ -78,12 +113,31 @@ def run_events_between(run_id, since: int, upto: int | None = None, page: int = 
             return
 
 
+def run_queue_note(run: Run) -> str:
+    """Why a queued run waits, and where it stands: "" once it is no longer queued. Counts only (runs of
+    every team share the workers), so nothing about other teams' runs is revealed but their number."""
+    if run.status != RunStatus.QUEUED:
+        return ""
+    ahead = Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=run.created_at).count()
+    running = Run.objects.filter(status=RunStatus.RUNNING).count()
+    busy = f"{running:,} run{'' if running == 1 else 's'} running now" if running else "no run is running"
+    if not ahead:
+        return f"Queued: next in line for a worker ({busy}); it starts as soon as one is free."
+    return (f"Queued: position {ahead + 1:,} in line for a worker, {ahead:,} run{'' if ahead == 1 else 's'} "
+            f"ahead ({busy}).")
+
+
+def run_events_all(run_id) -> list[dict]:
+    """Every event of a run, in order (for whole-run views such as compare)."""
+    return [event for page in run_events_between(run_id, 0) for event in page]
+
+
 def cost_display(run: Run) -> str:
     """Cost for people: "unknown" when no call had a known price, "≥ $x" when some had none."""
     if run.cost_unknown_calls and not run.cost_usd:
         return "unknown"
     prefix = "≥ " if run.cost_unknown_calls else ""
-    return f"{prefix}${run.cost_usd:.4f}"
+    return prefix + formats.usd(run.cost_usd)
 
 
 def run_summary(run: Run, documents: list | None = None) -> dict:

@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.teams.permissions import can, can_change, role_can, role_in
+from worker.engine.llm import ModelOptions, context_window
 
-from . import selectors, services
+from . import compare, selectors, services
 from .conversations import run_follow_up as run_follow_up_service
 from .conversations import run_thread, run_thread_rows
 from .forms import RunForm
@@ -54,6 +55,11 @@ def _ask(request, form: RunForm, team, rerun_of: Run | None):
     return run
 
 
+def _model_windows(form: RunForm) -> list[tuple]:
+    """(model choice, its input window in tokens or None): what the engine's direct mode checks against."""
+    return [(m, context_window(m.model, ModelOptions(context_window=m.context_window))) for m in form.models]
+
+
 def _ask_page(request, form: RunForm, rerun_of: Run | None = None, status: int = 200):
     return render(
         request,
@@ -63,6 +69,7 @@ def _ask_page(request, form: RunForm, rerun_of: Run | None = None, status: int =
             "rerun_of": rerun_of,
             "can_create": can(request.user, "create", request.team),
             "selected": form.selected_documents(),
+            "model_windows": _model_windows(form),
         },
         status=status,
     )
@@ -109,14 +116,39 @@ def run_rerun(request, run_id):
     return _ask_page(request, RunForm(team=run.team, initial=initial), rerun_of=run)
 
 
+SORT_COLUMNS = [("question", "Question"), ("status", "Status"), ("model", "Model"), ("tokens", "Tokens"),
+                ("subcalls", "Sub-calls"), ("cost", "Cost"), ("duration", "Duration"), ("created", "Asked")]
+DESCENDING_FIRST = {"created", "tokens", "subcalls", "cost", "duration"}  # biggest / newest first on a click
+
+
+def _sort_columns(sort: str, query: str) -> list[dict]:
+    """Each sortable header: its link (the other direction when it is the current sort) and aria-sort."""
+    current, descending = sort.removeprefix("-"), sort.startswith("-")
+    prefix = f"?{query}&sort=" if query else "?sort="
+    columns = []
+    for name, label in SORT_COLUMNS:
+        if name == current:
+            target = name if descending else f"-{name}"
+            aria = "descending" if descending else "ascending"
+        else:
+            target = f"-{name}" if name in DESCENDING_FIRST else name
+            aria = "none"
+        columns.append({"name": name, "label": label, "url": prefix + target, "aria_sort": aria})
+    return columns
+
+
 @login_required
 @require_GET
 def run_list(request):
     status = request.GET.get("status", "")
     mode = request.GET.get("mode", "")
     search = request.GET.get("q", "")
+    model = request.GET.get("model", "")
+    user = request.GET.get("user", "")
+    sort = request.GET.get("sort", "-created")
     services.runs_settle_lost()
-    runs = selectors.run_list_filtered(request.team, status=status, mode=mode, search=search)
+    runs = selectors.run_list_filtered(request.team, status=status, mode=mode, search=search, model=model,
+                                       user=user, sort=sort)
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     role = role_in(request.user, request.team)
     for run in page.object_list:  # the same rule as can_change, with the role looked up once
@@ -126,6 +158,9 @@ def run_list(request):
         run.cancellable = not run.is_finished and changeable
     query = request.GET.copy()
     query.pop("page", None)
+    unsorted = query.copy()
+    unsorted.pop("sort", None)
+    choices = selectors.run_list_choices(request.team)
     return render(
         request,
         "runs/run_list.html",
@@ -135,6 +170,12 @@ def run_list(request):
             "status": status,
             "mode": mode,
             "q": search,
+            "model": model,
+            "user_filter": user,
+            "models": choices["models"],
+            "users": choices["users"],
+            "columns": _sort_columns(sort, unsorted.urlencode()),
+            "filtered": bool(status or mode or search or model or user),
             "statuses": RunStatus.choices,
             "modes": Mode.choices,
             "query": query.urlencode(),
@@ -161,6 +202,7 @@ def run_detail(request, run_id):
             "cancel_url": reverse("run_cancel", args=[run.pk]),
             "rerun_url": reverse("run_rerun", args=[run.pk]),
             "cost_display": selectors.cost_display(run),
+            "queue_note": selectors.run_queue_note(run),
             "can_cancel": not run.is_finished and may_change,
             "can_delete": may_change,
             "delete_url": reverse("run_delete", args=[run.pk]),
@@ -206,17 +248,19 @@ def run_conversation(request, run_id):
 @require_POST
 def run_cancel(request, run_id):
     run = _run_or_404(request, run_id)
+    level = messages.SUCCESS
     try:
         run = services.run_cancel(request.user, run)
     except services.RunConflict as exc:
-        messages.info(request, str(exc))
+        level, note = messages.INFO, str(exc)
     else:
-        if run.status == RunStatus.CANCELLED:
-            messages.success(request, "Run cancelled.")
-        else:
-            messages.success(request, "Cancelling: the worker stops the run within a few seconds.")
+        note = ("Run cancelled." if run.status == RunStatus.CANCELLED
+                else "Cancelling: the worker stops the run within a few seconds.")
     if request.headers.get("Accept", "").startswith("application/json"):
-        return JsonResponse({"status": run.status, "cancel_requested": run.cancel_requested})
+        # The page that asked shows the outcome itself: a flash message would only surface later, on
+        # whatever page comes next, long after it stopped being true.
+        return JsonResponse({"status": run.status, "cancel_requested": run.cancel_requested, "message": note})
+    messages.add_message(request, level, note)
     target = request.POST.get("next", "")
     if target in (reverse("run_list"), reverse("run_detail", args=[run.pk])):
         return redirect(target)
@@ -247,6 +291,9 @@ def run_delete(request, run_id):
 @login_required
 @require_GET
 def run_compare(request):
+    if not request.GET.get("a") or not request.GET.get("b"):  # a bookmark or a bare link: pick them here
+        messages.info(request, "Tick two runs in the list to compare them.")
+        return redirect("run_list")
     a = selectors.run_get_for_user(request.user, request.GET.get("a", ""))
     b = selectors.run_get_for_user(request.user, request.GET.get("b", ""))
     if a is None or b is None:
@@ -255,10 +302,19 @@ def run_compare(request):
         {"run": run, "documents": selectors.run_documents(run), "cost": selectors.cost_display(run)}
         for run in (a, b)
     ]
+    shape_a, shape_b = (compare.run_shape(selectors.run_events_all(run.pk)) for run in (a, b))
+    answer_a, answer_b = compare.word_diff(a.final_answer, b.final_answer)
+    columns[0]["answer_html"], columns[1]["answer_html"] = answer_a, answer_b
     return render(
         request,
         "runs/run_compare.html",
-        {"columns": columns, "same_question": a.question.strip() == b.question.strip()},
+        {
+            "columns": columns,
+            "same_question": a.question.strip() == b.question.strip(),
+            "same_answer": a.final_answer.strip() == b.final_answer.strip(),
+            "iterations": compare.iteration_rows(shape_a, shape_b),
+            "cells": compare.aligned_cells(shape_a.cells, shape_b.cells),
+        },
     )
 
 

@@ -11,9 +11,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import Http404
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import selectors, services
 from .models import Invite, Membership, Role, Team
@@ -52,16 +54,30 @@ def switch(request, team_id: int):
     return redirect(target if target.startswith("/") and not target.startswith("//") else "home")
 
 
+def _created_message(request, team: Team, previous: Team | None) -> str:
+    """Creating a team makes it the current one: say so, with a button back to the team before."""
+    text = format_html("Team “{}” created; you are its owner, and it is now your current team.", team.name)
+    if previous is None or previous.pk == team.pk:
+        return text
+    return format_html(
+        '{} <form method="post" action="{}" class="inline">'
+        '<input type="hidden" name="csrfmiddlewaretoken" value="{}"><input type="hidden" name="next" value="{}">'
+        '<button type="submit" class="linklike" id="switch-back">Switch back to “{}”</button></form>',
+        text, reverse("team_switch", args=[previous.pk]), get_token(request),
+        reverse("team_list"), previous.name)
+
+
 @login_required
 def team_list(request):
     if request.method == "POST":
+        previous = services.team_current(request)  # the current team before this one exists
         try:
             team = services.team_create(request.user, request.POST.get("name", ""))
         except ValidationError as exc:
             _error(request, exc)
         else:
             request.session["team_id"] = team.pk
-            messages.success(request, f"Team “{team.name}” created; you are its owner.")
+            messages.success(request, _created_message(request, team, previous))
             return redirect("team_detail", team_id=team.pk)
     memberships = (
         Membership.objects.filter(user=request.user)
@@ -179,8 +195,10 @@ def member_remove(request, team_id: int, membership_id: int):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def invite_create(request, team_id: int):
+    if request.method == "GET":  # reloading the page that showed a new invite link
+        return redirect("team_detail", team_id=team_id)
     team, role = _team_or_404(request, team_id)
     try:
         uses = request.POST.get("max_uses", "1")

@@ -1,14 +1,47 @@
 // Derived views of a trajectory: context coverage, failure-pattern flags and search.
 // Pure functions of the model, so tests and the benchmark can call them without a page.
+import { num } from "./format.js";
 
-/** Per document: merged covered spans, covered chars, fraction, and how many ranges read it. */
+/** A range the engine located exactly: `{doc, start, end}` (what the code sliced, or text found once). */
+export function isExactRange(r) {
+  return Boolean(r) && Number.isFinite(r.start) && Number.isFinite(r.end) && r.end > r.start;
+}
+
+/** A range the engine could not place: `{doc, chars, places}`, the text occurring `places` (≥ 2) times.
+ * It is read, but where is unknown, so it never marks the coverage map. */
+export function isAmbiguousRange(r) {
+  return Boolean(r) && !isExactRange(r) && (r.places >= 2 || (r.start == null && r.end == null));
+}
+
+/** Per document: merged covered spans (exact ranges only), covered chars, fraction, how many exact
+ * ranges read it (`reads`) and how many reads could not be placed (`ambiguous`, `ambiguousChars`). */
 export function coverage(model) {
-  const perDoc = model.documents.map((doc) => ({ name: doc.name, chars: doc.chars || 0, raw: [] }));
+  // The map, the flags and the summary all ask for it after the same batch of events: once per version.
+  const cached = COVERAGE.get(model);
+  if (cached && cached.version === model.version && cached.nodes === model.nodeOrder.length) return cached.value;
+  const value = computeCoverage(model);
+  COVERAGE.set(model, { version: model.version, nodes: model.nodeOrder.length, value });
+  return value;
+}
+
+const COVERAGE = new WeakMap();
+
+function computeCoverage(model) {
+  const perDoc = model.documents.map((doc) => ({
+    name: doc.name, chars: doc.chars || 0, raw: [], ambiguous: 0, ambiguousChars: 0, readers: new Set(),
+  }));
   for (const node of model.nodeOrder) {
     for (const r of node.ranges) {
-      const doc = perDoc[r.doc];
-      if (!doc || !(r.end > r.start)) continue;
-      doc.raw.push([Math.max(0, r.start), r.end, node.id]);
+      const doc = perDoc[r && r.doc];
+      if (!doc) continue;
+      if (isExactRange(r)) {
+        doc.raw.push([Math.max(0, r.start), r.end, node.id]);
+        doc.readers.add(node.id);
+      } else if (isAmbiguousRange(r)) {
+        doc.ambiguous += 1;
+        doc.ambiguousChars += Number(r.chars) || 0;
+        doc.readers.add(node.id);
+      }
     }
   }
   return perDoc.map((doc) => {
@@ -24,16 +57,17 @@ export function coverage(model) {
     for (const [s, e] of spans) covered += Math.max(0, Math.min(e, limit) - Math.min(s, limit));
     return {
       name: doc.name, chars: doc.chars, spans, covered, reads: doc.raw.length,
+      ambiguous: doc.ambiguous, ambiguousChars: doc.ambiguousChars, readers: doc.readers.size,
       fraction: doc.chars ? covered / doc.chars : 0, ranges: doc.raw,
     };
   });
 }
 
-/** Sub-call nodes whose ranges include a character offset of a document. */
+/** Sub-call nodes whose exact ranges include a character offset of a document. */
 export function nodesAt(model, docIndex, offset, limit = 50) {
   const out = [];
   for (const node of model.nodeOrder) {
-    if (node.ranges.some((r) => r.doc === docIndex && r.start <= offset && offset < r.end)) {
+    if (node.ranges.some((r) => r.doc === docIndex && isExactRange(r) && r.start <= offset && offset < r.end)) {
       out.push(node);
       if (out.length >= limit) break;
     }
@@ -201,13 +235,42 @@ function plain(text) {
   return String(text || "").replace(/[*_`#>]+/g, " ").replace(/^\s*[-+]\s+/gm, " ");
 }
 
+// What a sub-call says when its passage holds nothing: "NOT FOUND", "None.", "No relevant information"…
+const NOT_FOUND = /^(?:not found|none|n\/a|no answer|unknown|nothing(?: found| relevant)?|no (?:relevant |such )?(?:information|mention|answer|data|match(?:es)?)(?: (?:found|in (?:this|the) (?:passage|text|context)))?|(?:the )?(?:passage|text|context) does not (?:say|mention|contain)\b.*|i (?:could not|couldn't|cannot|can't) find\b.*)$/;
+
+/** Whether a sub-call response means "nothing here" (short, and one of the usual phrasings). */
+export function isNotFound(response) {
+  if (response && response.length > 400) return false; // long answers say something; skip the regex
+  const text = normalise(String(response || "")).replace(/[.!*_`"'\u201c\u201d]+/g, "").trim();
+  return text === "" || (text.length <= 120 && NOT_FOUND.test(text));
+}
+
+/** Whether an answer (markdown already stripped) occurs in some values: verbatim after normalising,
+ * or with all its digit-bearing tokens (codes, counts, dates), or with most of its words. */
+export function answerFoundIn(answerText, values) {
+  const answer = normalise(answerText);
+  const haystack = values.map(normalise);
+  if (haystack.some((v) => v.includes(answer) || (v.length >= 8 && answer.includes(v)))) return true;
+  const want = keyTokens(answerText);
+  const have = new Set();
+  for (const v of values) for (const t of keyTokens(v)) if (want.has(t)) have.add(t);
+  const digits = [...want].filter((t) => /\d/.test(t));
+  if (digits.length) return digits.every((t) => have.has(t));
+  if (want.size) return have.size / want.size >= 0.5;
+  return false;
+}
+
 /**
  * Failure patterns from the paper, as flags: [{id, severity, title, detail, items: [{kind, id}]}].
  * - duplicate-prompts: the same sub-call prompt sent more than once (exact, after whitespace).
  * - near-duplicate-prompts: groups of ≥ 3 sub-calls whose prompts are near-identical (MinHash of
  *   word 3-shingles, estimated Jaccard ≥ 0.8) but not exact copies: re-verification loops.
- * - final-not-computed: the final answer appears neither in the last cells' output nor in the
- *   last sub-call responses (FINAL_VAR answers come from a computed variable and are exempt).
+ * - document-never-read (succeeded runs with sub-calls, some range recorded): a document no
+ *   sub-call prompt carried.
+ * - all-not-found (succeeded runs): every finished sub-call answered NOT FOUND or the like.
+ * - answer-not-in-trajectory: the final answer is in no cell output and no sub-call response;
+ *   otherwise final-not-computed: it is not in the last cells' output nor the last responses
+ *   (FINAL_VAR answers come from a computed variable and are exempt from both).
  * - forced-final, cell errors and failed sub-calls are reported as well.
  */
 export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
@@ -277,29 +340,54 @@ export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
     }
   }
 
-  // The final answer against what the trajectory computed last.
+  // Answer quality: a run can succeed while reading nothing relevant.
+  const succeeded = model.isFinished && model.run.status === "succeeded";
+  const finished = model.nodeOrder.filter((n) => n.result && !n.result.error);
+  if (succeeded && model.nodeOrder.length) {
+    // Without a single range in the run, where the sub-calls read is unknown (text the engine could
+    // not place), not "nowhere": judged only when some range was recorded.
+    const cov = coverage(model);
+    const unread = cov.some((d) => d.readers > 0) ? cov.filter((d) => d.readers === 0).map((d) => d.name) : [];
+    if (unread.length) {
+      out.push({
+        id: "document-never-read", severity: "warn",
+        title: `${unread.length === 1 ? "A document was" : `${unread.length} documents were`} never read by a sub-call: ${unread.join(", ")}`,
+        detail: "No sub-call prompt carried any part of it, so the answer cannot rest on it (the root may still have searched it with code).",
+        groups: [],
+      });
+    }
+  }
+  if (succeeded && finished.length && finished.every((n) => isNotFound(n.result.response))) {
+    out.push({
+      id: "all-not-found", severity: "bad",
+      title: `Every sub-call answered NOT FOUND (${num(finished.length)} of ${num(finished.length)})`,
+      detail: "No sub-call found anything relevant, yet the run gave an answer: it did not come from what the sub-calls read.",
+      groups: [finished.slice(0, 30).map((n) => n.id)],
+    });
+  }
+
+  // The final answer against what the trajectory computed: anywhere, then last.
   const final = model.final;
   if (final && final.answer && final.source !== "FINAL_VAR" && model.isFinished) {
+    const answer = plain(final.answer);
     const rootCells = model.cellOrder.filter((c) => c.scope === "root" && c.result);
     const lastCells = rootCells.slice(-3);
-    const lastNodes = model.nodeOrder.filter((n) => n.result && !n.result.error).slice(-20);
-    const values = [
-      ...lastCells.map((c) => c.result.stdout),
-      ...lastNodes.map((n) => n.result.response),
+    const lastNodes = finished.slice(-20);
+    const lastValues = [...lastCells.map((c) => c.result.stdout), ...lastNodes.map((n) => n.result.response)].filter(Boolean);
+    // Everything only when the last values miss it: most answers are found there, cheaply.
+    const inLast = lastValues.length > 0 && answerFoundIn(answer, lastValues);
+    const allValues = inLast ? [] : [
+      ...model.cellOrder.filter((c) => c.result).flatMap((c) => [c.result.stdout, c.result.state_note]),
+      ...finished.map((n) => n.result.response),
     ].filter(Boolean);
-    const answer = normalise(plain(final.answer));
-    const haystack = values.map(normalise);
-    let found = haystack.some((v) => v.includes(answer) || (v.length >= 8 && answer.includes(v)));
-    if (!found) {
-      // Values with digits (codes, counts, dates) must all appear; otherwise most of the words.
-      const want = keyTokens(plain(final.answer));
-      const have = new Set();
-      for (const v of values) for (const t of keyTokens(v)) if (want.has(t)) have.add(t);
-      const digits = [...want].filter((t) => /\d/.test(t));
-      if (digits.length) found = digits.every((t) => have.has(t));
-      else if (want.size) found = have.size / want.size >= 0.5;
-    }
-    if (!found && values.length) {
+    if (!inLast && allValues.length && !answerFoundIn(answer, allValues)) {
+      out.push({
+        id: "answer-not-in-trajectory", severity: "bad",
+        title: "Final answer found in no computed value",
+        detail: "Neither any cell's output nor any sub-call's response contains the answer: the model answered from its own knowledge or reasoning, not from the documents.",
+        groups: [],
+      });
+    } else if (!inLast && lastValues.length) {
       out.push({
         id: "final-not-computed", severity: "bad",
         title: "Final answer not among the last computed values",

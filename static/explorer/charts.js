@@ -56,28 +56,112 @@ export class Timeline {
     this.canvas.addEventListener("mousemove", (e) => this.hover(e));
     this.canvas.addEventListener("mouseleave", () => { this.tip.hidden = true; });
     this.canvas.addEventListener("click", (e) => {
+      if (this.dragged) return;
       const hit = this.hitAt(e);
       if (hit) this.onPick(hit.item);
     });
+    // Zoom and pan: the visible window as fractions [v0, v1] of the run's time span. Buttons and keys
+    // (+ / - / ← / → / 0 on the focused chart), Ctrl+wheel around the pointer, drag to pan.
+    this.view = [0, 1];
+    this.canvas.tabIndex = 0;
+    this.controls = document.createElement("div");
+    this.controls.className = "chart-controls";
+    this.controls.innerHTML = '<button type="button" class="small" data-zoom="in" aria-label="Zoom in">+</button>' +
+      '<button type="button" class="small" data-zoom="out" aria-label="Zoom out">−</button>' +
+      '<button type="button" class="small" data-zoom="left" aria-label="Pan left">←</button>' +
+      '<button type="button" class="small" data-zoom="right" aria-label="Pan right">→</button>' +
+      '<button type="button" class="small" data-zoom="reset">Whole run</button>';
+    container.prepend(this.controls);
+    this.controls.addEventListener("click", (e) => {
+      const b = e.target.closest("[data-zoom]");
+      if (b) this.zoomAction(b.dataset.zoom);
+    });
+    this.canvas.addEventListener("keydown", (e) => {
+      const action = { "+": "in", "=": "in", "-": "out", ArrowLeft: "left", ArrowRight: "right", 0: "reset" }[e.key];
+      if (!action) return;
+      e.preventDefault();
+      this.zoomAction(action);
+    });
+    this.canvas.addEventListener("wheel", (e) => {
+      if (!e.ctrlKey && !e.metaKey) return; // plain wheel scrolls the page
+      e.preventDefault();
+      const rect = this.canvas.getBoundingClientRect();
+      this.zoom(e.deltaY < 0 ? 0.5 : 2, this.fractionAt(e.clientX - rect.left));
+    }, { passive: false });
+    this.canvas.addEventListener("pointerdown", (e) => {
+      if (this.view[1] - this.view[0] >= 1) return;
+      this.drag = { x: e.clientX, view: [...this.view] };
+      this.dragged = false;
+    });
+    window.addEventListener("pointermove", (e) => {
+      if (!this.drag) return;
+      const dx = e.clientX - this.drag.x;
+      if (Math.abs(dx) > 3) this.dragged = true;
+      const plot = Math.max(1, (this.plotWidth || 500));
+      const shift = (-dx / plot) * (this.drag.view[1] - this.drag.view[0]);
+      this.setView(this.drag.view[0] + shift, this.drag.view[1] + shift);
+    });
+    window.addEventListener("pointerup", () => {
+      this.drag = null;
+      setTimeout(() => { this.dragged = false; }, 0);
+    });
+  }
+
+  /** The fraction of the run's span under a pixel of the plot, in the current view. */
+  fractionAt(px) {
+    const rel = Math.min(1, Math.max(0, (px - (this.plotLeft || 46)) / Math.max(1, this.plotWidth || 500)));
+    return this.view[0] + rel * (this.view[1] - this.view[0]);
+  }
+
+  zoomAction(action) {
+    const [v0, v1] = this.view;
+    const w = v1 - v0;
+    if (action === "in") this.zoom(0.5, (v0 + v1) / 2);
+    else if (action === "out") this.zoom(2, (v0 + v1) / 2);
+    else if (action === "left") this.setView(v0 - w / 4, v1 - w / 4);
+    else if (action === "right") this.setView(v0 + w / 4, v1 + w / 4);
+    else this.setView(0, 1);
+  }
+
+  /** Scale the visible window by `factor` (0.5 = twice the detail) keeping `at` where it is. */
+  zoom(factor, at) {
+    const [v0, v1] = this.view;
+    const w = Math.min(1, Math.max(0.001, (v1 - v0) * factor));
+    const rel = (at - v0) / Math.max(1e-9, v1 - v0);
+    this.setView(at - rel * w, at - rel * w + w);
+  }
+
+  setView(v0, v1) {
+    const w = Math.min(1, v1 - v0);
+    const start = Math.min(1 - w, Math.max(0, v0));
+    this.view = [start, start + w];
+    this.container.dataset.view = `${this.view[0].toFixed(3)}-${this.view[1].toFixed(3)}`;
+    this.draw(this.lastNow);
   }
 
   draw(now = null) {
+    this.lastNow = now;
     const m = this.model;
-    const t0 = m.run.startedTs ?? m.firstTs;
+    const runStart = m.run.startedTs ?? m.firstTs;
     const height = 230;
     const { ctx, width } = setupCanvas(this.canvas, height);
     ctx.clearRect(0, 0, width, height);
-    if (t0 == null) {
+    if (runStart == null) {
       ctx.fillStyle = "#5d6677";
       ctx.font = "13px system-ui, sans-serif";
       ctx.fillText("Nothing has run yet.", 12, 24);
       this.hits = [];
       return;
     }
-    const tEnd = Math.max(m.lastTs ?? t0, m.run.finishedTs ?? 0, m.isFinished ? 0 : (now ?? 0)) || t0 + 1;
-    const span = Math.max(0.001, tEnd - t0);
+    const tEnd = Math.max(m.lastTs ?? runStart, m.run.finishedTs ?? 0, m.isFinished ? 0 : (now ?? 0)) || runStart + 1;
+    const fullSpan = Math.max(0.001, tEnd - runStart);
+    // The visible window (zoom and pan): times outside it are drawn off the plot and clipped.
+    const t0 = runStart + this.view[0] * fullSpan;
+    const span = Math.max(0.0001, (this.view[1] - this.view[0]) * fullSpan);
     const left = 46;
     const right = width - 8;
+    this.plotLeft = left;
+    this.plotWidth = right - left;
     const x = (t) => left + ((t - t0) / span) * (right - left);
     // Root lane: depth-0 turns and cells. Other lanes: sub-calls and child RLM turns/cells, packed.
     const rootItems = [];
@@ -102,8 +186,10 @@ export class Timeline {
     let fill = null;
     let alpha = null;
     const bar = (it, y, h) => {
-      const x0 = x(it.start);
-      const w = Math.max(1, x(it.end) - x0);
+      const x0 = Math.max(left - 2, x(it.start));
+      const xEnd = Math.min(right + 2, x(it.end));
+      if (xEnd < left || x0 > right) return; // outside the zoomed window
+      const w = Math.max(1, xEnd - x0);
       const f = it.error ? COLORS.error : COLORS[it.kind];
       const a = it.running ? 0.55 : 0.9;
       if (f !== fill) ctx.fillStyle = fill = f;
@@ -153,6 +239,10 @@ export class Timeline {
     ctx.fillStyle = "#5d6677";
     ctx.fillText("at once", 4, concTop + 12);
     if (peak) {
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(left, concTop, right - left, concH);
+      ctx.clip();
       ctx.fillStyle = "rgba(19,138,126,0.35)";
       ctx.strokeStyle = COLORS.llm;
       ctx.beginPath();
@@ -168,6 +258,7 @@ export class Timeline {
       ctx.lineTo(right, concTop + concH);
       ctx.closePath();
       ctx.fill();
+      ctx.restore();
       ctx.fillStyle = "#1d2330";
       ctx.fillText(`peak ${peak}`, right - 52, concTop + 10);
     }
@@ -177,8 +268,9 @@ export class Timeline {
     ctx.strokeStyle = "#dde1e8";
     ctx.fillStyle = "#5d6677";
     const step = niceStep(span, 8);
-    for (let s = 0; s <= span + 1e-9; s += step) {
-      const px = x(t0 + s);
+    const from = t0 - runStart;
+    for (let s = Math.ceil(from / step - 1e-9) * step; s <= from + span + 1e-9; s += step) {
+      const px = x(runStart + s);
       ctx.beginPath();
       ctx.moveTo(px, top);
       ctx.lineTo(px, height - axisH);

@@ -2,13 +2,13 @@
 // events alone; `explorer.ingest(events)` streams more in (the live page feeds it from the
 // websocket). Views: header and counters, failure flags, search, timeline, cost chart, context
 // coverage, the notebook of root turns and cells, and the virtualised sub-call tree with details.
-import { coverage, flags as findFlags, nodesAt, search } from "./analysis.js";
+import { coverage, flags as findFlags, isExactRange, nodesAt, search } from "./analysis.js";
 import { CostChart, Timeline } from "./charts.js";
 import { clock, el, esc, modelHtml, num, OFFLINE_NOTE, preview, seconds, totalCost, usd } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 import { TrajectoryModel } from "./model.js";
 import { Notebook } from "./notebook.js";
-import { SubcallTree } from "./tree.js";
+import { nodeStatus, SubcallTree } from "./tree.js";
 
 const DETAIL_PREVIEW_CHARS = 4000;
 const STATUS_LABEL = {
@@ -23,6 +23,7 @@ const LAYOUT = `
     <span class="rx-actions" data-field="actions"></span>
   </div>
   <h1 id="rx-question" class="rx-question" data-field="question"></h1>
+  <p class="rx-queue muted" data-field="queue" hidden></p>
   <dl class="rx-counters" aria-label="Run counters">
     <div><dt>Iterations</dt><dd data-counter="iterations">0</dd></div>
     <div><dt>Sub-calls</dt><dd data-counter="subcalls">0</dd></div>
@@ -71,20 +72,113 @@ const LAYOUT = `
   </section>
   <aside class="rx-side">
     <section class="card rx-tree" aria-labelledby="rx-tree-h" id="tree-card">
-      <h2 id="rx-tree-h">Sub-calls <span class="muted" data-field="tree-count"></span></h2>
+      <h2 id="rx-tree-h">Run tree <span class="muted" data-field="tree-count"></span></h2>
       <div class="row rx-tree-controls">
         <label for="tree-depth">Expand to depth</label>
         <select id="tree-depth"><option value="all">all</option><option value="0">0 (cells only)</option><option value="1">1</option><option value="2">2</option><option value="3">3</option></select>
+        <label class="check"><input type="checkbox" id="tree-batches" checked> Fold batches</label>
         <button type="button" class="small" data-action="expand-all">Expand all</button>
         <button type="button" class="small" data-action="collapse-all">Collapse all</button>
+      </div>
+      <div class="row rx-tree-controls" role="group" aria-label="Sort and filter sub-calls">
+        <label for="tree-sort">Show</label>
+        <select id="tree-sort"><option value="tree">the tree</option><option value="slowest">slowest sub-calls first</option><option value="costliest">most expensive first</option></select>
+        <label for="tree-status">Status</label>
+        <select id="tree-status"><option value="">any</option><option value="error">errors only</option><option value="not-found">not found</option><option value="answered">answered</option><option value="running">running</option></select>
+        <label for="tree-model">Model</label>
+        <select id="tree-model"><option value="">any</option></select>
+        <label for="tree-level">Depth</label>
+        <select id="tree-level"><option value="">any</option></select>
       </div>
       <div id="subcall-tree" class="tree-viewport"></div>
     </section>
     <section class="card rx-detail" id="node-detail" aria-live="polite" tabindex="-1">
-      <p class="muted">Select a sub-call in the tree (or a bar in the timeline) to see its prompt and response.</p>
+      <p class="muted">Select a turn, cell or sub-call in the tree (or a bar in the timeline) to see its input, output and metadata.</p>
     </section>
   </aside>
 </div>`;
+
+/** One range of a sub-call's prompt: exact offsets, or "ambiguous (N places)" when the engine
+ * could not tell which copy of a repeated block was sent. */
+function rangeHtml(g, docs) {
+  const name = esc(docs[g.doc] ? docs[g.doc].name : `doc ${g.doc}`);
+  if (isExactRange(g)) return `${name} ${num(g.start)}–${num(g.end)}`;
+  const places = g.places ? `${num(g.places)} places` : "place unknown";
+  return `${name} <span class="pill warn range-ambiguous" title="This text occurs more than once in the document: which copy was read is not known, so it is left out of the coverage map.">ambiguous (${places})</span>${g.chars ? ` ${num(g.chars)} chars` : ""}`;
+}
+
+const STATUS_HTML = {
+  answered: '<span class="pill ok">answered</span>', "not-found": '<span class="pill warn">not found</span>',
+  error: '<span class="pill bad">error</span>', running: '<span class="pill running">running</span>',
+};
+
+function parsesAsJson(text) {
+  const t = (text || "").trim();
+  if (!(t.startsWith("{") || t.startsWith("["))) return false;
+  try {
+    JSON.parse(t);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A text as plain text, rendered markdown or pretty JSON; long texts cut unless `full`. */
+function renderText(t, format, full) {
+  const text = full || t.text.length <= DETAIL_PREVIEW_CHARS ? t.text : t.text.slice(0, DETAIL_PREVIEW_CHARS);
+  if (format === "markdown") return `<div class="md detail-text ${t.cls}">${renderMarkdown(text)}</div>`;
+  if (format === "json" && parsesAsJson(t.text)) return `<pre class="detail-text ${t.cls}">${esc(JSON.stringify(JSON.parse(t.text), null, 2))}</pre>`;
+  return `<pre class="detail-text ${t.cls}">${esc(text)}</pre>`;
+}
+
+/** One tab's text with its format switch (text / markdown / JSON when it parses) and copy button. */
+function textBlock(t) {
+  const json = parsesAsJson(t.text);
+  const format = json ? "json" : t.format;
+  const formats = [["text", "Text"], ["markdown", "Markdown"], ...(json ? [["json", "JSON"]] : [])];
+  const capped = t.full > t.text.length ? `<p class="muted">The event holds the first ${num(t.text.length)} of ${num(t.full)} characters.</p>` : "";
+  const more = t.text.length > DETAIL_PREVIEW_CHARS && format !== "json"
+    ? `<button type="button" class="small" data-expand="${t.cls}" aria-expanded="false">Show all ${num(t.text.length)} characters</button>` : "";
+  return `<div class="detail-toolbar"><span class="muted">${num(t.full)} characters</span>` +
+    `<span class="detail-formats" role="group" aria-label="Show as">${formats.map(([f, label]) =>
+      `<button type="button" class="small" data-format="${f}" aria-pressed="${f === format}">${label}</button>`).join("")}</span>` +
+    `<button type="button" class="small" data-copy="${t.cls === "prompt" || t.cls.endsWith("input") ? "input" : "output"}">Copy</button></div>` +
+    `<div class="detail-body" data-format="${format}">${renderText(t, format, false)}</div>${more}${capped}`;
+}
+
+/** The item's own fields (no links to other objects), for "Copy as JSON". */
+function plainItem(item) {
+  const out = {};
+  for (const [k, v] of Object.entries(item)) {
+    if (v === null || ["string", "number", "boolean"].includes(typeof v)) out[k] = v;
+    else if (k === "result" || k === "ranges" || k === "input") out[k] = v;
+  }
+  if (item.kind === "batch") out.nodes = item.nodes.map((n) => n.id);
+  return out;
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+}
 
 function throttle(lastKey, ms, obj) {
   const now = performance.now();
@@ -174,7 +268,8 @@ export class Explorer {
     const big = m.nodeOrder.length > 2000;
     if (initial || !live || !big || throttle("_tree", 300, this)) this.tree.refresh();
     else this.scheduleLater();
-    this.q('[data-field="tree-count"]').textContent = m.nodeOrder.length ? `${num(m.nodeOrder.length)} nodes` : "none yet";
+    this.q('[data-field="tree-count"]').textContent = m.nodeOrder.length ? `${num(m.nodeOrder.length)} sub-calls` : "no sub-calls yet";
+    this.fillFilterOptions();
     if (this.detailItem) this.refreshDetail();
     this.root.dataset.lastSeq = m.lastSeq;
     this.root.dataset.events = m.seqs.length;
@@ -199,6 +294,29 @@ export class Explorer {
       else this.scheduleLater();
       if (this.pendingHash) this.navigate(this.pendingHash);
     }
+  }
+
+  /** The model and depth filters offer what the run has: rescanned only when the node count changed. */
+  fillFilterOptions() {
+    const m = this.model;
+    if (this._filterNodes === m.nodeOrder.length) return;
+    this._filterNodes = m.nodeOrder.length;
+    const models = new Set();
+    const depths = new Set();
+    for (const n of m.nodeOrder) {
+      models.add(n.model);
+      depths.add(n.depth);
+    }
+    const fill = (select, values, label) => {
+      const keep = select.value;
+      const have = [...select.options].slice(1).map((o) => o.value);
+      const want = [...values].map(String);
+      if (have.join("|") === want.join("|")) return;
+      select.innerHTML = `<option value="">any</option>${want.map((v) => `<option value="${esc(v)}">${esc(label(v))}</option>`).join("")}`;
+      select.value = want.includes(keep) ? keep : "";
+    };
+    fill(this.q("#tree-model"), [...models].sort(), (v) => v);
+    fill(this.q("#tree-level"), [...depths].sort((a, b) => a - b), (v) => v);
   }
 
   /** A throttled view skipped this frame: make sure a later flush catches it up. */
@@ -268,6 +386,9 @@ export class Explorer {
     status.className = `status status-${r.status}`;
     status.textContent = STATUS_LABEL[r.status] || r.status;
     this.q('[data-field="question"]').textContent = r.question || "(question not known yet)";
+    const queue = this.q('[data-field="queue"]');
+    queue.hidden = !(r.status === "queued" && this.options.queueNote);
+    queue.textContent = queue.hidden ? "" : this.options.queueNote;
     const limits = r.limits || {};
     this.q('[data-field="settings"]').innerHTML =
       `Mode <strong>${esc(r.mode || "–")}</strong> · root ${modelHtml(r.root_model)}` +
@@ -349,7 +470,13 @@ export class Explorer {
       row.querySelector(".cov-name").textContent = `${doc.name} · ${num(doc.chars)} chars`;
       const pct = doc.chars ? (100 * doc.fraction) : 0;
       row.querySelector(".cov-pct").textContent =
-        `${pct < 0.1 && pct > 0 ? "<0.1" : pct.toFixed(pct < 10 ? 1 : 0)}% covered · ${num(doc.spans.length)} span${doc.spans.length === 1 ? "" : "s"} · ${num(doc.reads)} read${doc.reads === 1 ? "" : "s"}`;
+        `${pct === 0 ? "0" : pct < 0.1 ? "<0.1" : pct.toFixed(pct < 10 ? 1 : 0)}% covered · ${num(doc.spans.length)} span${doc.spans.length === 1 ? "" : "s"} · ${num(doc.reads)} read${doc.reads === 1 ? "" : "s"} · ${num(doc.ambiguous)} ambiguous`;
+      row.querySelector(".cov-pct").title = doc.ambiguous
+        ? `${num(doc.ambiguous)} read${doc.ambiguous === 1 ? "" : "s"} (${num(doc.ambiguousChars)} chars) of text that occurs several times: not on the map, since which copy was read is unknown.`
+        : "";
+      row.dataset.ambiguous = doc.ambiguous;
+      row.dataset.reads = doc.reads;
+      row.dataset.spans = doc.spans.length;
       row.dataset.fraction = doc.fraction.toFixed(4);
       const canvas = row.querySelector("canvas");
       canvas.setAttribute("aria-label", `${doc.name}: ${pct.toFixed(1)}% of characters sent to sub-calls`);
@@ -420,65 +547,158 @@ export class Explorer {
     this.refreshDetail();
   }
 
+  /** What the detail pane shows for an item: title, metadata rows, input and output texts. */
+  describe(item) {
+    const m = this.model;
+    const docs = m.documents;
+    if (item.kind === "turn") {
+      const roll = m.rollups().get(item.id);
+      return {
+        title: `Turn ${item.iteration} <span class="muted">${item.node_id ? `of child RLM ${esc(item.node_id)}` : "root"}${item.forced ? " · forced" : ""}</span>`,
+        meta: [
+          ["Model", modelHtml(item.model)],
+          ["Tokens", `${num(item.prompt_tokens)} prompt + ${num(item.completion_tokens)} completion`],
+          ["Latency", `${seconds(item.latency_s)}${item.attempts > 1 ? ` (${item.attempts} attempts)` : ""}`],
+          ["Cost", esc(usd(item.cost_usd))],
+          ["Cells", `${num(item.cells.length)}${roll && item.cells.length ? ` · with them: ${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))}` : ""}`],
+          ["In the trajectory", `<a href="#${esc(item.id)}">show this turn</a>`],
+        ],
+        input: { label: "Sent", text: item.input.map((msg) => `[${msg.role}]\n${msg.content}`).join("\n\n"), full: item.input.reduce((n, msg) => n + (msg.chars || 0), 0), cls: "turn-input", format: "text" },
+        output: { label: "Response", text: item.content, full: item.content.length, cls: "turn-output", format: "markdown" },
+      };
+    }
+    if (item.kind === "batch") {
+      return {
+        title: `Batch ${esc(item.id)} <span class="muted">${num(item.nodes.length)} sub-calls</span>`,
+        meta: [["Launched by", `cell <a href="#cell-${esc(item.cell.id)}">${esc(item.cell.id)}</a>`],
+          ["Sub-calls", item.nodes.slice(0, 12).map((n) => `<a href="#node-${esc(n.id)}">${esc(n.id)}</a>`).join(", ") + (item.nodes.length > 12 ? ` and ${num(item.nodes.length - 12)} more` : "")]],
+        input: { label: "First prompt", text: item.nodes[0].prompt, full: item.nodes[0].prompt_chars, cls: "prompt", format: "text" },
+        output: null,
+      };
+    }
+    if (item.kind === "cell") {
+      const roll = m.rollups().get(`cell:${item.id}`);
+      const r = item.result;
+      return {
+        title: `Cell ${esc(item.id)}`,
+        meta: [
+          ["Status", r ? (r.error || r.killed ? '<span class="pill bad">error</span>' : '<span class="pill ok">done</span>') : '<span class="pill running">running</span>'],
+          ["Duration", r ? seconds(r.duration_s) : "running"],
+          ["Sub-calls", `${num(item.nodes.length)} · ${roll ? num(roll.tokens) : 0} tokens · ${esc(roll ? totalCost(roll.cost, roll.unknown) : "")}`],
+          ["In the trajectory", `<a href="#cell-${esc(item.id)}">Show in the trajectory</a>`],
+        ],
+        input: { label: "Code", text: item.code, full: item.code.length, cls: "code-input", format: "text" },
+        output: r ? { label: r.error ? "Error" : "Output", text: r.error || r.stdout, full: r.error ? r.error.length : r.stdout_chars, cls: "cell-output", format: "text" } : null,
+      };
+    }
+    const n = item;
+    const r = n.result;
+    const roll = m.rollups().get(n.id);
+    const ranges = n.ranges.slice(0, 8).map((g) => rangeHtml(g, docs)).join("; ") +
+      (n.ranges.length > 8 ? `; and ${n.ranges.length - 8} more` : "");
+    const meta = [
+      ["Model", modelHtml(n.model)],
+      ["Status", r ? (r.error ? `<span class="pill bad">error</span> ${esc(r.error)}` : STATUS_HTML[nodeStatus(n)]) : '<span class="pill running">running</span>'],
+      ["Launched by", `${n.cell_id ? `cell <a href="#cell-${esc(n.cell_id)}">${esc(n.cell_id)}</a>` : "–"}${n.parent_id ? ` of child RLM <a href="#node-${esc(n.parent_id)}">${esc(n.parent_id)}</a>` : ""}`],
+      ["Batch", n.batch_id ? `${esc(n.batch_id)} #${n.batch_index}` : "single call"],
+      ["Tokens", r ? `${num(r.prompt_tokens)} prompt + ${num(r.completion_tokens)} completion` : "–"],
+      ["Latency", r ? `${seconds(r.latency_s)}${r.attempts > 1 ? (n.callKind === "rlm" ? ` (${r.attempts} provider requests in its subtree)` : ` (${r.attempts} attempts)`) : ""}` : "running"],
+      ["Cost", r ? esc(usd(r.cost_usd)) : "–"],
+    ];
+    if (n.callKind === "rlm" && roll) meta.push(["Subtree", `${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))} · <a href="#rlm-${esc(n.id)}">turns in the trajectory</a>`]);
+    if (n.ranges.length) meta.push(["Context read", ranges]);
+    return {
+      title: `${n.callKind === "rlm" ? "Child RLM" : "Sub-call"} ${esc(n.id)} <span class="muted">depth ${n.depth}</span>`,
+      meta,
+      input: { label: "Prompt", text: n.prompt, full: n.prompt_chars, cls: "prompt", format: "text" },
+      output: r ? { label: "Response", text: r.response || "", full: r.response_chars, cls: "response", format: "markdown" } : null,
+    };
+  }
+
   refreshDetail() {
     const item = this.detailItem;
-    let stamp;
-    if (item.kind === "cell") stamp = `cell|${item.id}|${item.nodes.length}|${item.nodes.filter((n) => !n.result).length}`;
-    else {
+    let stamp = `${item.kind}|${item.id}|${this.model.version}`;
+    if (item.kind === "node") {
       const roll = item.callKind === "rlm" ? this.model.rollups().get(item.id) : null;
       stamp = `node|${item.id}|${item.result ? 1 : 0}|${roll ? `${roll.count}|${roll.tokens}` : ""}`;
+    } else if (item.kind === "cell") {
+      stamp = `cell|${item.id}|${item.result ? 1 : 0}|${item.nodes.length}|${item.nodes.filter((n) => !n.result).length}`;
+    } else if (item.kind === "turn") {
+      stamp = `turn|${item.id}|${item.cells.length}`;
     }
     if (stamp === this._detailStamp) return;
     this._detailStamp = stamp;
     const box = this.q("#node-detail");
     box.dataset.item = item.id;
-    if (item.kind === "cell") {
-      const roll = this.model.rollups().get(`cell:${item.id}`);
-      box.innerHTML = `<h2>Cell ${esc(item.id)}</h2><p><a href="#cell-${esc(item.id)}">Show in the trajectory</a> · ` +
-        `${num(item.nodes.length)} sub-calls · ${roll ? num(roll.tokens) : 0} tokens · ${esc(roll ? totalCost(roll.cost, roll.unknown) : "")}</p>` +
-        `<pre class="code small">${esc(preview(item.code, 600))}</pre>`;
-      return;
-    }
-    const n = item;
-    const r = n.result;
-    const roll = this.model.rollups().get(n.id);
-    const docs = this.model.documents;
-    const ranges = n.ranges.slice(0, 8).map((g) => `${esc(docs[g.doc] ? docs[g.doc].name : `doc ${g.doc}`)} ${num(g.start)}–${num(g.end)}`).join("; ") +
-      (n.ranges.length > 8 ? `; and ${n.ranges.length - 8} more` : "");
-    const rows = [
-      ["Model", modelHtml(n.model)],
-      ["Status", r ? (r.error ? `<span class="pill bad">error</span> ${esc(r.error)}` : '<span class="pill ok">done</span>') : '<span class="pill running">running</span>'],
-      ["Launched by", `${n.cell_id ? `cell <a href="#cell-${esc(n.cell_id)}">${esc(n.cell_id)}</a>` : "–"}${n.parent_id ? ` of child RLM <a href="#node-${esc(n.parent_id)}">${esc(n.parent_id)}</a>` : ""}`],
-      ["Batch", n.batch_id ? `${esc(n.batch_id)} #${n.batch_index}` : "single call"],
-      ["Tokens", r ? `${num(r.prompt_tokens)} prompt + ${num(r.completion_tokens)} completion` : "–"],
-      ["Latency", r ? `${seconds(r.latency_s)}${r.attempts > 1 ? (n.callKind === "rlm" ? ` (${r.attempts} provider requests in its subtree)` : ` (${r.attempts} attempts)`) : ""}` : "running"],
-      ["Cost", r ? usd(r.cost_usd) : "–"],
-    ];
-    if (n.callKind === "rlm" && roll) rows.push(["Subtree", `${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))} · <a href="#rlm-${esc(n.id)}">turns in the trajectory</a>`]);
-    if (n.ranges.length) rows.push(["Context read", ranges]);
-    const textBlock = (label, text, full, cls) => {
-      const shown = text.length > DETAIL_PREVIEW_CHARS ? text.slice(0, DETAIL_PREVIEW_CHARS) : text;
-      const capped = full > text.length ? `<p class="muted">The event holds the first ${num(text.length)} of ${num(full)} characters.</p>` : "";
-      const more = text.length > DETAIL_PREVIEW_CHARS
-        ? `<button type="button" class="small" data-expand="${cls}" aria-expanded="false">Show full ${label.toLowerCase()} (${num(text.length)} characters)</button>`
-        : "";
-      return `<h3>${label} <span class="muted">${num(full)} characters</span></h3><pre class="detail-text ${cls}">${esc(shown)}</pre>${more}${capped}`;
-    };
-    box.innerHTML = `<h2>${n.callKind === "rlm" ? "Child RLM" : "Sub-call"} ${esc(n.id)} <span class="muted">depth ${n.depth}</span></h2>` +
-      `<dl class="detail-grid">${rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("")}</dl>` +
-      textBlock("Prompt", n.prompt, n.prompt_chars, "prompt") +
-      (r ? textBlock("Response", r.response || "", r.response_chars, "response") : '<p class="muted">Waiting for the response…</p>');
-    box.querySelectorAll("[data-expand]").forEach((button) => {
-      button.addEventListener("click", () => {
-        const which = button.dataset.expand;
-        const text = which === "prompt" ? n.prompt : (n.result && n.result.response) || "";
-        const pre = box.querySelector(`pre.${which}`);
-        const open = button.getAttribute("aria-expanded") === "true";
-        pre.textContent = open ? text.slice(0, DETAIL_PREVIEW_CHARS) : text;
-        button.setAttribute("aria-expanded", open ? "false" : "true");
-        button.textContent = open ? `Show full ${which} (${num(text.length)} characters)` : `Show less of the ${which}`;
+    box.dataset.kind = item.kind;
+    const d = this.describe(item);
+    const tabs = [["output", d.output ? d.output.label : "Output"], ["input", d.input.label], ["metadata", "Metadata"]];
+    const want = this._detailTab && (this._detailTab !== "output" || d.output) ? this._detailTab : (d.output ? "output" : "input");
+    const panel = (name, body) =>
+      `<div class="detail-panel" role="tabpanel" id="detail-panel-${name}" aria-labelledby="detail-tab-${name}" data-panel="${name}"${name === want ? "" : " hidden"}>${body}</div>`;
+    const waiting = item.kind === "node" ? '<p class="muted">Waiting for the response…</p>' : '<p class="muted">Nothing yet.</p>';
+    box.innerHTML = `<h2>${d.title}</h2>` +
+      `<div class="detail-tabs" role="tablist" aria-label="Details">${tabs.map(([name, label]) =>
+        `<button type="button" role="tab" id="detail-tab-${name}" aria-controls="detail-panel-${name}" aria-selected="${name === want}" tabindex="${name === want ? 0 : -1}" data-tab="${name}">${esc(label)}</button>`).join("")}</div>` +
+      panel("output", d.output ? textBlock(d.output) : waiting) +
+      panel("input", textBlock(d.input)) +
+      panel("metadata", `<dl class="detail-grid">${d.meta.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("")}</dl>` +
+        `<p><button type="button" class="small" data-copy="json">Copy as JSON</button></p>`);
+    const texts = { input: d.input, output: d.output };
+    box.querySelectorAll("[data-tab]").forEach((button) => {
+      button.addEventListener("click", () => this.selectDetailTab(box, button.dataset.tab));
+      button.addEventListener("keydown", (e) => {
+        const order = tabs.map(([name]) => name);
+        const i = order.indexOf(button.dataset.tab);
+        const step = e.key === "ArrowRight" ? 1 : e.key === "ArrowLeft" ? -1 : 0;
+        if (!step) return;
+        e.preventDefault();
+        const next = order[(i + step + order.length) % order.length];
+        this.selectDetailTab(box, next);
+        box.querySelector(`[data-tab="${next}"]`).focus();
       });
     });
+    box.querySelectorAll("[data-format]").forEach((button) => {
+      button.addEventListener("click", () => {
+        const which = button.closest("[data-panel]").dataset.panel;
+        const t = texts[which];
+        const body = button.closest("[data-panel]").querySelector(".detail-body");
+        body.innerHTML = renderText(t, button.dataset.format, false);
+        body.closest("[data-panel]").querySelectorAll("[data-format]").forEach((b) => b.setAttribute("aria-pressed", b === button ? "true" : "false"));
+      });
+    });
+    box.querySelectorAll("[data-copy]").forEach((button) => {
+      button.addEventListener("click", () => {
+        const which = button.dataset.copy;
+        const text = which === "json" ? JSON.stringify(plainItem(item), null, 2) : texts[which].text;
+        copyText(text).then((ok) => {
+          button.textContent = ok ? "Copied" : "Copy failed";
+          button.dataset.copied = ok ? "1" : "0";
+        });
+      });
+    });
+    box.querySelectorAll("[data-expand]").forEach((button) => {
+      button.addEventListener("click", () => {
+        const which = button.closest("[data-panel]").dataset.panel;
+        const t = texts[which];
+        const body = button.closest("[data-panel]").querySelector(".detail-body");
+        const open = button.getAttribute("aria-expanded") === "true";
+        const format = body.dataset.format;
+        body.innerHTML = renderText(t, format, open);
+        button.setAttribute("aria-expanded", open ? "false" : "true");
+        button.textContent = open ? `Show all ${num(t.text.length)} characters` : "Show less";
+      });
+    });
+  }
+
+  selectDetailTab(box, name) {
+    this._detailTab = name;
+    box.querySelectorAll("[data-tab]").forEach((b) => {
+      const on = b.dataset.tab === name;
+      b.setAttribute("aria-selected", on ? "true" : "false");
+      b.tabIndex = on ? 0 : -1;
+    });
+    box.querySelectorAll("[data-panel]").forEach((p) => { p.hidden = p.dataset.panel !== name; });
   }
 
   // --- navigation ------------------------------------------------------------------------------
@@ -560,6 +780,19 @@ export class Explorer {
     });
     window.addEventListener("hashchange", () => this.navigate(location.hash));
     window.addEventListener("popstate", () => this.navigate(location.hash));
+    const view = () => {
+      this.tree.setView({
+        sort: this.q("#tree-sort").value, groupBatches: this.q("#tree-batches").checked,
+        filter: { status: this.q("#tree-status").value, model: this.q("#tree-model").value, depth: this.q("#tree-level").value },
+      });
+      this.root.dataset.treeView = this.tree.flat ? "flat" : "tree";
+    };
+    for (const id of ["#tree-sort", "#tree-status", "#tree-model", "#tree-level", "#tree-batches"]) this.q(id).addEventListener("change", view);
+    this.tree.onViewReset = () => {
+      this.q("#tree-sort").value = "tree";
+      for (const id of ["#tree-status", "#tree-model", "#tree-level"]) this.q(id).value = "";
+      this.root.dataset.treeView = "tree";
+    };
     const depth = this.q("#tree-depth");
     depth.addEventListener("change", () => this.tree.setMaxDepth(depth.value === "all" ? Infinity : Number(depth.value)));
     this.q('[data-action="expand-all"]').addEventListener("click", () => {
@@ -578,8 +811,12 @@ export class Explorer {
     });
     input.addEventListener("keydown", (e) => {
       if (e.key === "Enter") {
+        // Enter goes to the first match, and on to the next one each time it is pressed again.
+        e.preventDefault();
         clearTimeout(timer);
-        this.runSearch(input.value);
+        if (this._searched !== input.value) this.runSearch(input.value);
+        this.nextSearchResult(e.shiftKey ? -1 : 1);
+        input.focus({ preventScroll: true });
       } else if (e.key === "Escape") {
         input.value = "";
         this.runSearch("");
@@ -602,7 +839,18 @@ export class Explorer {
     });
   }
 
+  nextSearchResult(step) {
+    const links = [...this.q("#search-results").querySelectorAll("a")];
+    if (!links.length) return;
+    const current = links.findIndex((a) => a.getAttribute("aria-current") === "true");
+    const next = current < 0 ? (step > 0 ? 0 : links.length - 1) : (current + step + links.length) % links.length;
+    links.forEach((a, i) => (i === next ? a.setAttribute("aria-current", "true") : a.removeAttribute("aria-current")));
+    links[next].scrollIntoView({ block: "nearest" });
+    this.go(links[next].getAttribute("href"));
+  }
+
   runSearch(query) {
+    this._searched = query;
     const { results, total } = search(this.model, query);
     const count = this.q("#search-count");
     const list = this.q("#search-results");

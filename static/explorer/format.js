@@ -17,12 +17,29 @@ export function num(n) {
   return NUMBER.format(v);
 }
 
+const DOLLARS = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const ONE_DECIMAL = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+/** Money, as apps/runs/formats.py writes it: "$0.0329" under $1, "$1,234.50" from $1. */
 export function usd(value) {
   if (value == null) return "unknown";
   const v = Number(value);
   if (v === 0) return "$0";
   if (v < 0.0001) return "<$0.0001";
-  return `$${v < 1 ? v.toFixed(4) : v.toFixed(2)}`;
+  return `$${v < 1 ? v.toFixed(4) : DOLLARS.format(v)}`;
+}
+
+/** Sizes in decimal units (1 MB = 10^6 bytes), as apps/runs/formats.py writes them. */
+export function bytes(n) {
+  let value = Number(n || 0);
+  if (value < 1000) return `${num(value)} bytes`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let unit = -1;
+  while (unit < units.length - 1 && (unit < 0 || value >= 999.95)) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${ONE_DECIMAL.format(value)} ${units[unit]}`;
 }
 
 /** A total: "unknown" when nothing was priced, "≥ $x (n calls unpriced)" when some were not. */

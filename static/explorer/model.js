@@ -235,24 +235,25 @@ export class TrajectoryModel {
     return out;
   }
 
-  /** Children of a tree item: a cell groups the nodes it launched; an rlm node groups its child cells. */
-  treeChildren(item) {
-    if (item.kind === "cell") return item.nodes;
-    if (item.callKind !== "rlm") return [];
-    const scope = this.scopes.get(item.id);
+  /** The top of a scope (the run, or a child RLM): its turns in order, cells that arrived without
+   * their turn, and sub-calls whose owning cell never arrived. */
+  scopeChildren(key) {
+    const scope = this.scopes.get(key);
     const out = [];
-    const seen = new Set();
     if (scope) {
-      for (const cell of scope.cells) {
-        if (cell.nodes.length) {
-          out.push(cell);
-          for (const n of cell.nodes) seen.add(n.id);
-        }
-      }
+      out.push(...scope.turns);
+      for (const cell of scope.cells) if (!cell.turn) out.push(cell);
     }
-    // Sub-calls whose owning cell never arrived still belong under their rlm parent.
-    for (const n of this.orphanChildren(item.id)) if (!seen.has(n.id)) out.push(n);
+    out.push(...this.orphanChildren(key === "root" ? null : key));
     return out;
+  }
+
+  /** One hierarchy: run → root turn → cell → sub-call / child RLM → its turns → cells … */
+  treeChildren(item) {
+    if (item.kind === "turn") return item.cells;
+    if (item.kind === "cell") return item.nodes;
+    if (item.kind === "node" && item.callKind === "rlm") return this.scopeChildren(item.id);
+    return [];
   }
 
   orphanChildren(parentId) {
@@ -270,47 +271,31 @@ export class TrajectoryModel {
   }
 
   treeRoots() {
-    const out = [];
-    const root = this.scopes.get("root");
-    if (root) for (const cell of root.cells) if (cell.nodes.length) out.push(cell);
-    for (const n of this.orphanChildren(null)) out.push(n);
-    return out;
+    return this.scopeChildren("root");
   }
 
-  /** Cost and tokens per tree item, rolled up from the leaves (root turns of child RLMs included).
-   * An rlm node's own finished figures are already an aggregate, so they are not added again. */
+  static keyOf(item) {
+    return item.kind === "cell" ? `cell:${item.id}` : item.id;
+  }
+
+  /** Cost and tokens per tree item (turn, cell, node), rolled up from the leaves: root turns and llm
+   * sub-calls. An rlm node's own finished figures are already an aggregate, so they are not added. */
   rollups() {
     if (this._roll && this._rollVersion === this.version) return this._roll;
     const roll = new Map();
-    const leafOwn = (n) => {
-      if (n.callKind === "rlm" || !n.result) return { cost: 0, unknown: 0, tokens: 0 };
-      const r = n.result;
-      return {
-        cost: r.cost_usd ?? 0, unknown: r.cost_usd == null ? 1 : 0,
-        tokens: r.prompt_tokens + r.completion_tokens,
-      };
+    const own = (item) => {
+      if (item.kind === "turn") {
+        return { cost: item.cost_usd ?? 0, unknown: item.cost_usd == null ? 1 : 0, tokens: item.prompt_tokens + item.completion_tokens };
+      }
+      if (item.kind !== "node" || item.callKind === "rlm" || !item.result) return { cost: 0, unknown: 0, tokens: 0 };
+      const r = item.result;
+      return { cost: r.cost_usd ?? 0, unknown: r.cost_usd == null ? 1 : 0, tokens: r.prompt_tokens + r.completion_tokens };
     };
     const visit = (item) => {
-      const key = item.kind === "cell" ? `cell:${item.id}` : item.id;
+      const key = TrajectoryModel.keyOf(item);
       if (roll.has(key)) return roll.get(key);
-      const acc = item.kind === "node" ? leafOwn(item) : { cost: 0, unknown: 0, tokens: 0 };
-      const sum = { cost: acc.cost, unknown: acc.unknown, tokens: acc.tokens, count: 0 };
+      const sum = { ...own(item), count: 0 };
       roll.set(key, sum); // guards against cycles in malformed input
-      if (item.kind === "node" && item.callKind === "rlm") {
-        const scope = this.scopes.get(item.id);
-        if (scope) {
-          for (const t of scope.turns) {
-            sum.cost += t.cost_usd ?? 0;
-            sum.unknown += t.cost_usd == null ? 1 : 0;
-            sum.tokens += t.prompt_tokens + t.completion_tokens;
-          }
-          for (const c of scope.compactions || []) {  // a child's summarising calls are its root's too
-            sum.cost += c.data.cost_usd ?? 0;
-            sum.unknown += c.data.cost_usd == null ? 1 : 0;
-            sum.tokens += (c.data.prompt_tokens || 0) + (c.data.completion_tokens || 0);
-          }
-        }
-      }
       for (const child of this.treeChildren(item)) {
         const c = visit(child);
         sum.cost += c.cost;
@@ -327,7 +312,7 @@ export class TrajectoryModel {
     return roll;
   }
 
-  /** The chain of tree items above a node or cell (outermost first), for deep links. */
+  /** The chain of tree items above a node, cell or turn (outermost first), for deep links. */
   ancestors(item) {
     const chain = [];
     let cur = item;
@@ -338,7 +323,9 @@ export class TrajectoryModel {
       if (cur.kind === "node") {
         parent = cur.cell_id && this.cells.has(cur.cell_id) ? this.cells.get(cur.cell_id) : null;
         if (!parent && cur.parent_id) parent = this.nodes.get(cur.parent_id) || null;
-      } else if (cur.kind === "cell" && cur.node_id) {
+      } else if (cur.kind === "cell") {
+        parent = cur.turn || (cur.node_id ? this.nodes.get(cur.node_id) || null : null);
+      } else if (cur.kind === "turn" && cur.node_id) {
         parent = this.nodes.get(cur.node_id) || null;
       }
       if (parent) chain.unshift(parent);

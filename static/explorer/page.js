@@ -17,6 +17,7 @@ const explorer = mount(root, {
   trajectoryUrl: d.trajectoryUrl,
   cancelUrl: d.cancelUrl,
   canCancel: d.canCancel === "1",
+  queueNote: d.queueNote || "",
   csrfToken: d.csrfToken,
 });
 window.RLMExplorer.live = new LiveStream(explorer, { wsPath: d.wsPath, eventsUrl: d.eventsUrl }).start();

@@ -127,8 +127,8 @@
     if (elm.id === "node-detail") {
       var item = elm.dataset.item;
       if (!item || !TARGET_ID.test(item)) return null;
-      var heading = elm.querySelector("h2");
-      var kind = heading && /^\s*Cell\b/.test(heading.textContent) ? "cell" : "node";
+      var kind = elm.dataset.kind;  // turns and folded batches take no comments: only cells and nodes
+      if (kind !== "cell" && kind !== "node") return null;
       return { kind: kind, id: item, key: "detail:" + kind + ":" + item };
     }
     var m = elm.id.match(TARGET);
@@ -150,12 +150,13 @@
           // A row of the virtualised tree has a fixed height: the click goes on to the row, which
           // selects it, and the thread opens in the detail pane.
           state.open["detail:" + now.kind + ":" + now.id] = true;
-          window.setTimeout(decorateAll, 0);
+          window.setTimeout(function () { decorateAll(); focusForm(document.getElementById("node-detail")); }, 0);
           return;
         }
         event.stopPropagation();
         state.open[now.key] = !state.open[now.key];
         thread(elm, now);
+        if (state.open[now.key]) focusForm(elm);
       });
       elm.appendChild(button);
     }
@@ -164,6 +165,13 @@
     if (button.textContent !== text) button.textContent = text;
     button.setAttribute("aria-label", (n ? n + " comments on " : "Comment on ") + t.kind + " " + t.id);
     thread(elm, t);
+  }
+
+  // Opening a thread is asking to write in it: the comment box takes the focus (without scrolling
+  // the page, as the box opens right under the button that was pressed).
+  function focusForm(elm) {
+    var area = elm && elm.querySelector(":scope > .comment-thread textarea");
+    if (area) area.focus({ preventScroll: true });
   }
 
   function virtualRow(elm) {

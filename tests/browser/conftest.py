@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from .harness import launch_chromium, serve_static
-from .synthetic import make_trajectory
+from .synthetic import make_repeated_trajectory, make_trajectory
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -43,6 +43,7 @@ def trajectories(tmp_path_factory):
         "mismatch": make_trajectory(60, final_mismatch=True),
         "partial": make_trajectory(60, finished=False),
         "big": make_trajectory(10_000, prompt_words=30),
+        "repeated": make_repeated_trajectory(),
     }
     for name, data in made.items():
         (out / f"{name}.json").write_text(json.dumps(data))

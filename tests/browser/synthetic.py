@@ -250,3 +250,38 @@ def make_trajectory(n_nodes: int = 60, *, seed: int = 7, model: str = OFFLINE, f
     b.emit("run.finished", status="succeeded", failure_reason=None, stop_reason=None, totals=dict(b.totals),
            forced_final=False)
     return {"run": {"status": "succeeded", "question": QUESTION}, "documents": DOCUMENTS, "events": b.events}
+
+
+REPEATED_DOCUMENTS = [{"name": "minutes.txt", "chars": 10_000}, {"name": "boilerplate.txt", "chars": 4_000},
+                      {"name": "unread.txt", "chars": 2_000}]
+
+
+def make_repeated_trajectory(*, seed: int = 11, answer: str = "The budget was approved on 14 March.") -> dict:
+    """A small succeeded run that read nothing relevant, with the two range shapes the engine emits:
+    exact `{doc, start, end}` (two overlapping slices of minutes.txt) and ambiguous
+    `{doc, chars, places}` (a block repeated in minutes.txt three times, one in boilerplate.txt twice).
+    unread.txt is never read; every sub-call answers NOT FOUND (or the like); the final answer
+    appears in no output."""
+    b = _Builder(seed=seed, model=OFFLINE)
+    b.emit("run.started", question="When was the budget approved?", mode="rlm", root_model=OFFLINE,
+           sub_model=OFFLINE, limits={"max_iterations": 10, "max_depth": 1}, documents=REPEATED_DOCUMENTS,
+           offline=True)
+    b.turn("```repl\nprint(llm_query_batched([context[0][0:1000], context[0][500:1500], block, block, footer]))\n```")
+    started = b.t
+    c = b.cell("print(llm_query_batched([context[0][0:1000], context[0][500:1500], block, block, footer]))\n")
+    prompts = [
+        ("When was the budget approved? " + b.words(40), [{"doc": 0, "start": 0, "end": 1000}]),
+        ("When was the budget approved? " + b.words(40), [{"doc": 0, "start": 500, "end": 1500}]),
+        ("When was the budget approved? AGENDA ITEM: any other business", [{"doc": 0, "chars": 400, "places": 3}]),
+        ("When was the budget approved? AGENDA ITEM: any other business.", [{"doc": 0, "chars": 400, "places": 3}]),
+        ("When was the budget approved? Confidential footer", [{"doc": 1, "chars": 120, "places": 2}]),
+    ]
+    responses = ["NOT FOUND", "Not found.", "NOT FOUND", "The passage does not mention a budget.", "None."]
+    b.batch(prompts, cell_id=c, responses=responses)
+    b.cell_finished(c, started, stdout="['NOT FOUND', 'Not found.', 'NOT FOUND', 'The passage does not mention a budget.', 'None.']")
+    b.turn(f"FINAL({answer})", iteration=2)
+    b.emit("final.answer", answer=answer, source="FINAL", node_id=None)
+    b.totals["elapsed_s"] = round(b.t - b.t0, 3)
+    b.emit("run.finished", status="succeeded", failure_reason=None, stop_reason=None, totals=dict(b.totals),
+           forced_final=False)
+    return {"run": {"status": "succeeded"}, "documents": REPEATED_DOCUMENTS, "events": b.events}

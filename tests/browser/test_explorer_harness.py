@@ -61,7 +61,7 @@ def test_renders_a_recorded_trajectory(page, harness):
     expect(child.locator("> summary")).to_contain_text("answered")
 
     # Tree, timeline and cost chart.
-    expect(root.locator('[data-field="tree-count"]')).to_have_text(f"{len(events_of(data, 'subcall.started'))} nodes")
+    expect(root.locator('[data-field="tree-count"]')).to_have_text(f"{len(events_of(data, 'subcall.started'))} sub-calls")
     assert int(root.locator("#timeline").get_attribute("data-bars")) >= len(cell_ids) + totals["subcalls"]
     assert root.locator("#timeline").get_attribute("data-peak") == "16"
     assert int(root.locator("#cost-chart").get_attribute("data-points")) == len(events_of(data, "cost.updated"))
@@ -75,6 +75,7 @@ def test_ten_thousand_nodes_stay_virtualised(page, harness):
     assert n_nodes >= 10_000
     harness.open(page, "big")
     tree = page.locator("#subcall-tree")
+    page.uncheck("#tree-batches")  # every sub-call its own row
     n_rows = int(tree.get_attribute("data-rows"))
     assert n_rows >= n_nodes  # every node is a row of the flattened tree...
     assert tree.locator(".tree-row").count() < 100  # ...but only those near the viewport exist
@@ -87,16 +88,18 @@ def test_ten_thousand_nodes_stay_virtualised(page, harness):
     last_index = max(int(i) for i in visible.evaluate_all("els => els.map(e => e.dataset.index)"))
     assert last_index == n_rows - 1
 
-    # Keyboard: Home, then ArrowDown and Enter select a node and open its details.
+    # Keyboard: Home (the first root turn), then down past its cell, the second turn and its cell
+    # to the first sub-call; Enter opens its details.
     tree.focus()
     page.keyboard.press("Home")
-    page.keyboard.press("ArrowDown")
+    for _ in range(4):
+        page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
     expect(page.locator("#node-detail h2")).to_contain_text("Sub-call n")
-    # Collapse all: one row per cell that launched sub-calls.
+    # Collapse all: the root turns with their cells, nothing below.
     page.click('[data-action="collapse-all"]')
-    cells_with_nodes = len({e["data"]["cell_id"] for e in events_of(data, "subcall.started") if e["data"]["depth"] == 1})
-    assert int(tree.get_attribute("data-rows")) == cells_with_nodes
+    top = [e for e in data["events"] if e["type"] in ("root.turn", "cell.started") and e["data"]["depth"] == 0]
+    assert int(tree.get_attribute("data-rows")) == len(top)
     page.select_option("#tree-depth", "all")
     assert int(tree.get_attribute("data-rows")) == n_rows
     screenshot(page, "explorer-10000-nodes")
@@ -184,8 +187,10 @@ def test_flags_for_the_papers_failure_patterns(page, harness):
     flags.locator('[data-flag="duplicate-prompts"] a').first.click()
     expect(page.locator("#node-detail h2")).to_contain_text("Sub-call")
 
+    # An answer that occurs in no output at all gets the stronger flag (and not both).
     harness.open(page, "mismatch")
-    expect(page.locator('#flags [data-flag="final-not-computed"]')).to_contain_text("Final answer not among the last computed values")
+    expect(page.locator('#flags [data-flag="answer-not-in-trajectory"]')).to_contain_text("Final answer found in no computed value")
+    expect(page.locator('#flags [data-flag="final-not-computed"]')).to_have_count(0)
 
 
 def test_partial_state_shows_running_items(page, harness):

@@ -271,3 +271,78 @@ def test_the_classifier_never_fails_on_odd_events(items):
     result = classify(events)
     assert result.outcome in c.OUTCOMES
     assert set(result.patterns) <= set(c.PATTERNS)
+
+
+# a direct run refused as too large, and the answer-quality patterns ------------------------------
+
+REFUSAL = ("Direct mode refused: the documents are about 2,500,000 tokens (10,000,000 characters), more than "
+           "the 128,000-token window of openai/gpt-4o. Use mode rlm, which never puts the documents in a prompt.")
+
+
+def test_a_direct_run_refused_as_too_large_has_its_own_outcome():
+    t = Trajectory(mode="direct").finish("failed", None, REFUSAL)
+    assert outcome(t) == "too_large_for_direct"
+    assert outcome(Trajectory(mode="direct").finish("failed", None, "Unknown mode 'x'.")) == "engine_error"
+
+
+def with_ranges(t: Trajectory, ranges: list[list[dict]]) -> Trajectory:
+    """Give the trajectory's sub-calls these ranges, in order (the builder sends none)."""
+    started = [e for e in t.events if e["type"] == "subcall.started"]
+    for event, r in zip(started, ranges, strict=True):
+        event["data"]["ranges"] = r
+    return t
+
+
+def two_documents() -> Trajectory:
+    t = Trajectory()
+    t.events[0]["data"]["documents"] = [{"name": "a.txt", "chars": 5000}, {"name": "b.txt", "chars": 5000}]
+    return t
+
+
+def test_a_document_no_sub_call_read_is_named():
+    t = two_documents().turn("```repl\nprint(llm_query(context[0][:100]))\n```").cell(stdout="The code is PLUM-42.")
+    t.subcall("What is the code? " + "x" * 100, "The code is PLUM-42.")
+    with_ranges(t.turn("FINAL(PLUM-42)").answer("PLUM-42").finish(), [[{"doc": 0, "start": 0, "end": 100}]])
+    result = classify(t.events)
+    assert "document_never_read" in result.patterns
+    assert result.details["document_never_read"] == {"documents": ["b.txt"], "of": 2}
+
+
+def test_an_ambiguous_read_still_counts_as_reading_the_document():
+    t = two_documents().turn("```repl\nprint(llm_query(block))\n```").cell(stdout="The code is PLUM-42.")
+    t.subcall("What is the code? block", "The code is PLUM-42.").subcall("And here? block", "The code is PLUM-42.")
+    with_ranges(t.turn("FINAL(PLUM-42)").answer("PLUM-42").finish(),
+                [[{"doc": 0, "start": 0, "end": 100}], [{"doc": 1, "chars": 40, "places": 3}]])
+    assert "document_never_read" not in patterns(t)
+
+
+def test_every_sub_call_not_found_in_a_succeeded_run():
+    t = Trajectory().turn("```repl\nprint(llm_query_batched(parts))\n```").cell(stdout="done")
+    for reply in ("NOT FOUND", "Not found.", "None.", "The passage does not mention a code."):
+        t.subcall("What is the code? part", reply)
+    t.turn("FINAL(PLUM-42)").answer("PLUM-42").finish()
+    result = classify(t.events)
+    assert "all_subcalls_not_found" in result.patterns
+    assert result.details["all_subcalls_not_found"] == {"subcalls": 4}
+    # One real finding is enough to clear it.
+    t2 = Trajectory().turn("```repl\nprint(llm_query_batched(parts))\n```").cell(stdout="done")
+    t2.subcall("What is the code? part", "NOT FOUND").subcall("What is the code? part 2", "The code is PLUM-42.")
+    assert "all_subcalls_not_found" not in patterns(t2.turn("FINAL(PLUM-42)").answer("PLUM-42").finish())
+
+
+def test_an_answer_found_nowhere_in_the_trajectory():
+    t = Trajectory().turn("```repl\nprint(context[:50])\n```").cell(stdout="The secret code is PLUM-42.")
+    t.cell(stdout="Nothing else of note.").cell(stdout="Still nothing.").cell(stdout="Done.")
+    # The earlier output holds the answer: not in the last values, but in the trajectory.
+    t.turn("FINAL(PLUM-42)").answer("PLUM-42").finish()
+    assert "answer_not_in_trajectory" not in patterns(t)
+    assert "answer_not_in_computed_values" in patterns(t)
+    made_up = succeeded("PLUM-42")
+    made_up.events[-2]["data"]["answer"] = "GRAPE-99"
+    assert "answer_not_in_trajectory" in patterns(made_up)
+
+
+def test_sub_calls_without_any_range_leave_reading_unjudged():
+    t = two_documents().turn("```repl\nprint(llm_query(context[0][:60]))\n```").cell(stdout="The code is PLUM-42.")
+    t.subcall("What is the code? short slice", "The code is PLUM-42.").turn("FINAL(PLUM-42)").answer("PLUM-42").finish()
+    assert "document_never_read" not in patterns(t)

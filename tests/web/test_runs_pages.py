@@ -166,7 +166,7 @@ def test_compare_shows_two_runs_side_by_side(signed_in, team, user, doc):
     b = make_run(team, user, [doc], status=RunStatus.SUCCEEDED, final_answer="PEAR-7", mode="rlm-no-subcalls",
                  iterations=5, subcalls=0, cost_unknown_calls=3)
     html = signed_in.get(f"/runs/compare/?a={a.pk}&b={b.pk}").content.decode()
-    for text in ("PLUM-42", "PEAR-7", "$0.0200", "unknown", ">12<", ">1000 <", "RLM without sub-calls"):
+    for text in ("PLUM-42", "PEAR-7", "$0.0200", "unknown", ">12<", ">1,000 <", "RLM without sub-calls"):
         assert text in html, text
     assert signed_in.get(f"/runs/compare/?a={a.pk}&b={uuid.uuid4()}").status_code == 404
 
