@@ -460,3 +460,15 @@ def test_the_audit_would_see_what_the_old_guards_let_through():
     leaks = [sys, sys.modules["worker.sandbox.repl"].__dict__, sys._getframe(), type(list[int]), super,
              "{0}".format, str.format, collections.UserString("x").format, types.MethodType]
     assert all(_forbidden_reason(ob, repl, namespaces) for ob in leaks)
+
+
+def test_what_a_cell_can_print_of_its_builtins_names_nothing_of_the_sandbox(sandbox):
+    result = run(sandbox, (
+        "import functools\n"
+        "things = [llm_query, llm_query_batched, rlm_query, FINAL, FINAL_VAR, SHOW_VARS, dir, getattr, setattr,\n"
+        "          hasattr, type, functools.partial(print).func, open, vars, super, '{0}'.format, str.format]\n"
+        "print([repr(t) for t in things])"
+    ))
+    assert result.error is None, result.error
+    for leak in ("worker.", "sandbox.repl", "guards", "Repl.", "<locals>", "_call_print", "Output"):
+        assert leak not in result.stdout, (leak, result.stdout)

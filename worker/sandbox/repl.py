@@ -8,6 +8,7 @@ query functions go through it and nothing else reaches the host.
 from __future__ import annotations
 
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,9 @@ class Output:
         self.parts.append(text)
         self.size += len(text)
 
+    def __repr__(self) -> str:
+        return "<the REPL's output>"
+
     def __call__(self) -> str:  # `printed`
         return "".join(self.parts)
 
@@ -77,6 +81,9 @@ class Output:
         if self.truncated:
             return
         self.write(guards.exact_str(sep).join([o if type(o) is str else _text(o) for o in objects]) + end)
+
+
+Output._call_print.__qualname__ = "print"  # how `print` shows to REPL code
 
 
 class Repl:
@@ -214,6 +221,11 @@ class Repl:
             llm_query_batched=llm_query_batched,
             rlm_query=rlm_query,
         )
+        for name, value in b.items():
+            # What REPL code can print of its builtins names no module or class of the sandbox.
+            if type(value) is types.FunctionType and not name.startswith("_"):
+                value.__qualname__ = value.__name__ = name
+                value.__module__ = "builtins"
         return b
 
     def call(self, name: str, args: dict[str, Any]) -> Any:
