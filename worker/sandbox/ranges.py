@@ -94,10 +94,13 @@ class DocumentIndex:
         self.stride = max(self.key_len, -(-total // max_entries) if max_entries else self.key_len)
         self.max_probes = max_probes
         self._index: dict[int, int] | None = None
+        self._repeated: set[int] = set()
 
     def _build(self) -> dict[int, int]:
         k, stride = self.key_len, self.stride
         index: dict[int, int] = {}
+        seen: set[int] = set()
+        repeated: set[int] = set()
         # Later documents first and positions descending, so the first occurrence wins.
         for doc_no in range(len(self.documents) - 1, -1, -1):
             doc = self.documents[doc_no]
@@ -105,8 +108,40 @@ class DocumentIndex:
             if last < 0:
                 continue
             base = doc_no << _POS_BITS
-            index.update({hash(doc[p : p + k]): base | p for p in range(last - last % stride, -1, -stride)})
+            positions = range(last - last % stride, -1, -stride)
+            keys = [hash(doc[p : p + k]) for p in positions]
+            index.update(zip(keys, [base | p for p in positions], strict=True))
+            repeated.update(h for h in keys if h in seen or seen.add(h))  # type: ignore[func-returns-value]
+        self._repeated = repeated
         return index
+
+    def unique(self, doc_no: int, start: int, end: int) -> bool | None:
+        """Whether ``documents[doc_no][start:end]`` occurs nowhere else, from the index alone: True,
+        False, or None when the index cannot tell (text too short to hold an indexed window in every
+        copy, or a window that occurs at several indexed places)."""
+        k, stride = self.key_len, self.stride
+        if end - start < stride + k - 1:
+            return None
+        if self._index is None:
+            self._index = self._build()
+        docs = self.documents
+        text = docs[doc_no][start:end]
+        # Every copy of `text` has an indexed window at some offset i < stride of it; a window
+        # indexed at several places is in `_repeated`; else the index points at its one place.
+        for i in range(stride):
+            h = hash(text[i : i + k])
+            if h in self._repeated:
+                return None
+            code = self._index.get(h)
+            if code is None:
+                continue
+            d, pos = code >> _POS_BITS, code & _POS_MASK
+            if d == doc_no and pos - i == start:
+                continue
+            first = pos - i
+            if first >= 0 and docs[d][first : first + len(text)] == text:
+                return False
+        return True
 
     def find(self, text: str) -> list[dict[str, int]]:
         """Spans of ``text`` (at least ``min_span`` characters) that occur in a document.
@@ -216,6 +251,9 @@ def locate(index: DocumentIndex, slices: SliceLog, text: str) -> list[dict[str, 
     out: list[dict[str, int]] = []
     for span in index.find(text):
         doc, start, end = span["doc"], span["start"], span["end"]
+        if index.unique(doc, start, end):  # the common case, decided without scanning documents
+            out.append(span)
+            continue
         where = pin(index.documents, index.documents[doc][start:end], slices)
         if isinstance(where, tuple):
             out.append({"doc": where[0], "start": where[1], "end": where[1] + end - start})
