@@ -171,3 +171,22 @@ def test_rlm_query_contexts_are_located_only_where_certain():
     assert calls[0][1]["context_ranges"] == [
         {"doc": 0, "start": second, "end": second + len(block)}, None, {"doc": 0, "start": 100, "end": 900},
     ]
+
+
+@pytest.mark.parametrize("gap", [0, 1, 7, 31])  # the second copy's offset mod the stride varies
+def test_the_index_tells_a_unique_span_from_a_repeated_one_at_any_alignment(gap):
+    import random
+
+    from worker.sandbox.ranges import DocumentIndex
+
+    rng = random.Random(gap)
+    noise = lambda n: "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(n))  # noqa: E731
+    block = noise(500)
+    doc = noise(3200) + block + noise(3200 + gap) + block + noise(3000)
+    index = DocumentIndex([doc])
+    first = doc.index(block)
+    second = doc.index(block, first + 1)
+    assert index.unique(0, first, first + 500) in (False, None)  # never "unique"
+    assert index.unique(0, second, second + 500) in (False, None)
+    lone = doc[100:700]
+    assert index.unique(0, 100, 700) is True and doc.count(lone) == 1
