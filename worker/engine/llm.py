@@ -11,6 +11,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the
 
 import email.utils
 import logging
+import queue
 import random
 import re
 import threading
@@ -63,6 +64,33 @@ class _SuccessLoggingGate:
 if hasattr(litellm.utils, "executor") and not isinstance(litellm.utils.executor, _SuccessLoggingGate):
     litellm.utils.executor = _SuccessLoggingGate(litellm.utils.executor)
 
+
+def _gate_service_logging() -> None:
+    """litellm times every provider request for its service loggers (Prometheus, Datadog, OTel),
+    and from a thread without an event loop it dispatches that timing with `asyncio.run`: a new
+    event loop (selector, epoll, socket pair) per call, about 5 % of a call's CPU, under the GIL.
+    With no service callback configured that dispatch does nothing, so it is skipped; with one, it
+    runs untouched."""
+    try:
+        from litellm._service_logger import ServiceLogging
+    except ImportError:  # another litellm layout: nothing to gate
+        return
+    dispatch = ServiceLogging.__dict__.get("_dispatch_from_sync")
+    if not isinstance(dispatch, staticmethod) or getattr(dispatch.__func__, "_rlmweb_gate", False):
+        return
+    original = dispatch.__func__
+
+    def gated(hook):
+        if getattr(litellm, "service_callback", None):
+            return original(hook)
+        return None
+
+    gated._rlmweb_gate = True
+    ServiceLogging._dispatch_from_sync = staticmethod(gated)
+
+
+_gate_service_logging()
+
 RETRYABLE = (
     litellm.RateLimitError,
     litellm.InternalServerError,
@@ -77,6 +105,7 @@ MAX_BACKOFF_S = 60.0
 DEFAULT_MAX_OUTPUT_TOKENS = 8192
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators a chat template adds per message
 POLL_S = 0.05  # how often a call in flight looks at the stop flag and the time left
+MIN_TIMEOUT_S = 0.5
 _PRICE_KEY = re.compile(r"^(input|output)_cost_per_(token|reasoning_token)(_above_\d+k_tokens)?$")
 # A prompt token written to a provider's cache (Anthropic) is billed above the plain input price:
 # it counts as an input price for a call's worst case.
@@ -314,6 +343,70 @@ def count_tokens(model: str, text: str) -> int:
         return len(text) // 4
 
 
+def request_timeout_s(timeout_s: float, left: float) -> float:
+    """The timeout an attempt is sent with: the model's timeout, or less when the run has less time
+    left, rounded up to a power of two seconds. litellm keeps one SDK client (and its pool of HTTP
+    connections) per distinct timeout, so a timeout that changed with every call's time left would
+    open a new client and connection per call near the end of a run; a few fixed values keep the
+    pooled ones. The run's own time limit is still kept to the poll: `_attempt` gives up on the
+    attempt as soon as no time is left."""
+    if left >= timeout_s:
+        return timeout_s
+    return min(timeout_s, max(MIN_TIMEOUT_S, 2.0 ** math.ceil(math.log2(max(left, MIN_TIMEOUT_S)))))
+
+
+class _AttemptThreads:
+    """Daemon threads that send provider requests, reused from one attempt to the next.
+
+    Each attempt runs on a thread of its own so that its caller can give up on it at once (a stop,
+    the run's time limit); a daemon thread, so that an abandoned request never holds the process
+    up. Starting a thread per attempt cost about half a millisecond of CPU under the GIL and a
+    start-up handshake that waits for the new thread to be scheduled, on every model call; here an
+    idle thread takes the next attempt, and a new one is started only when none is idle. A thread
+    idle for IDLE_S ends.
+
+    Invariant, under the lock: `idle` = threads waiting for work - attempts queued for them, so a
+    queued attempt always has a thread waiting for it.
+    """
+
+    IDLE_S = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = 0
+
+    def run(self, target: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+                self._queue.put(target)
+                return
+        threading.Thread(target=self._work, args=(target,), name="llm-attempt", daemon=True).start()
+
+    def _work(self, target: Callable[[], None]) -> None:
+        while True:
+            try:
+                target()
+            except BaseException:  # target hands its own errors over; nothing may end this thread
+                logger.exception("An LLM attempt thread's task failed")
+            with self._lock:
+                self._idle += 1
+            while True:
+                try:
+                    target = self._queue.get(timeout=self.IDLE_S)
+                    break
+                except queue.Empty:
+                    with self._lock:
+                        if self._idle > 0:  # more threads wait than attempts are queued: this one may go
+                            self._idle -= 1
+                            return
+                    # an attempt was handed to this thread as it timed out: it is in the queue
+
+
+_ATTEMPT_THREADS = _AttemptThreads()
+
+
 def _retry_after_s(exc: Exception) -> float | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
@@ -459,7 +552,7 @@ class LLMClient:
                 attempts -= 1
                 raise failed(f"{model}: the run stopped before this call", LLMCancelled)
             try:
-                response = self._attempt(model, sent, max(0.5, min(opts.timeout_s, left)), kwargs,
+                response = self._attempt(model, sent, request_timeout_s(opts.timeout_s, left), kwargs,
                                          should_stop, time_left)
                 content = response.choices[0].message.content or ""
                 if not content.strip():
@@ -511,9 +604,10 @@ class LLMClient:
     @staticmethod
     def _attempt(model: str, messages: list[dict], timeout: float, kwargs: dict,
                  should_stop: Callable[[], bool], time_left: Callable[[], float]):
-        """One provider request on its own daemon thread, so that a stop or the run's time limit
-        ends our wait within POLL_S, however long the provider takes (the request is abandoned;
-        its thread ends at the request's own timeout and keeps nothing alive)."""
+        """One provider request on a daemon thread of its own (reused, `_AttemptThreads`), so that a
+        stop or the run's time limit ends our wait within POLL_S, however long the provider takes
+        (the request is abandoned; its thread is free again at the request's own timeout and keeps
+        nothing alive)."""
         box: dict = {}
         done = threading.Event()
 
@@ -525,7 +619,7 @@ class LLMClient:
             finally:
                 done.set()
 
-        threading.Thread(target=target, name="llm-attempt", daemon=True).start()
+        _ATTEMPT_THREADS.run(target)
         while not done.wait(POLL_S):
             if should_stop():
                 raise _Abandoned("stopped while the call was in flight")
