@@ -30,19 +30,33 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _baseline_note(engine: dict, section: str, figure) -> str:
+    base = engine.get("baseline", {}).get(section)
+    if not base:
+        return ""
+    load = engine.get("load_average", {}).get("before", [None])[0]
+    return f"; baseline ({engine['baseline']['ref']}) {figure(base)}" + (f", load {load:.1f}" if load is not None else "")
+
+
 def _fan_out(engine: dict) -> Verdict:
+    def share_of(b: dict) -> float:
+        return b["subcalls"] * b["latency_s"] / b["concurrency_cap"] / b["batched_wall_s"]
+
     b = engine["batched_subcalls"]
     ideal = b["subcalls"] * b["latency_s"] / b["concurrency_cap"]
-    share = ideal / b["batched_wall_s"]
-    return Verdict("fan-out ≥ 0.85 of ideal (1,000 sub-calls of 200 ms, cap 16)",
-                   f"{share:.2f} ({b['batched_wall_s']:.2f} s against {ideal:.1f} s)", share >= 0.85)
+    share = share_of(b)
+    return Verdict("fan-out ≥ 0.92 of ideal (1,000 sub-calls of 200 ms, cap 16)",
+                   f"{share:.2f} ({b['batched_wall_s']:.2f} s against {ideal:.1f} s)"
+                   + _baseline_note(engine, "batched_subcalls", lambda x: f"{share_of(x):.2f}"), share >= 0.92)
 
 
 def _whole_run(engine: dict) -> Verdict:
     o = engine["loop_overhead"]
-    overhead = o["wall_s"] / o["critical_path_model_s"] - 1
-    return Verdict("whole-run overhead ≤ 5 % of the model time on the critical path",
-                   f"{overhead:.1%} ({o['wall_s']:.2f} s over {o['critical_path_model_s']:.1f} s)", overhead <= 0.05)
+    ratio = o["wall_s"] / o["critical_path_model_s"]
+    return Verdict("whole run (20 turns × 10 sub-calls of 200 ms): wall / critical-path model time ≤ 1.05",
+                   f"{ratio:.3f} ({o['wall_s']:.2f} s over {o['critical_path_model_s']:.1f} s)"
+                   + _baseline_note(engine, "loop_overhead", lambda x: f"{x['wall_over_critical_path']:.3f}"),
+                   ratio <= 1.05)
 
 
 def _cell_overhead(sandbox: dict) -> Verdict:
