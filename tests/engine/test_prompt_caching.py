@@ -136,3 +136,40 @@ def test_anthropic_cache_usage_and_the_cache_write_price_in_the_worst_case():
     info = litellm.get_model_info("anthropic/claude-sonnet-4-5")
     assert info["cache_creation_input_token_cost"] > info["input_cost_per_token"]
     assert prices("anthropic/claude-sonnet-4-5")[0] >= info["cache_creation_input_token_cost"]
+
+
+def test_only_the_roots_conversation_is_sent_with_breakpoints(caching_provider, write_doc, sink, monkeypatch):
+    from worker.engine.llm import LLMClient
+    seen = []
+    complete = LLMClient.complete
+
+    def recording(self, model, messages, *args, **kwargs):
+        seen.append((model, kwargs.get("cache_prefix", False)))
+        return complete(self, model, messages, *args, **kwargs)
+
+    monkeypatch.setattr(LLMClient, "complete", recording)
+    doc = write_doc("a.txt", "The code is 42. " * 400)
+    caching_provider.root_replies = [repl("a = llm_query_batched(['q1', 'q2'])\nprint(a)"), "FINAL(42)"]
+    assert run(sim_spec(caching_provider, [doc]), sink).status == "succeeded"
+    assert sorted(seen) == sorted([(ROOT, True), (ROOT, True), ("openai/gpt-4o-mini", False),
+                                   ("openai/gpt-4o-mini", False)])
+
+
+def test_anthropic_calls_carry_breakpoints_only_when_asked(monkeypatch):
+    from worker.engine.llm import LLMClient
+    sent = []
+
+    def fake_attempt(model, messages, timeout, kwargs, should_stop, time_left):
+        sent.append(messages)
+        return litellm.ModelResponse(choices=[{"message": {"role": "assistant", "content": "ok"}}],
+                                     usage={"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11})
+
+    monkeypatch.setattr(LLMClient, "_attempt", staticmethod(fake_attempt))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-not-real")
+    client = LLMClient()
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+    client.complete("anthropic/claude-sonnet-4-5", messages)
+    client.complete("anthropic/claude-sonnet-4-5", messages, cache_prefix=True)
+    client.complete("openai/gpt-4o", messages, cache_prefix=True)
+    assert sent[0] == messages and sent[2] == messages
+    assert [m["content"][0]["cache_control"] for m in sent[1]] == [{"type": "ephemeral"}] * 2

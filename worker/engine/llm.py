@@ -501,7 +501,7 @@ class LLMClient:
 
     def complete(self, model: str, messages: list[dict], should_stop: Callable[[], bool] = lambda: False,
                  time_left: Callable[[], float] = lambda: math.inf,
-                 before_retry: Callable[[bool], None] | None = None) -> Completion:
+                 before_retry: Callable[[bool], None] | None = None, cache_prefix: bool = False) -> Completion:
         """One chat completion, retried on rate limits and transient errors; raises LLMError.
 
         `time_left`: seconds the run has left. No attempt waits longer than that for the provider,
@@ -511,13 +511,16 @@ class LLMClient:
         `before_retry(previous_incomplete)`: called before each retry; raising RetryRefused ends
         the call (the budget does not admit another attempt).
 
-        Prompts are sanitized to valid UTF-8 first, and every call is sent with max_tokens. For
-        providers whose prompt caching needs them (Anthropic, Bedrock's Claude), the system prompt
-        and the last two user messages carry cache_control breakpoints; the texts are unchanged.
+        Prompts are sanitized to valid UTF-8 first, and every call is sent with max_tokens.
+        `cache_prefix`: the messages are a conversation that will be sent again, longer (the root's):
+        for providers whose prompt caching needs breakpoints (Anthropic, Bedrock's Claude) the system
+        prompt and the last two user messages carry cache_control, the texts unchanged. Not for
+        one-off calls: Anthropic bills a cache write above the input price, and no later call would
+        read it.
         """
         opts = self.options_for(model)
         messages = sanitize_messages(messages)
-        sent = with_cache_breakpoints(messages) if self.cache_control(model) else messages
+        sent = with_cache_breakpoints(messages) if cache_prefix and self.cache_control(model) else messages
         kwargs: dict = {"max_retries": 0, "max_tokens": self.max_tokens(model)}  # we retry ourselves, visibly
         if opts.api_base:
             kwargs["api_base"] = opts.api_base

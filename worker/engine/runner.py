@@ -619,7 +619,7 @@ class RLM:
             raise RunStopped(state.stop_message) from exc
         try:
             reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left,
-                                          before_retry=state.retry_hook(ticket))
+                                          before_retry=state.retry_hook(ticket), cache_prefix=True)
         except LLMError as exc:
             state.settle(ticket, self._lineage(), error=exc)
             if state.halted():
