@@ -133,10 +133,12 @@ def main() -> None:
                        model_options=options)
         # litellm imports modules lazily on its first call: warm it up outside the profile
         from worker.engine import llm
-        llm.LLMClient(options).complete(SUB, [{"role": "user", "content": "warm-up"}])
         pool = getattr(llm, "_ATTEMPT_THREADS", None)
-        if pool is not None:  # reused request threads: let them end soon after the run, so their profiles close
-            pool.IDLE_S = 1.0
+        if pool is not None:  # reused request threads: they end 1 s after their last call, so that every
+            pool.IDLE_S = 1.0  # thread of the run is started (and profiled) inside it and its profile closes
+        llm.LLMClient(options).complete(SUB, [{"role": "user", "content": "warm-up"}])
+        while pool is not None and any(t.name == "llm-attempt" for t in threading.enumerate()):
+            time.sleep(0.2)
         sink = ListSink()
         cpu0, wall0 = time.process_time(), time.monotonic()
         with ThreadProfiles() as profiles:
