@@ -152,16 +152,6 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
     # --- from the run's group ------------------------------------------------------------------
 
     async def run_events(self, message: dict) -> None:
-        frame = message.get("frame")
-        if isinstance(frame, str) and type(self)._send_events is not RunEventsConsumer._send_events:
-            # a subclass that changes what is sent (a share link's redaction) gets the events themselves
-            message = {"events": json.loads(frame)["events"]}
-        elif isinstance(frame, str):
-            async with self.lock:
-                if not self.access_lost:
-                    await self._deliver_frame(message["first_seq"], message["last_seq"], bool(message.get("finished")),
-                                              frame)
-            return
         events = sorted(message.get("events") or [], key=lambda e: e["seq"])
         async with self.lock:
             if not self.access_lost:
@@ -190,20 +180,6 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self._send_events(fresh)
         else:
             await self._send_from_db(fresh[-1]["seq"])
-
-    async def _deliver_frame(self, first: int, last: int, finished: bool, frame: str) -> None:
-        """Send a batch the sink serialised once for every viewer: as it is when it follows what this
-        viewer has; a batch it already has part of, or one after a gap, comes from the database."""
-        if last <= self.last_sent:
-            return
-        if first != self.last_sent + 1:
-            await self._send_from_db(last)
-            return
-        await self.send(text_data=frame)
-        self.last_sent = last
-        self.last_activity = time.monotonic()
-        if finished:
-            self.finished_sent = True
 
     async def _send_from_db(self, upto: int | None) -> None:
         while page := await _db_page(self.run_id, self.last_sent, upto):

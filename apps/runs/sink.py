@@ -8,7 +8,6 @@ After the commit, the batch goes to the run's channel group for live viewers. Vi
 a message catch up from the database by sequence number, so publishing is best-effort.
 """
 
-import json
 import logging
 import threading
 import time
@@ -19,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from worker.engine.events import RUN_FINISHED, Event
+from worker.engine.events import Event
 
 from .models import Run, RunEvent, RunStatus
 
@@ -77,25 +76,14 @@ def persist_events(run_id, events: list[Event]) -> None:
         Run.objects.filter(pk=run_id).update(**run_fields_from_events(events))
 
 
-def group_message(events: list[Event]) -> dict:
-    """The group message for a batch of a run's events: the websocket frame every viewer is sent,
-    serialised once for the whole group (not once per viewer; the in-process layer also copies a
-    message per viewer, which is cheap for one string and not for nested event dicts), with the
-    batch's first and last seq. A batch with a gap carries the events themselves instead."""
-    data = sorted((e.to_dict() for e in events), key=lambda d: d["seq"])
-    if any(b["seq"] != a["seq"] + 1 for a, b in zip(data, data[1:], strict=False)):
-        return {"type": "run.events", "events": data}
-    return {"type": "run.events", "first_seq": data[0]["seq"], "last_seq": data[-1]["seq"],
-            "finished": any(d["type"] == RUN_FINISHED for d in data),
-            "frame": json.dumps({"type": "events", "events": data})}
-
-
 def publish_events(run_id, events: list[Event]) -> None:
     layer = get_channel_layer()
     if layer is None or not events:
         return
     try:
-        async_to_sync(layer.group_send)(group_name(run_id), group_message(events))
+        async_to_sync(layer.group_send)(
+            group_name(run_id), {"type": "run.events", "events": [e.to_dict() for e in events]}
+        )
     except Exception:  # viewers catch up from the database; a lost publish must not fail the run
         logger.warning("Could not publish %d events of run %s", len(events), run_id, exc_info=True)
 

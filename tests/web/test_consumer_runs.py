@@ -304,31 +304,3 @@ def test_signed_in_members_stream_through_the_real_stack(client, run, user):
         await c.comm.disconnect()
 
     async_to_sync(scenario)()
-
-
-def test_a_live_batch_is_serialised_once_and_sent_to_every_viewer_as_that_frame(run, user):
-    from apps.runs.sink import group_message
-
-    async def scenario():
-        await write(run.pk, make_events(1, 2))
-        clients = [Client(communicator(run.pk, user)) for _ in range(3)]
-        for client in clients:
-            await client.connect()
-            await client.read_until_replayed()
-        live = make_events(3, 6)
-        message = group_message(live)
-        assert "events" not in message and (message["first_seq"], message["last_seq"]) == (3, 6)
-        assert json.loads(message["frame"]) == {"type": "events", "events": [e.to_dict() for e in live]}
-        await write(run.pk, live)
-        for client in clients:
-            assert await client.comm.receive_from(TIMEOUT) == message["frame"]  # the very text, not re-encoded
-        # a batch a viewer already has part of comes from the database, each event once
-        await write(run.pk, make_events(7, 9), publish=False)
-        await database_sync_to_async(publish_events)(run.pk, make_events(6, 9))  # 6 was sent already
-        for client in clients:
-            client.seqs = []
-            await client.read_until_seq(9)
-            assert client.seqs == [7, 8, 9]
-            await client.comm.disconnect()
-
-    async_to_sync(scenario)()
