@@ -11,7 +11,7 @@ Event types and their `data` (ids are strings; `depth` 0 is the top-level root):
 - root.turn: node_id, depth, iteration, content, prompt_tokens, completion_tokens, cost_usd,
   latency_s, model, forced, attempts, input [{role, content, chars}] (the messages this turn sent
   that the previous one did not: the system prompt and first turn, then each turn's feedback),
-  incomplete_attempts (live calls only)
+  incomplete_attempts (live calls only), cached_tokens, cache_saving_usd (prompt caching)
 - cell.started: cell_id, node_id, depth, iteration, index, code
 - cell.finished: cell_id, node_id, depth, stdout, stdout_chars, truncated, error, duration_s,
   killed, state_note
@@ -280,6 +280,8 @@ class RootTurn(Payload):
     attempts: int
     input: list[dict]  # [{role, content, chars}]: what this turn sent that the previous one did not
     incomplete_attempts: int = 0  # model calls only (not root-script turns)
+    cached_tokens: int = 0  # prompt tokens served from the provider's prompt cache
+    cache_saving_usd: float | None = None  # what the cache saved against uncached input (None: unknown)
 
 
 @event_type(CELL_STARTED)
@@ -345,6 +347,8 @@ class SubcallFinished(Payload):
     error: str | None
     attempts: int
     incomplete_attempts: int = 0  # llm nodes only
+    cached_tokens: int = 0  # llm nodes: prompt tokens served from the provider's prompt cache
+    cache_saving_usd: float | None = None
 
 
 @event_type(COST_UPDATED)

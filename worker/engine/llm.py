@@ -11,6 +11,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the
 
 import email.utils
 import logging
+import queue
 import random
 import re
 import threading
@@ -63,6 +64,33 @@ class _SuccessLoggingGate:
 if hasattr(litellm.utils, "executor") and not isinstance(litellm.utils.executor, _SuccessLoggingGate):
     litellm.utils.executor = _SuccessLoggingGate(litellm.utils.executor)
 
+
+def _gate_service_logging() -> None:
+    """litellm times every provider request for its service loggers (Prometheus, Datadog, OTel),
+    and from a thread without an event loop it dispatches that timing with `asyncio.run`: a new
+    event loop (selector, epoll, socket pair) per call, about 5 % of a call's CPU, under the GIL.
+    With no service callback configured that dispatch does nothing, so it is skipped; with one, it
+    runs untouched."""
+    try:
+        from litellm._service_logger import ServiceLogging
+    except ImportError:  # another litellm layout: nothing to gate
+        return
+    dispatch = ServiceLogging.__dict__.get("_dispatch_from_sync")
+    if not isinstance(dispatch, staticmethod) or getattr(dispatch.__func__, "_rlmweb_gate", False):
+        return
+    original = dispatch.__func__
+
+    def gated(hook):
+        if getattr(litellm, "service_callback", None):
+            return original(hook)
+        return None
+
+    gated._rlmweb_gate = True
+    ServiceLogging._dispatch_from_sync = staticmethod(gated)
+
+
+_gate_service_logging()
+
 RETRYABLE = (
     litellm.RateLimitError,
     litellm.InternalServerError,
@@ -77,7 +105,15 @@ MAX_BACKOFF_S = 60.0
 DEFAULT_MAX_OUTPUT_TOKENS = 8192
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators a chat template adds per message
 POLL_S = 0.05  # how often a call in flight looks at the stop flag and the time left
+MIN_TIMEOUT_S = 0.5
 _PRICE_KEY = re.compile(r"^(input|output)_cost_per_(token|reasoning_token)(_above_\d+k_tokens)?$")
+# A prompt token written to a provider's cache (Anthropic) is billed above the plain input price:
+# it counts as an input price for a call's worst case.
+_CACHE_WRITE_KEY = re.compile(r"^cache_creation_input_token_cost(_above_\d+k_tokens)?$")
+# Providers whose prompt caching needs explicit breakpoints (Anthropic's cache_control on content
+# blocks; litellm passes them on for these). OpenAI, DeepSeek, Gemini 2.5 cache prefixes on their own.
+CACHE_CONTROL_PROVIDERS = ("anthropic", "bedrock")
+CACHE_CONTROL = {"type": "ephemeral"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +149,13 @@ class Completion:
     # abandoned when the run stopped), and their estimated prompt tokens: their completion is unknown.
     incomplete: int = 0
     incomplete_prompt_tokens: int = 0
+    # Prompt tokens the provider served from its prompt cache (part of prompt_tokens, billed at the
+    # cache-read price), and those it wrote to its cache (Anthropic: billed above the input price).
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    # What caching saved on this call: its cost with every prompt token at the plain input price,
+    # minus cost_usd (negative when cache writes cost more than they saved yet); None if unpriced.
+    cache_saving_usd: float | None = 0.0
 
 
 class LLMError(Exception):
@@ -146,6 +189,55 @@ class _Abandoned(Exception):
 
 def sanitize_messages(messages: list[dict]) -> list[dict]:
     return [{**m, "content": sanitize(m.get("content") or "")} for m in messages]
+
+
+def needs_cache_control(model: str, options: "ModelOptions | None" = None) -> bool:
+    """Whether prompt caching on `model` needs explicit cache_control breakpoints (Anthropic-style)."""
+    if is_offline(model):
+        return False
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model, api_base=options.api_base if options else None)
+    except Exception:
+        return False
+    if provider == "bedrock":  # on Bedrock only Anthropic's models take cache points this way
+        return "anthropic" in model or "claude" in model
+    return provider in CACHE_CONTROL_PROVIDERS
+
+
+def with_cache_breakpoints(messages: list[dict]) -> list[dict]:
+    """`messages` with Anthropic-style cache breakpoints: on the system prompt, and on the last two
+    user messages (the newest writes the prefix up to it to the cache; the one before reads what
+    the previous call wrote). At most 3 of the 4 breakpoints Anthropic allows. The texts are left
+    byte for byte as they are, so the prefix stays the same from one call to the next."""
+    marked = {i for i, m in enumerate(messages) if m.get("role") == "system"}
+    marked.update([i for i, m in enumerate(messages) if m.get("role") == "user"][-2:])
+    out = []
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if i in marked and isinstance(content, str) and content:
+            message = {**message, "content": [{"type": "text", "text": content, "cache_control": CACHE_CONTROL}]}
+        out.append(message)
+    return out
+
+
+def _int(value) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def cache_usage(usage) -> tuple[int, int]:
+    """(cached prompt tokens read, prompt tokens written to the cache) from a litellm usage: OpenAI's
+    prompt_tokens_details.cached_tokens, or Anthropic's cache_read/cache_creation_input_tokens."""
+    if usage is None:
+        return 0, 0
+    details = getattr(usage, "prompt_tokens_details", None)
+    read = _int(getattr(details, "cached_tokens", None)) if details is not None else 0
+    if not read:
+        read = _int(getattr(usage, "cache_read_input_tokens", None) or getattr(usage, "_cache_read_input_tokens", None))
+    written = _int(getattr(usage, "cache_creation_input_tokens", None)
+                   or getattr(usage, "_cache_creation_input_tokens", None))
+    if not written and details is not None:
+        written = _int(getattr(details, "cache_creation_tokens", None))
+    return read, written
 
 
 def _is_encoding_error(exc: BaseException) -> bool:
@@ -205,8 +297,12 @@ def prices(model: str, options: ModelOptions | None = None) -> tuple[float, floa
     found: dict[str, list[float]] = {"input": [], "output": []}
     for key, value in info.items():
         match = _PRICE_KEY.match(key)
-        if match and isinstance(value, int | float) and not isinstance(value, bool):
+        if not (isinstance(value, int | float) and not isinstance(value, bool)):
+            continue
+        if match:
             found[match.group(1)].append(float(value))
+        elif _CACHE_WRITE_KEY.match(key):
+            found["input"].append(float(value))
     if info.get("input_cost_per_token") is None or info.get("output_cost_per_token") is None:
         return None
     return max(found["input"]), max(found["output"])
@@ -247,6 +343,70 @@ def count_tokens(model: str, text: str) -> int:
         return len(text) // 4
 
 
+def request_timeout_s(timeout_s: float, left: float) -> float:
+    """The timeout an attempt is sent with: the model's timeout, or less when the run has less time
+    left, rounded up to a power of two seconds. litellm keeps one SDK client (and its pool of HTTP
+    connections) per distinct timeout, so a timeout that changed with every call's time left would
+    open a new client and connection per call near the end of a run; a few fixed values keep the
+    pooled ones. The run's own time limit is still kept to the poll: `_attempt` gives up on the
+    attempt as soon as no time is left."""
+    if left >= timeout_s:
+        return timeout_s
+    return min(timeout_s, max(MIN_TIMEOUT_S, 2.0 ** math.ceil(math.log2(max(left, MIN_TIMEOUT_S)))))
+
+
+class _AttemptThreads:
+    """Daemon threads that send provider requests, reused from one attempt to the next.
+
+    Each attempt runs on a thread of its own so that its caller can give up on it at once (a stop,
+    the run's time limit); a daemon thread, so that an abandoned request never holds the process
+    up. Starting a thread per attempt cost about half a millisecond of CPU under the GIL and a
+    start-up handshake that waits for the new thread to be scheduled, on every model call; here an
+    idle thread takes the next attempt, and a new one is started only when none is idle. A thread
+    idle for IDLE_S ends.
+
+    Invariant, under the lock: `idle` = threads waiting for work - attempts queued for them, so a
+    queued attempt always has a thread waiting for it.
+    """
+
+    IDLE_S = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = 0
+
+    def run(self, target: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+                self._queue.put(target)
+                return
+        threading.Thread(target=self._work, args=(target,), name="llm-attempt", daemon=True).start()
+
+    def _work(self, target: Callable[[], None]) -> None:
+        while True:
+            try:
+                target()
+            except BaseException:  # target hands its own errors over; nothing may end this thread
+                logger.exception("An LLM attempt thread's task failed")
+            with self._lock:
+                self._idle += 1
+            while True:
+                try:
+                    target = self._queue.get(timeout=self.IDLE_S)
+                    break
+                except queue.Empty:
+                    with self._lock:
+                        if self._idle > 0:  # more threads wait than attempts are queued: this one may go
+                            self._idle -= 1
+                            return
+                    # an attempt was handed to this thread as it timed out: it is in the queue
+
+
+_ATTEMPT_THREADS = _AttemptThreads()
+
+
 def _retry_after_s(exc: Exception) -> float | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
@@ -274,6 +434,7 @@ class LLMClient:
         self._windows: dict[str, int | None] = {}  # litellm's model table does not change during a run
         self._prices: dict[str, tuple[float, float] | None] = {}
         self._max_tokens: dict[str, int] = {}
+        self._cache_control: dict[str, bool] = {}
 
     def options_for(self, model: str) -> ModelOptions:
         return self.options.get(model) or ModelOptions()
@@ -313,6 +474,25 @@ class LLMClient:
         price = self.prices(model)
         return None if price is None else price[0] * prompt_tokens
 
+    def cache_control(self, model: str) -> bool:
+        """Whether calls to `model` are sent with cache breakpoints (looked up once per model)."""
+        if model not in self._cache_control:
+            self._cache_control[model] = needs_cache_control(model, self.options.get(model))
+        return self._cache_control[model]
+
+    def _cache_saving(self, model: str, cost: float | None, prompt_tokens: int, completion_tokens: int,
+                      cache_used: int) -> float | None:
+        """What the prompt cache saved on one call: the call priced as if no token came from or went
+        to the cache, minus what it cost. 0 when the cache was not used or the operator priced the
+        model (its prices have no cache rate: every token is counted at the input price)."""
+        if cost is None:
+            return None
+        opts = self.options.get(model)
+        if not cache_used or (opts is not None and opts.priced):
+            return 0.0
+        uncached = cost_usd(model, prompt_tokens, completion_tokens)
+        return None if uncached is None else uncached - cost
+
     def _cost(self, response, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         opts = self.options.get(model)
         if opts is not None and opts.priced:
@@ -321,7 +501,7 @@ class LLMClient:
 
     def complete(self, model: str, messages: list[dict], should_stop: Callable[[], bool] = lambda: False,
                  time_left: Callable[[], float] = lambda: math.inf,
-                 before_retry: Callable[[bool], None] | None = None) -> Completion:
+                 before_retry: Callable[[bool], None] | None = None, cache_prefix: bool = False) -> Completion:
         """One chat completion, retried on rate limits and transient errors; raises LLMError.
 
         `time_left`: seconds the run has left. No attempt waits longer than that for the provider,
@@ -332,9 +512,15 @@ class LLMClient:
         the call (the budget does not admit another attempt).
 
         Prompts are sanitized to valid UTF-8 first, and every call is sent with max_tokens.
+        `cache_prefix`: the messages are a conversation that will be sent again, longer (the root's):
+        for providers whose prompt caching needs breakpoints (Anthropic, Bedrock's Claude) the system
+        prompt and the last two user messages carry cache_control, the texts unchanged. Not for
+        one-off calls: Anthropic bills a cache write above the input price, and no later call would
+        read it.
         """
         opts = self.options_for(model)
         messages = sanitize_messages(messages)
+        sent = with_cache_breakpoints(messages) if cache_prefix and self.cache_control(model) else messages
         kwargs: dict = {"max_retries": 0, "max_tokens": self.max_tokens(model)}  # we retry ourselves, visibly
         if opts.api_base:
             kwargs["api_base"] = opts.api_base
@@ -369,7 +555,7 @@ class LLMClient:
                 attempts -= 1
                 raise failed(f"{model}: the run stopped before this call", LLMCancelled)
             try:
-                response = self._attempt(model, messages, max(0.5, min(opts.timeout_s, left)), kwargs,
+                response = self._attempt(model, sent, request_timeout_s(opts.timeout_s, left), kwargs,
                                          should_stop, time_left)
                 content = response.choices[0].message.content or ""
                 if not content.strip():
@@ -401,12 +587,17 @@ class LLMClient:
             usage = getattr(response, "usage", None)
             prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
             completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+            cached, written = cache_usage(usage)
+            cost = self._cost(response, model, prompt_tokens, completion_tokens)
             return Completion(
                 content=content,
                 model=model,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
-                cost_usd=self._cost(response, model, prompt_tokens, completion_tokens),
+                cost_usd=cost,
+                cached_tokens=cached,
+                cache_write_tokens=written,
+                cache_saving_usd=self._cache_saving(model, cost, prompt_tokens, completion_tokens, cached or written),
                 latency_s=latency,
                 attempts=attempts,
                 incomplete=incomplete,
@@ -416,9 +607,10 @@ class LLMClient:
     @staticmethod
     def _attempt(model: str, messages: list[dict], timeout: float, kwargs: dict,
                  should_stop: Callable[[], bool], time_left: Callable[[], float]):
-        """One provider request on its own daemon thread, so that a stop or the run's time limit
-        ends our wait within POLL_S, however long the provider takes (the request is abandoned;
-        its thread ends at the request's own timeout and keeps nothing alive)."""
+        """One provider request on a daemon thread of its own (reused, `_AttemptThreads`), so that a
+        stop or the run's time limit ends our wait within POLL_S, however long the provider takes
+        (the request is abandoned; its thread is free again at the request's own timeout and keeps
+        nothing alive)."""
         box: dict = {}
         done = threading.Event()
 
@@ -430,7 +622,7 @@ class LLMClient:
             finally:
                 done.set()
 
-        threading.Thread(target=target, name="llm-attempt", daemon=True).start()
+        _ATTEMPT_THREADS.run(target)
         while not done.wait(POLL_S):
             if should_stop():
                 raise _Abandoned("stopped while the call was in flight")

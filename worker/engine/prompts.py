@@ -42,7 +42,10 @@ class Standing:
         )
 
 
-def root_system_prompt(repl_rules: str, subcalls: bool, output_limit_chars: int, standing: Standing) -> str:
+def root_system_prompt(repl_rules: str, subcalls: bool, output_limit_chars: int) -> str:
+    """The root's system prompt. It is the same for every turn of a run (and for every run with the
+    same settings), so a provider's prompt cache can serve it: where the root stands changes every
+    turn, so it goes at the end of the newest user message instead (`Standing.line()`)."""
     if subcalls:
         functions = """\
 - `llm_query(prompt, model=None) -> str`: one call to a sub-model, which sees only `prompt`. Put
@@ -96,7 +99,8 @@ next message.
 {repl_rules}
 
 ## Where you stand
-{standing.line()}
+The last line of each message you get says where you stand: recursion depth, iteration, money
+spent against the budget, sub-calls used, and seconds left.
 """
 
 

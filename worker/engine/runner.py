@@ -193,6 +193,8 @@ class RunState:
         self.cost_unknown_calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.cached_tokens = 0  # prompt tokens served from providers' prompt caches
+        self.cache_saving_usd = 0.0
         self.iterations = 0
         self.subcalls = 0  # model calls made for REPL code: llm sub-calls and child RLMs' root turns
         self.calls = dict.fromkeys(CALL_KINDS, 0)
@@ -399,6 +401,9 @@ class RunState:
                 self.cost_usd += cost
             self.prompt_tokens += prompt_tokens
             self.completion_tokens += completion_tokens
+            if reply is not None:
+                self.cached_tokens += reply.cached_tokens
+                self.cache_saving_usd += reply.cache_saving_usd or 0.0
             cap = self.limits.max_cost_usd
             over = cap is not None and self.cost_usd > 0 and self.cost_usd >= cap
             self.emit(ev.COST_UPDATED, totals=self.totals())  # under the lock: totals never go backwards
@@ -431,6 +436,8 @@ class RunState:
                 "incomplete_calls": self.incomplete_calls,
                 "cost_in_flight_usd": round(self.reserved_usd, 10),
                 "cost_unsettled_usd": round(self.held_usd, 10),
+                "cached_tokens": self.cached_tokens,
+                "cache_saving_usd": round(self.cache_saving_usd, 10),
             }
 
     def standing(self, depth: int, iteration: int) -> prompts.Standing:
@@ -538,10 +545,13 @@ class RLM:
 
     def _loop(self) -> Outcome:
         limits = self.state.limits
+        # The history only grows: no message is re-rendered once sent, so each request starts with the
+        # previous one byte for byte and providers' prompt caches serve that prefix. What changes per
+        # turn (the standing line) ends the newest message, never the system prompt.
         messages = [
             {"role": "system", "content": prompts.root_system_prompt(
-                REPL_RULES, self.subcalls_on, limits.output_limit_chars, self.state.standing(self.depth, 1))},
-            {"role": "user", "content": self._first_turn()},
+                REPL_RULES, self.subcalls_on, limits.output_limit_chars)},
+            {"role": "user", "content": f"{self._first_turn()}\n\n{self.state.standing(self.depth, 1).line()}"},
         ]
         try:
             for iteration in range(1, limits.max_iterations + 1):
@@ -617,7 +627,7 @@ class RLM:
             raise RunStopped(state.stop_message) from exc
         try:
             reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left,
-                                          before_retry=state.retry_hook(ticket))
+                                          before_retry=state.retry_hook(ticket), cache_prefix=True)
         except LLMError as exc:
             state.settle(ticket, self._lineage(), error=exc)
             if state.halted():
@@ -631,7 +641,7 @@ class RLM:
                    prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
                    completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
                    latency_s=round(reply.latency_s, 4), model=model, forced=forced, attempts=reply.attempts,
-                   input=sent, incomplete_attempts=reply.incomplete)
+                   input=sent, incomplete_attempts=reply.incomplete, **_cache_fields(reply))
         state.settle(ticket, self._lineage(), reply=reply)
         return reply.content
 
@@ -782,7 +792,7 @@ class RLM:
                    response_chars=len(reply.content), prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
                    completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
                    latency_s=round(reply.latency_s, 4), error=None, attempts=reply.attempts,
-                   incomplete_attempts=reply.incomplete)
+                   incomplete_attempts=reply.incomplete, **_cache_fields(reply))
         state.settle(ticket, self._lineage(), reply=reply)
         return reply.content
 
@@ -923,6 +933,14 @@ def _ranges_of(places: DocMap, texts: list[str]) -> list[dict]:
             if p is not None]
 
 
+def _cache_fields(reply) -> dict:
+    """Optional fields of root.turn and subcall.finished: the prompt tokens the provider's cache
+    served (billed at its cache-read price) and what that saved (None: the price is unknown)."""
+    saving = reply.cache_saving_usd
+    return {"cached_tokens": reply.cached_tokens,
+            "cache_saving_usd": round(saving, 10) if saving is not None else None}
+
+
 def _call_cost(state: RunState, ticket: Ticket, outcome) -> float | None:
     """What one call cost, as `settle` records it: the reply's cost plus the prompt part of attempts
     whose answer never came (for an LLMError only that part: providers do not bill failed requests)."""
@@ -971,7 +989,7 @@ def _direct(state: RunState) -> Outcome:
                prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
                completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
                latency_s=round(reply.latency_s, 4), model=model, forced=False, attempts=reply.attempts,
-               input=_new_messages(messages), incomplete_attempts=reply.incomplete)
+               input=_new_messages(messages), incomplete_attempts=reply.incomplete, **_cache_fields(reply))
     state.settle(ticket, (), reply=reply)
     return Outcome(reply.content.strip(), "plain")
 

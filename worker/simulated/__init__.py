@@ -14,6 +14,12 @@ truth tests compare a run's records with: model, max_tokens sent, the usage bill
 per token), so that slow or expensive calls can be made; the completion tokens billed never exceed
 the request's max_tokens, as with a real provider.
 
+`prompt_caching=True` emulates OpenAI's automatic prefix caching: a request's usage reports
+`prompt_tokens_details.cached_tokens` for the prefix it shares, byte for byte, with the previous
+request of the same conversation (the same first two messages), in 128-token blocks once that
+prefix reaches 1,024 tokens (~4 characters per token, as above), so litellm prices those tokens at
+the model's cache-read price.
+
 Replies come from `responder(request) -> str` when given; otherwise requests for `root_model` take
 the next of `root_replies` and all others get `sub_reply(prompt)` (by default an echo of the
 prompt's first line). With `context_window` set, a request whose messages come to more tokens than
@@ -80,6 +86,7 @@ class SimRequest:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     client_gone: bool = False  # the client stopped waiting before the answer was written
+    cached_tokens: int = 0  # with prompt_caching: prompt tokens served from the emulated prefix cache
 
     @property
     def max_tokens(self) -> int | None:
@@ -90,7 +97,8 @@ class SimRequest:
         return {"index": self.index, "model": self.model, "received_at": self.received_at,
                 "finished_at": self.finished_at, "status": self.status, "fault": self.fault,
                 "max_tokens": self.max_tokens, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "client_gone": self.client_gone,
+                "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
+                "client_gone": self.client_gone,
                 "prompt_chars": len(self.prompt)}
 
     @property
@@ -110,6 +118,42 @@ def _text(content) -> str:
     if isinstance(content, list):  # OpenAI content parts
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return content or ""
+
+
+CACHE_MIN_TOKENS = 1024  # OpenAI caches prompts from 1,024 tokens on ...
+CACHE_BLOCK_TOKENS = 128  # ... in blocks of 128 tokens
+
+
+def _serialized(messages: list[dict]) -> str:
+    """The prompt as the provider sees it for caching: roles and texts in order (cache_control
+    markers and the content-part form do not change it)."""
+    return "".join(f"\x00{m.get('role')}\x01{_text(m.get('content'))}" for m in messages)
+
+
+def _conversation_key(messages: list[dict]) -> str:
+    return _serialized(messages[:2])
+
+
+def cached_prefix_tokens(previous: str | None, current: str, prompt_tokens: int) -> int:
+    """The tokens of `current` an OpenAI-style prefix cache serves after `previous`: their common
+    prefix (~4 characters a token), in 128-token blocks from 1,024 tokens on, at most the prompt."""
+    if not previous:
+        return 0
+    n = min(len(previous), len(current))
+    same = 0
+    step = 4096
+    while same < n:  # compare in slices (C speed), then narrow down inside the first slice that differs
+        end = min(n, same + step)
+        if previous[same:end] == current[same:end]:
+            same = end
+            continue
+        while same < end and previous[same] == current[same]:
+            same += 1
+        break
+    tokens = min(prompt_tokens, same // 4)
+    if tokens < CACHE_MIN_TOKENS:
+        return 0
+    return tokens - tokens % CACHE_BLOCK_TOKENS
 
 
 def echo_reply(prompt: str) -> str:
@@ -143,6 +187,7 @@ class SimulatedProvider:
         usage_for: Callable[[SimRequest], tuple[int, int]] | None = None,
         log_path: str | None = None,
         context_window: int | None = None,
+        prompt_caching: bool = False,
     ) -> None:
         self.responder = responder
         self.root_replies = list(root_replies or [])
@@ -154,6 +199,8 @@ class SimulatedProvider:
         self.usage_for = usage_for
         self.log_path = log_path
         self.context_window = context_window
+        self.prompt_caching = prompt_caching
+        self._last_prompt: dict[str, str] = {}  # conversation -> its previous request, serialized
         self.requests: list[SimRequest] = []
         self._lock = threading.Lock()
         self._root_index = 0
@@ -211,6 +258,17 @@ class SimulatedProvider:
         if request.max_tokens is not None:
             completion_tokens = min(completion_tokens, request.max_tokens)
         return int(prompt_tokens), int(completion_tokens)
+
+    def _cached(self, request: SimRequest, prompt_tokens: int) -> int:
+        """With prompt_caching: the prompt tokens the emulated prefix cache serves (and remember this
+        request as its conversation's latest)."""
+        if not self.prompt_caching:
+            return 0
+        key, current = _conversation_key(request.messages), _serialized(request.messages)
+        with self._lock:
+            previous = self._last_prompt.get(key)
+            self._last_prompt[key] = current
+        return cached_prefix_tokens(previous, current, prompt_tokens)
 
     def _reply_for(self, request: SimRequest) -> str:
         if self.responder is not None:
@@ -308,6 +366,11 @@ class SimulatedProvider:
                 request.reply = content
                 prompt_tokens, completion_tokens = provider._usage(request, content)
                 request.prompt_tokens, request.completion_tokens = prompt_tokens, completion_tokens
+                request.cached_tokens = provider._cached(request, prompt_tokens)
+                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                         "total_tokens": prompt_tokens + completion_tokens}
+                if provider.prompt_caching:
+                    usage["prompt_tokens_details"] = {"cached_tokens": request.cached_tokens}
                 request.client_gone = not self._json(200, {
                     "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
                     "object": "chat.completion",
@@ -315,8 +378,7 @@ class SimulatedProvider:
                     "model": request.model,
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                              "total_tokens": prompt_tokens + completion_tokens},
+                    "usage": usage,
                 })
                 request.status = 200
 
