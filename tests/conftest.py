@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def enqueued(monkeypatch):
     """Record what would be sent to Celery instead of sending it."""
-    from worker.tasks import run_rlm
+    from apps.runs.tasks import run_rlm
 
     sent = []
     monkeypatch.setattr(run_rlm, "apply_async", lambda args, task_id: sent.append((args, task_id)))

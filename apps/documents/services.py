@@ -423,7 +423,7 @@ def document_create_from_file(
 
 
 def _enqueue_extraction(document_id: uuid.UUID) -> None:
-    from worker.tasks import extract_document
+    from .tasks import extract_document
 
     extract_document.delay(str(document_id))
 
@@ -532,7 +532,7 @@ def document_delete(*, user: AbstractBaseUser, document: Document) -> None:
         ) from None
 
 
-# --- sweeps (run by every worker's periodic sweep, see worker.tasks.sweep_once) ---------------------
+# --- sweeps (run by every worker's periodic sweep, see rlmweb.sweeps.sweep_once) ---------------------
 
 
 def _mtime(path: Path) -> datetime | None:

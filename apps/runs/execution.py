@@ -1,6 +1,6 @@
 """Executing a Run: claim it, run the engine with the database sink, make sure it ends.
 
-Called by the Celery task `worker.tasks.run_rlm` (and by `manage.py rlm ask`). Safe to call twice
+Called by the Celery task `apps.runs.tasks.run_rlm` (and by `manage.py rlm ask`). Safe to call twice
 for the same run: only the first call claims a queued run.
 """
 

@@ -222,7 +222,7 @@ def _check_capacity(user: AbstractBaseUser, team: Team, rate_limit: bool = True)
 
 
 def _enqueue(run_id: uuid.UUID, task_id: str) -> None:
-    from worker.tasks import run_rlm
+    from .tasks import run_rlm
 
     try:
         run_rlm.apply_async(args=[str(run_id)], task_id=task_id)

@@ -137,7 +137,7 @@ def test_the_sweep_recovers_cases_whose_task_was_lost(user, team, monkeypatch):
 
     from django.utils import timezone
 
-    from worker.tasks import sweeps
+    from rlmweb.sweeps import sweeps
 
     assert services.evaluations_recover in sweeps()
     started = []

@@ -47,6 +47,6 @@ def doc(team, user, data_dir):
 @pytest.fixture
 def no_broker(monkeypatch):
     """Asks are created but not enqueued: the tests here are about what the web layer accepts."""
-    from worker.tasks import run_rlm
+    from apps.runs.tasks import run_rlm
 
     monkeypatch.setattr(run_rlm, "apply_async", lambda **kw: None)

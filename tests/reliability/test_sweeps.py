@@ -20,8 +20,8 @@ from apps.review.models import RunReview
 from apps.runs import execution, services
 from apps.runs.execution import run_execute, runs_fail_unclaimed, runs_mark_lost
 from apps.runs.models import Run, RunEvent, RunStatus
+from rlmweb import sweeps
 from tests.web.runs_factories import make_document, make_run
-from worker import tasks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("data_dir")]
 
@@ -201,7 +201,7 @@ def test_a_run_cancelled_before_it_started_is_classified_by_the_next_sweep(team,
     run = queued(team, user)
     services.run_cancel(user, run)
     assert not RunReview.objects.filter(run=run).exists()
-    result = tasks.sweep_once()
+    result = sweeps.sweep_once()
     assert result["reviews_classify_pending"] == 1
     assert RunReview.objects.get(run=run).outcome == "cancelled"
 
@@ -360,7 +360,7 @@ def test_the_sweep_deletes_expired_uploads_and_orphaned_part_files(team, user):
     orphan = documents.uploads_dir() / f"{uuid.uuid4()}.part"
     orphan.write_bytes(b"x")
     set_mtime(orphan, hours=25)
-    result = tasks.sweep_once()
+    result = sweeps.sweep_once()
     assert result["upload_sessions_clean_stale"] == 1
     assert not expired.part_path.exists() and not UploadSession.objects.filter(pk=expired.pk).exists()
     assert not orphan.exists()
@@ -374,7 +374,7 @@ def test_the_sweep_runs_every_sweep_and_one_failing_does_not_stop_the_others(tea
     monkeypatch.setattr(execution, "runs_mark_lost", broken)
     run = queued(team, user, minutes=16)
     doc = extracting(team, minutes=31)
-    result = tasks.sweep_once()
+    result = sweeps.sweep_once()
     assert result == {"broken": None, "runs_fail_unclaimed": 1, "documents_fail_stuck": 1,
                       "upload_sessions_clean_stale": 0, "reviews_classify_pending": 0, "evaluations_recover": 0}
     assert Run.objects.get(pk=run.pk).status == RunStatus.FAILED

@@ -57,7 +57,7 @@ def test_the_run_fields_say_the_same_when_the_events_lack_the_end(reason):
 @pytest.mark.usefixtures("clean_rate_limits", "data_dir")
 def test_a_run_that_could_not_be_queued_is_reviewed_as_lost_by_the_workers(user, team, monkeypatch,
                                                                            django_capture_on_commit_callbacks):
-    from worker.tasks import run_rlm
+    from apps.runs.tasks import run_rlm
 
     def broker_down(**kwargs):
         raise ConnectionError("broker unreachable")

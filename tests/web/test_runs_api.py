@@ -25,7 +25,7 @@ def doc(team, user):
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
-    from worker.tasks import run_rlm
+    from apps.runs.tasks import run_rlm
 
     monkeypatch.setattr(run_rlm, "apply_async", lambda **kw: None)
 

@@ -42,7 +42,7 @@ def test_ask_form_lists_ready_documents_preselects_and_labels_models(signed_in, 
 
 
 def test_asking_in_the_browser_creates_the_run_and_lands_on_its_page(signed_in, user, doc, monkeypatch):
-    from worker.tasks import run_rlm
+    from apps.runs.tasks import run_rlm
 
     monkeypatch.setattr(run_rlm, "apply_async", lambda **kw: None)
     response = signed_in.post("/runs/new/", {
@@ -143,7 +143,7 @@ def test_cancel_from_the_page(signed_in, team, user, doc):
 
 
 def test_rerun_form_is_prefilled_and_creates_a_linked_run(signed_in, team, user, doc, monkeypatch):
-    from worker.tasks import run_rlm
+    from apps.runs.tasks import run_rlm
 
     monkeypatch.setattr(run_rlm, "apply_async", lambda **kw: None)
     original = make_run(team, user, [doc], status=RunStatus.SUCCEEDED, question="Who wrote it?", mode="direct",

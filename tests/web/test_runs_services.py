@@ -156,7 +156,7 @@ def test_asking_is_rate_limited_per_user(user, team, docs, settings):
 
 def test_a_run_that_cannot_be_queued_is_failed_with_the_reason(user, team, docs, monkeypatch,
                                                                django_capture_on_commit_callbacks):
-    from worker.tasks import run_rlm
+    from apps.runs.tasks import run_rlm
 
     def broker_down(**kwargs):
         raise ConnectionError("broker unreachable")

@@ -1,4 +1,6 @@
-"""Celery tasks: thin adapters that take ids and call the apps' services."""
+"""The periodic sweep: every worker runs it (no beat process needed), and `rlmweb.sweep` runs one
+pass for deployments that prefer celery beat. Each app owns its sweeps; this module only orders
+and schedules them."""
 
 import logging
 import threading
@@ -8,27 +10,6 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 logger = logging.getLogger(__name__)
-
-
-@shared_task(name="runs.execute", bind=True, acks_late=True)
-def run_rlm(self, run_id: str) -> str:
-    from apps.runs.execution import run_execute
-
-    return run_execute(run_id, worker=self.request.hostname or "")
-
-
-@shared_task(name="documents.extract", bind=True, acks_late=True)
-def extract_document(self, document_id: str) -> str:
-    from apps.documents.services import document_extract
-
-    return document_extract(document_id)
-
-
-@shared_task(name="runs.mark_lost")
-def mark_lost_runs() -> int:
-    from apps.runs.execution import runs_mark_lost
-
-    return runs_mark_lost()
 
 
 @shared_task(name="rlmweb.sweep")
