@@ -268,9 +268,9 @@ def test_processes_left_by_a_finished_cell_are_killed(hooked):
 
 
 def guards_group(sb) -> list[int]:
-    from worker.sandbox.host import _group_members
+    from worker.sandbox.host import group_members
 
-    return [p for p in _group_members(sb._proc.pid) if _alive(p)]
+    return group_members(sb._proc.pid)
 
 
 def test_the_test_hook_does_not_exist_without_its_switch(sandbox):

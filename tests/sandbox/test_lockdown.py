@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from worker.sandbox.host import REPO_ROOT
+from worker.sandbox.host import REPO_ROOT, group_members
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -122,30 +122,14 @@ def test_process_count_is_capped(probe):
     assert 1 <= probe["forks"] < 8
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != "Z":
-            members.append(int(entry))
-    return members
-
-
 def _wait_gone(pgid: int, timeout: float = 5.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = _group_members(pgid)
+        alive = group_members(pgid)
         if not alive:
             return []
         time.sleep(0.05)
-    return _group_members(pgid)
+    return group_members(pgid)
 
 
 HOST = textwrap.dedent(
@@ -170,7 +154,7 @@ def test_repl_processes_die_with_their_host():
     host = subprocess.Popen([sys.executable, "-c", HOST, str(REPO_ROOT)], stdout=subprocess.PIPE, text=True)
     try:
         pgid = int(host.stdout.readline())
-        members = _group_members(pgid)
+        members = group_members(pgid)
         assert len(members) >= 3, members  # supervisor, holder, running cell
         host.send_signal(signal.SIGKILL)
         host.wait(timeout=10)
@@ -186,7 +170,7 @@ def test_close_kills_the_whole_group(docs, recorder):
     sb.start()
     pgid = sb._proc.pid
     assert sb.run_cell("x = 1").error is None
-    assert len(_group_members(pgid)) >= 2
+    assert len(group_members(pgid)) >= 2
     sb.close()
     sb.close()  # idempotent
     assert _wait_gone(pgid, 2.0) == []

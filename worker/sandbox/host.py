@@ -111,8 +111,8 @@ class SandboxError(RuntimeError):
     """The sandbox could not start, or was used after close()."""
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Processes whose process group is ``pgid`` (read from /proc)."""
+def group_members(pgid: int) -> list[int]:
+    """Live processes (not zombies) whose process group is ``pgid``, read from /proc."""
     members = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -123,7 +123,7 @@ def _group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(b")") + 2 :].split()
-        if int(fields[2]) == pgid:
+        if int(fields[2]) == pgid and fields[0] != b"Z":
             members.append(int(name))
     return members
 
@@ -464,7 +464,7 @@ class Sandbox:
         if self._proc is None:
             return
         keep = {self._proc.pid, self._holder_pid, keep_cell}
-        for pid in _group_members(self._proc.pid):
+        for pid in group_members(self._proc.pid):
             if pid not in keep:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
