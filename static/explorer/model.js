@@ -287,7 +287,17 @@ export class TrajectoryModel {
       if (item.kind === "turn") {
         return { cost: item.cost_usd ?? 0, unknown: item.cost_usd == null ? 1 : 0, tokens: item.prompt_tokens + item.completion_tokens };
       }
-      if (item.kind !== "node" || item.callKind === "rlm" || !item.result) return { cost: 0, unknown: 0, tokens: 0 };
+      if (item.kind === "node" && item.callKind === "rlm") {
+        // A child RLM's summarising calls (root.compacted) are its root's calls: not tree items.
+        const sum = { cost: 0, unknown: 0, tokens: 0 };
+        for (const c of this.scopes.get(item.id)?.compactions || []) {
+          sum.cost += c.data.cost_usd ?? 0;
+          sum.unknown += c.data.cost_usd == null ? 1 : 0;
+          sum.tokens += (c.data.prompt_tokens || 0) + (c.data.completion_tokens || 0);
+        }
+        return sum;
+      }
+      if (item.kind !== "node" || !item.result) return { cost: 0, unknown: 0, tokens: 0 };
       const r = item.result;
       return { cost: r.cost_usd ?? 0, unknown: r.cost_usd == null ? 1 : 0, tokens: r.prompt_tokens + r.completion_tokens };
     };

@@ -55,8 +55,10 @@ def sub_provider():
 def app_server(tmp_path_factory, sub_provider):
     """The real app on a free port, with a migrated database and one user."""
     data_dir = tmp_path_factory.mktemp("rlmweb-e2e")
+    # Priced like a small hosted model: a model of unknown price is refused under a cost cap (#21).
     models = [{"model": SUB_MODEL, "label": "Simulated sub model", "api_base": sub_provider.base_url,
-               "api_key_env": "RLMWEB_E2E_SIM_KEY"}]
+               "api_key_env": "RLMWEB_E2E_SIM_KEY", "input_cost_per_token": 1.5e-7,
+               "output_cost_per_token": 6e-7}]
     env = {**os.environ, "RLMWEB_DATA_DIR": str(data_dir), "DJANGO_ALLOW_ASYNC_UNSAFE": "",
            "RLMWEB_MODELS_JSON": json.dumps(models), "RLMWEB_E2E_SIM_KEY": "sim-key"}
     env.pop("DATABASE_URL", None)
