@@ -44,7 +44,7 @@ def build_spec(run: Run, root_script: list[str] | None = None, allow_unpriced: b
         cell_timeout_s=settings.RUN_CELL_TIMEOUT_S,
         max_prompt_chars=settings.RLMWEB_MAX_PROMPT_CHARS,
     )
-    left = team_cap_left(run.team_id, run)
+    left = team_cap_left(run.team_id)
     if left is not None:
         limits.max_cost_usd = left if limits.max_cost_usd is None else min(limits.max_cost_usd, left)
     options = {
@@ -95,32 +95,16 @@ def _call_options(model: str) -> dict:
     return {k: entry[k] for k in CALL_OPTION_KEYS if entry.get(k) is not None}
 
 
-def team_cap_left(team_id, run: Run | None = None) -> float | None:
-    """USD left of the team's monthly cap (0 at least), or None when the team has no cap.
-
-    For `run`, what the team's other queued and running runs created before it may still spend
-    (their cost cap less what they spent) is held back too: concurrent runs of one team can then
-    never spend past its cap together, and a later run never takes an earlier one's room."""
+def team_cap_left(team_id) -> float | None:
+    """USD left of the team's monthly cap (0 at least), or None when the team has no cap."""
     from apps.teams.models import Team
     from apps.teams.services import team_month_spend
-
-    from .services import LIMITS
 
     team = Team.objects.filter(pk=team_id).first()
     if team is None or team.monthly_cap_usd is None:
         return None
     spent, _ = team_month_spend(team)
-    held = 0.0
-    if run is not None:
-        default_cap = LIMITS["max_cost_usd"][3]
-        earlier = Run.objects.filter(team_id=team_id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING),
-                                     created_at__lte=run.created_at).exclude(pk=run.pk)
-        for other in earlier.only("pk", "created_at", "limits", "cost_usd"):
-            if other.created_at == run.created_at and str(other.pk) > str(run.pk):
-                continue
-            cap = (other.limits or {}).get("max_cost_usd", default_cap)
-            held += max(0.0, float(cap if cap is not None else default_cap) - float(other.cost_usd or 0))
-    return max(0.0, float(team.monthly_cap_usd - spent) - held)
+    return max(0.0, float(team.monthly_cap_usd - spent))
 
 
 _WATCHES: dict[str, "RunWatch"] = {}  # runs executing in this process, by id

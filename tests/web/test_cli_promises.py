@@ -130,25 +130,6 @@ def test_the_runs_cap_is_clipped_to_what_is_left_of_the_teams_monthly_cap(user, 
     assert build_spec(run).limits.max_cost_usd == 5
 
 
-def test_concurrent_runs_of_a_team_together_stay_within_its_monthly_cap(user, team):
-    """Each run's cap is clipped to what is left once the runs created before it that are still
-    queued or running may spend their own caps: together they never pass the team's cap."""
-    team.monthly_cap_usd = Decimal("12.00")
-    team.save()
-    doc = make_document(team)
-    runs = [services.run_create(user, team, "Q?", [doc.pk], limits={"max_cost_usd": 5}, enqueue=False)
-            for _ in range(3)]
-    caps = [build_spec(r).limits.max_cost_usd for r in runs]
-    assert caps == [pytest.approx(5), pytest.approx(5), pytest.approx(2)]
-    assert sum(caps) <= 12
-    # The first one finished having spent $3: the others may use the rest of what it held.
-    Run.objects.filter(pk=runs[0].pk).update(cost_usd=3, status=RunStatus.SUCCEEDED)
-    assert build_spec(runs[2]).limits.max_cost_usd == pytest.approx(12 - 3 - 5)
-    # A running one that has spent $1 of its $5 still holds back $4.
-    Run.objects.filter(pk=runs[1].pk).update(cost_usd=1, status=RunStatus.RUNNING)
-    assert build_spec(runs[2]).limits.max_cost_usd == pytest.approx(12 - 3 - 1 - 4)
-
-
 @pytest.mark.django_db(transaction=False)
 def test_sigterm_ends_the_command_and_the_run_is_recorded_cancelled(tmp_path):
     """A real `manage.py rlm ask` process, a 60 s sub-call in flight, then SIGTERM: the process is gone
