@@ -47,12 +47,6 @@ def threshold() -> float | None:
     return min(value, 1.0)
 
 
-def call_cost(state, ticket, reply) -> float | None:
-    from worker.engine.runner import _call_cost
-
-    return _call_cost(state, ticket, reply)
-
-
 def history_tokens(model: str, messages: list[dict]) -> int:
     """A cautious estimate: litellm's tokenizer guess, or ~4 characters per token where that is more
     (the provider's own tokenizer may count more than the guess; compacting a little early costs one
@@ -76,6 +70,8 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     if summarised is None:
         return
     reply, ticket = summarised
+    from worker.engine.runner import _call_cost  # (runner imports this module)
+
     first = messages[1]["content"].split("\n\n" + prompts.COMPACTED_HEADING, 1)[0]
     turns = iteration - 1
     summary = reply.content
@@ -91,7 +87,7 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
                tokens_before=before, tokens_after=after, window=window, turns_compacted=turns,
                summary=reply.content, model=model,
                prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
-               completion_tokens=reply.completion_tokens, cost_usd=call_cost(state, ticket, reply),
+               completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
                latency_s=round(reply.latency_s, 4), attempts=reply.attempts)
     state.settle(ticket, rlm._lineage(), reply=reply)
 
