@@ -4,7 +4,7 @@
 // coverage, the notebook of root turns and cells, and the virtualised sub-call tree with details.
 import { coverage, flags as findFlags, isExactRange, nodesAt, search } from "./analysis.js";
 import { CostChart, Timeline } from "./charts.js";
-import { clock, el, esc, modelHtml, num, OFFLINE_NOTE, preview, seconds, totalCost, usd } from "./format.js";
+import { clock, el, esc, modelHtml, num, OFFLINE_NOTE, seconds, totalCost, usd } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 import { TrajectoryModel } from "./model.js";
 import { Notebook } from "./notebook.js";
@@ -169,7 +169,7 @@ async function copyText(text) {
     area.style.opacity = "0";
     document.body.append(area);
     area.select();
-    let ok = false;
+    let ok;
     try {
       ok = document.execCommand("copy");
     } catch {
@@ -877,10 +877,5 @@ export class Explorer {
 }
 
 export function mount(element, options = {}) {
-  const explorer = new Explorer(element, options);
-  window.RLMExplorer.current = explorer;
-  return explorer;
+  return new Explorer(element, options);
 }
-
-window.RLMExplorer = window.RLMExplorer || {};
-window.RLMExplorer.mount = mount;

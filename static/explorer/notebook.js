@@ -123,7 +123,7 @@ export class Notebook {
     const skipped = (items) => (items && items.length
       ? `<details><summary class="muted">Not carried: ${num(items.length)}</summary><ul>${items.map((v) =>
         `<li><code>${esc(v.name)}</code> (${esc(v.type)}): ${esc(v.reason)}</li>`).join("")}</ul></details>` : "");
-    let html = "";
+    let html;
     if (note.type === "root.compacted") {
       html = `<header class="nb-turn-head"><span class="nb-label">History compacted</span>` +
         `<span class="muted">before turn ${esc(d.iteration)} · ${num(d.tokens_before)} → ${num(d.tokens_after)} tokens ` +
