@@ -18,7 +18,6 @@ export default [
     rules: {
       "no-var": "error",
       "prefer-const": "error",
-      "no-implicit-globals": "error",
     },
   },
 ];
