@@ -9,11 +9,9 @@ import { renderMarkdown } from "./markdown.js";
 import { TrajectoryModel } from "./model.js";
 import { Notebook } from "./notebook.js";
 import { nodeStatus, SubcallTree } from "./tree.js";
+import { CALL_KINDS, MODES, STATUSES } from "./vocabulary.js";
 
 const DETAIL_PREVIEW_CHARS = 4000;
-const STATUS_LABEL = {
-  queued: "queued", running: "running", succeeded: "succeeded", failed: "failed", cancelled: "cancelled",
-};
 
 const LAYOUT = `
 <section class="rx-header card" aria-labelledby="rx-question">
@@ -370,7 +368,7 @@ export class Explorer {
       });
       if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
       const body = await resp.json();
-      button.textContent = body.status === "cancelled" ? "Cancelled" : "Cancel requested";
+      button.textContent = body.status === STATUSES.CANCELLED ? "Cancelled" : "Cancel requested";
       this.setStatus(body.status);
     } catch (err) {
       button.disabled = false;
@@ -384,15 +382,15 @@ export class Explorer {
     const r = m.run;
     const status = this.q('[data-field="status"]');
     status.className = `status status-${r.status}`;
-    status.textContent = STATUS_LABEL[r.status] || r.status;
+    status.textContent = r.status;
     this.q('[data-field="question"]').textContent = r.question || "(question not known yet)";
     const queue = this.q('[data-field="queue"]');
-    queue.hidden = !(r.status === "queued" && this.options.queueNote);
+    queue.hidden = !(r.status === STATUSES.QUEUED && this.options.queueNote);
     queue.textContent = queue.hidden ? "" : this.options.queueNote;
     const limits = r.limits || {};
     this.q('[data-field="settings"]').innerHTML =
       `Mode <strong>${esc(r.mode || "–")}</strong> · root ${modelHtml(r.root_model)}` +
-      `${r.mode !== "direct" && r.sub_model ? ` · sub-calls ${modelHtml(r.sub_model)}` : ""}` +
+      `${r.mode !== MODES.DIRECT && r.sub_model ? ` · sub-calls ${modelHtml(r.sub_model)}` : ""}` +
       `${limits.max_cost_usd != null ? ` · budget ${usd(limits.max_cost_usd)}` : ""}` +
       `${r.offline ? ` <span class="rx-offline-note">The offline model is a heuristic stand-in (${OFFLINE_NOTE}): its answers are extractive guesses.</span>` : ""}`;
     this.q('[data-field="documents"]').textContent = m.documents.length
@@ -602,13 +600,13 @@ export class Explorer {
       ["Launched by", `${n.cell_id ? `cell <a href="#cell-${esc(n.cell_id)}">${esc(n.cell_id)}</a>` : "–"}${n.parent_id ? ` of child RLM <a href="#node-${esc(n.parent_id)}">${esc(n.parent_id)}</a>` : ""}`],
       ["Batch", n.batch_id ? `${esc(n.batch_id)} #${n.batch_index}` : "single call"],
       ["Tokens", r ? `${num(r.prompt_tokens)} prompt + ${num(r.completion_tokens)} completion` : "–"],
-      ["Latency", r ? `${seconds(r.latency_s)}${r.attempts > 1 ? (n.callKind === "rlm" ? ` (${r.attempts} provider requests in its subtree)` : ` (${r.attempts} attempts)`) : ""}` : "running"],
+      ["Latency", r ? `${seconds(r.latency_s)}${r.attempts > 1 ? (n.callKind === CALL_KINDS.RLM ? ` (${r.attempts} provider requests in its subtree)` : ` (${r.attempts} attempts)`) : ""}` : "running"],
       ["Cost", r ? esc(usd(r.cost_usd)) : "–"],
     ];
-    if (n.callKind === "rlm" && roll) meta.push(["Subtree", `${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))} · <a href="#rlm-${esc(n.id)}">turns in the trajectory</a>`]);
+    if (n.callKind === CALL_KINDS.RLM && roll) meta.push(["Subtree", `${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))} · <a href="#rlm-${esc(n.id)}">turns in the trajectory</a>`]);
     if (n.ranges.length) meta.push(["Context read", ranges]);
     return {
-      title: `${n.callKind === "rlm" ? "Child RLM" : "Sub-call"} ${esc(n.id)} <span class="muted">depth ${n.depth}</span>`,
+      title: `${n.callKind === CALL_KINDS.RLM ? "Child RLM" : "Sub-call"} ${esc(n.id)} <span class="muted">depth ${n.depth}</span>`,
       meta,
       input: { label: "Prompt", text: n.prompt, full: n.prompt_chars, cls: "prompt", format: "text" },
       output: r ? { label: "Response", text: r.response || "", full: r.response_chars, cls: "response", format: "markdown" } : null,
@@ -619,7 +617,7 @@ export class Explorer {
     const item = this.detailItem;
     let stamp = `${item.kind}|${item.id}|${this.model.version}`;
     if (item.kind === "node") {
-      const roll = item.callKind === "rlm" ? this.model.rollups().get(item.id) : null;
+      const roll = item.callKind === CALL_KINDS.RLM ? this.model.rollups().get(item.id) : null;
       stamp = `node|${item.id}|${item.result ? 1 : 0}|${roll ? `${roll.count}|${roll.tokens}` : ""}`;
     } else if (item.kind === "cell") {
       stamp = `cell|${item.id}|${item.result ? 1 : 0}|${item.nodes.length}|${item.nodes.filter((n) => !n.result).length}`;

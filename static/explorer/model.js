@@ -209,14 +209,14 @@ export class TrajectoryModel {
         this.changes.push({ kind: "run" });
         break;
       }
-      case "root.compacted":
-      case "helpers.loaded":
-      case "snapshot.restored":
-      case "snapshot.saved": {
+      case EVENT.ROOT_COMPACTED:
+      case EVENT.HELPERS_LOADED:
+      case EVENT.SNAPSHOT_RESTORED:
+      case EVENT.SNAPSHOT_SAVED: {
         const scope = TrajectoryModel.scopeOf(d.node_id);
         const note = { kind: "note", type: event.type, seq: event.seq, ts, scope, data: d, id: `note-${event.seq}` };
         this.notes.push(note);
-        if (event.type === "root.compacted") this.scope(scope).compactions = [...(this.scope(scope).compactions || []), note];
+        if (event.type === EVENT.ROOT_COMPACTED) this.scope(scope).compactions = [...(this.scope(scope).compactions || []), note];
         this.changes.push({ kind: "note", item: note });
         break;
       }
@@ -252,7 +252,7 @@ export class TrajectoryModel {
   treeChildren(item) {
     if (item.kind === "turn") return item.cells;
     if (item.kind === "cell") return item.nodes;
-    if (item.kind === "node" && item.callKind === "rlm") return this.scopeChildren(item.id);
+    if (item.kind === "node" && item.callKind === CALL_KINDS.RLM) return this.scopeChildren(item.id);
     return [];
   }
 
@@ -287,7 +287,7 @@ export class TrajectoryModel {
       if (item.kind === "turn") {
         return { cost: item.cost_usd ?? 0, unknown: item.cost_usd == null ? 1 : 0, tokens: item.prompt_tokens + item.completion_tokens };
       }
-      if (item.kind === "node" && item.callKind === "rlm") {
+      if (item.kind === "node" && item.callKind === CALL_KINDS.RLM) {
         // A child RLM's summarising calls (root.compacted) are its root's calls: not tree items.
         const sum = { cost: 0, unknown: 0, tokens: 0 };
         for (const c of this.scopes.get(item.id)?.compactions || []) {

@@ -4,6 +4,7 @@
 import { el, esc, modelHtml, num, seconds, totalCost, usd, preview } from "./format.js";
 import { highlightPython } from "./highlight.js";
 import { renderMarkdown } from "./markdown.js";
+import { CALL_KINDS, EVENT } from "./vocabulary.js";
 
 const OUTPUT_PREVIEW_LINES = 40;
 const OUTPUT_PREVIEW_CHARS = 4000;
@@ -43,11 +44,11 @@ export class Notebook {
         case "cell-finished": this.finishCell(change.item); break;
         case "note": this.addNote(change.item); break;
         case "node":
-          if (change.item.callKind === "rlm") this.childScope(change.item.id);
+          if (change.item.callKind === CALL_KINDS.RLM) this.childScope(change.item.id);
           if (change.item.cell_id) this.dirtyCells.add(change.item.cell_id);
           break;
         case "node-finished":
-          if (change.item.callKind === "rlm") this.updateChildSummary(change.item);
+          if (change.item.callKind === CALL_KINDS.RLM) this.updateChildSummary(change.item);
           if (change.item.cell_id) this.dirtyCells.add(change.item.cell_id);
           break;
         default: break;
@@ -124,17 +125,17 @@ export class Notebook {
       ? `<details><summary class="muted">Not carried: ${num(items.length)}</summary><ul>${items.map((v) =>
         `<li><code>${esc(v.name)}</code> (${esc(v.type)}): ${esc(v.reason)}</li>`).join("")}</ul></details>` : "");
     let html;
-    if (note.type === "root.compacted") {
+    if (note.type === EVENT.ROOT_COMPACTED) {
       html = `<header class="nb-turn-head"><span class="nb-label">History compacted</span>` +
         `<span class="muted">before turn ${esc(d.iteration)} · ${num(d.tokens_before)} → ${num(d.tokens_after)} tokens ` +
         `(window ${num(d.window)}) · ${num(d.turns_compacted)} turns · ${usd(d.cost_usd)} · ${seconds(d.latency_s)}</span></header>` +
         `<details><summary class="muted">The summary the root wrote</summary><pre class="nb-input-text">${esc(d.summary || "")}</pre></details>`;
-    } else if (note.type === "helpers.loaded") {
+    } else if (note.type === EVENT.HELPERS_LOADED) {
       html = `<header class="nb-turn-head"><span class="nb-label">Team helpers</span></header><ul>${(d.helpers || []).map((h) =>
         `<li><code>${esc(h.signature || h.name)}</code> v${esc(h.version)}${h.error
           ? ` <span class="pill bad">failed to load</span><pre class="stderr">${esc(h.error)}</pre>`
           : (h.doc ? ` <span class="muted">${esc(preview(h.doc, 200))}</span>` : "")}</li>`).join("")}</ul>`;
-    } else if (note.type === "snapshot.restored") {
+    } else if (note.type === EVENT.SNAPSHOT_RESTORED) {
       html = `<header class="nb-turn-head"><span class="nb-label">Carried over from the previous run</span></header>` +
         (d.error ? `<p class="stderr">${esc(d.error)}</p>` : `<p>${names(d.variables) || '<span class="muted">no variables</span>'}</p>`) +
         skipped(d.not_carried);

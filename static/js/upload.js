@@ -7,6 +7,8 @@
  * identical one already there), then the page polls the status endpoint every second.
  */
 const RETRIES = 8;
+// A document's status (apps.documents.models.DocumentStatus), as the status endpoint reports it.
+const DOC = Object.freeze({ EXTRACTING: "extracting", READY: "ready", FAILED: "failed" });
 const PARALLEL_FILES = 2;
 const table = document.getElementById("document-table");
 const tbody = table.querySelector("tbody");
@@ -164,10 +166,10 @@ function updateItem(doc) {
     const fill = li.querySelector(".progress span");
     const message = li.querySelector(".upload-message");
     if (state.textContent === "Duplicate") return;
-    if (doc.status === "extracting") {
+    if (doc.status === DOC.EXTRACTING) {
       fill.style.width = Math.round(doc.progress * 100) + "%";
       state.textContent = "Extracting " + Math.floor(doc.progress * 100) + "%";
-    } else if (doc.status === "ready") {
+    } else if (doc.status === DOC.READY) {
       fill.style.width = "100%";
       state.textContent = "Ready";
       message.className = "upload-message muted";
@@ -209,11 +211,11 @@ function upsertRow(doc) {
   badge.className = "status status-" + doc.status;
   badge.textContent = { extracting: "Extracting text", ready: "Ready", failed: "Failed" }[doc.status] || doc.status;
   const bar = row.querySelector(".progress");
-  bar.hidden = doc.status !== "extracting";
+  bar.hidden = doc.status !== DOC.EXTRACTING;
   bar.querySelector("span").style.width = Math.round(doc.progress * 100) + "%";
   row.querySelector(".doc-error").textContent = doc.error || "";
   row.querySelector(".doc-note").textContent = doc.extraction_note || "";
-  const ready = doc.status === "ready";
+  const ready = doc.status === DOC.READY;
   row.querySelector('[data-field="chars"]').textContent = ready ? doc.chars.toLocaleString("en-US") : "";
   row.querySelector('[data-field="lines"]').textContent = ready ? doc.lines.toLocaleString("en-US") : "";
   row.querySelector('[data-field="tokens"]').textContent = ready ? "≈ " + doc.tokens_estimate.toLocaleString("en-US") : "";
@@ -223,7 +225,7 @@ function upsertRow(doc) {
   const pick = row.querySelector(".pick-doc");
   pick.disabled = !ready;
   if (!ready) pick.checked = false;
-  row.querySelector("a.download-file").hidden = doc.status === "failed";  // a failed extraction removes the file
+  row.querySelector("a.download-file").hidden = doc.status === DOC.FAILED;  // a failed extraction removes the file
   row.querySelector("a.download-text").hidden = !ready;
   const ask = row.querySelector(".ask-link");
   ask.hidden = !ready;
@@ -237,7 +239,7 @@ async function startPolling() {
   polling = true;
   try {
     for (;;) {
-      const ids = Array.from(tbody.querySelectorAll('tr[data-status="extracting"]')).map((tr) => tr.dataset.docId);
+      const ids = Array.from(tbody.querySelectorAll(`tr[data-status="${DOC.EXTRACTING}"]`)).map((tr) => tr.dataset.docId);
       if (!ids.length) break;
       try {
         const r = await requestJSON("GET", statusUrl + "?ids=" + ids.join(","));
