@@ -4,7 +4,7 @@
 // coverage, the notebook of root turns and cells, and the virtualised sub-call tree with details.
 import { coverage, flags as findFlags, isExactRange, nodesAt, search } from "./analysis.js";
 import { CostChart, Timeline } from "./charts.js";
-import { clock, el, esc, modelHtml, num, OFFLINE_NOTE, seconds, totalCost, usd } from "./format.js";
+import { cacheNote, clock, el, esc, modelHtml, num, OFFLINE_NOTE, seconds, totalCost, usd } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 import { TrajectoryModel } from "./model.js";
 import { Notebook } from "./notebook.js";
@@ -27,6 +27,7 @@ const LAYOUT = `
     <div><dt>Sub-calls</dt><dd data-counter="subcalls">0</dd></div>
     <div><dt>Tokens</dt><dd data-counter="tokens">0</dd></div>
     <div><dt>Cost</dt><dd data-counter="cost">$0</dd></div>
+    <div data-counter-box="cache" hidden><dt>Prompt cache</dt><dd data-counter="cache"></dd></div>
     <div><dt>Elapsed</dt><dd data-counter="elapsed">00:00</dd></div>
     <div><dt>Depth</dt><dd data-counter="depth">0</dd></div>
   </dl>
@@ -109,6 +110,12 @@ const STATUS_HTML = {
   answered: '<span class="pill ok">answered</span>', "not-found": '<span class="pill warn">not found</span>',
   error: '<span class="pill bad">error</span>', running: '<span class="pill running">running</span>',
 };
+
+/** The detail pane's "Prompt cache" row of a turn or a finished sub-call: none when it has nothing to tell. */
+function cacheRow(call) {
+  const note = call ? cacheNote(call.cached_tokens, call.cache_saving_usd) : "";
+  return note ? [["Prompt cache", esc(note)]] : [];
+}
 
 function parsesAsJson(text) {
   const t = (text || "").trim();
@@ -427,6 +434,10 @@ export class Explorer {
     set("subcalls", `${num(Math.max(t.subcalls, m.nodeOrder.length))}${running ? ` (${num(running)} running)` : ""}`);
     set("tokens", `${num(t.prompt_tokens + t.completion_tokens)}`);
     set("cost", totalCost(t.cost_usd, t.cost_unknown_calls));
+    const cache = cacheNote(t.cached_tokens, t.cache_saving_usd);
+    set("cache", cache);
+    const cacheBox = this.q('[data-counter-box="cache"]');
+    if (cacheBox && cacheBox.hidden !== !cache) cacheBox.hidden = !cache;
     set("depth", String(t.max_depth_reached || 0));
     let elapsed = t.elapsed_s || 0;
     if (!m.isFinished && m.run.startedTs) elapsed = Math.max(elapsed, Date.now() / 1000 - m.run.startedTs);
@@ -558,6 +569,7 @@ export class Explorer {
           ["Tokens", `${num(item.prompt_tokens)} prompt + ${num(item.completion_tokens)} completion`],
           ["Latency", `${seconds(item.latency_s)}${item.attempts > 1 ? ` (${item.attempts} attempts)` : ""}`],
           ["Cost", esc(usd(item.cost_usd))],
+          ...cacheRow(item),
           ["Cells", `${num(item.cells.length)}${roll && item.cells.length ? ` · with them: ${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))}` : ""}`],
           ["In the trajectory", `<a href="#${esc(item.id)}">show this turn</a>`],
         ],
@@ -602,6 +614,7 @@ export class Explorer {
       ["Tokens", r ? `${num(r.prompt_tokens)} prompt + ${num(r.completion_tokens)} completion` : "–"],
       ["Latency", r ? `${seconds(r.latency_s)}${r.attempts > 1 ? (n.callKind === CALL_KINDS.RLM ? ` (${r.attempts} provider requests in its subtree)` : ` (${r.attempts} attempts)`) : ""}` : "running"],
       ["Cost", r ? esc(usd(r.cost_usd)) : "–"],
+      ...cacheRow(r),
     ];
     if (n.callKind === CALL_KINDS.RLM && roll) meta.push(["Subtree", `${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))} · <a href="#rlm-${esc(n.id)}">turns in the trajectory</a>`]);
     if (n.ranges.length) meta.push(["Context read", ranges]);

@@ -115,6 +115,7 @@ export class TrajectoryModel {
           content: d.content || "", prompt_tokens: d.prompt_tokens || 0,
           completion_tokens: d.completion_tokens || 0, cost_usd: d.cost_usd ?? null,
           latency_s: d.latency_s || 0, attempts: d.attempts ?? 1, model: d.model || "", forced: Boolean(d.forced),
+          cached_tokens: d.cached_tokens ?? null, cache_saving_usd: d.cache_saving_usd ?? null,
           input: Array.isArray(d.input) ? d.input : [], id: `turn-${scope}-${d.iteration}`, cells: [],
         };
         this.turns.push(turn);
@@ -179,6 +180,7 @@ export class TrajectoryModel {
           prompt_tokens: d.prompt_tokens || 0, completion_tokens: d.completion_tokens || 0,
           cost_usd: d.cost_usd ?? null, latency_s: d.latency_s ?? ts - node.start,
           error: d.error ?? null, attempts: d.attempts ?? 1,
+          cached_tokens: d.cached_tokens ?? null, cache_saving_usd: d.cache_saving_usd ?? null,
         };
         this.changes.push({ kind: "node-finished", item: node });
         break;

@@ -1,7 +1,7 @@
 // The root trajectory as a notebook: each root turn's reasoning, then the cells it ran with their
 // output. Child RLMs (rlm_query) nest under the cell that started them. Rendering is incremental:
 // events append or patch elements by id, nothing is rebuilt.
-import { el, esc, modelHtml, num, seconds, totalCost, usd, preview } from "./format.js";
+import { cacheNote, el, esc, modelHtml, num, seconds, totalCost, usd, preview } from "./format.js";
 import { highlightPython } from "./highlight.js";
 import { renderMarkdown } from "./markdown.js";
 import { CALL_KINDS, EVENT } from "./vocabulary.js";
@@ -105,10 +105,11 @@ export class Notebook {
       },
     });
     const tokens = `${num(turn.prompt_tokens)}+${num(turn.completion_tokens)} tokens`;
+    const cache = cacheNote(turn.cached_tokens, turn.cache_saving_usd);
     art.innerHTML =
       `<header class="nb-turn-head"><span class="nb-label">Turn ${turn.iteration}</span>` +
       `${turn.depth ? `<span class="muted">depth ${turn.depth}</span>` : ""}` +
-      `${modelHtml(turn.model)}<span class="muted">${tokens} · ${usd(turn.cost_usd)} · ${seconds(turn.latency_s)}${turn.attempts > 1 ? ` (${turn.attempts} attempts)` : ""}</span>` +
+      `${modelHtml(turn.model)}<span class="muted">${tokens} · ${usd(turn.cost_usd)}${cache ? ` <span class="nb-cache">(${esc(cache)})</span>` : ""} · ${seconds(turn.latency_s)}${turn.attempts > 1 ? ` (${turn.attempts} attempts)` : ""}</span>` +
       `${turn.forced ? '<span class="pill warn" title="Asked for a final answer at a limit">forced</span>' : ""}` +
       `</header>${inputHtml(turn.input)}<div class="nb-reasoning md">${body}</div><div class="nb-cells"></div>`;
     container.append(art);
