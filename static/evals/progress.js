@@ -1,7 +1,7 @@
 // Live progress of an evaluation's results page, from ws/evals/<id>/ (see apps/evals/consumers.py).
 // Updates the counters and each matrix cell's done / accuracy / interval in place; reloads the
 // page once the evaluation stops running, for the final tables and plots. No inline script: this
-// file is loaded with <script src>, so a strict CSP allows it.
+// file is an ES module loaded with <script type="module" src>, so a strict CSP allows it.
 const root = document.getElementById("eval-progress");
 
 function pct(x) { return x === null || x === undefined ? "—" : Math.round(100 * x) + "%"; }
