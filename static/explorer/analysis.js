@@ -1,6 +1,7 @@
 // Derived views of a trajectory: context coverage, failure-pattern flags and search.
 // Pure functions of the model, so tests and the benchmark can call them without a page.
 import { num } from "./format.js";
+import { ANSWER_SOURCES, STATUSES } from "./vocabulary.js";
 
 /** A range the engine located exactly: `{doc, start, end}` (what the code sliced, or text found once). */
 export function isExactRange(r) {
@@ -341,7 +342,7 @@ export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
   }
 
   // Answer quality: a run can succeed while reading nothing relevant.
-  const succeeded = model.isFinished && model.run.status === "succeeded";
+  const succeeded = model.isFinished && model.run.status === STATUSES.SUCCEEDED;
   const finished = model.nodeOrder.filter((n) => n.result && !n.result.error);
   if (succeeded && model.nodeOrder.length) {
     // Without a single range in the run, where the sub-calls read is unknown (text the engine could
@@ -368,7 +369,7 @@ export function flags(model, { nearThreshold = 0.8, minGroup = 3 } = {}) {
 
   // The final answer against what the trajectory computed: anywhere, then last.
   const final = model.final;
-  if (final && final.answer && final.source !== "FINAL_VAR" && model.isFinished) {
+  if (final && final.answer && final.source !== ANSWER_SOURCES.FINAL_VAR && model.isFinished) {
     const answer = plain(final.answer);
     const rootCells = model.cellOrder.filter((c) => c.scope === "root" && c.result);
     const lastCells = rootCells.slice(-3);

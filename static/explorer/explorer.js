@@ -4,16 +4,14 @@
 // coverage, the notebook of root turns and cells, and the virtualised sub-call tree with details.
 import { coverage, flags as findFlags, isExactRange, nodesAt, search } from "./analysis.js";
 import { CostChart, Timeline } from "./charts.js";
-import { clock, el, esc, modelHtml, num, OFFLINE_NOTE, preview, seconds, totalCost, usd } from "./format.js";
+import { cacheNote, clock, el, esc, modelHtml, num, OFFLINE_NOTE, seconds, totalCost, usd } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 import { TrajectoryModel } from "./model.js";
 import { Notebook } from "./notebook.js";
 import { nodeStatus, SubcallTree } from "./tree.js";
+import { CALL_KINDS, MODES, STATUSES } from "./vocabulary.js";
 
 const DETAIL_PREVIEW_CHARS = 4000;
-const STATUS_LABEL = {
-  queued: "queued", running: "running", succeeded: "succeeded", failed: "failed", cancelled: "cancelled",
-};
 
 const LAYOUT = `
 <section class="rx-header card" aria-labelledby="rx-question">
@@ -29,6 +27,7 @@ const LAYOUT = `
     <div><dt>Sub-calls</dt><dd data-counter="subcalls">0</dd></div>
     <div><dt>Tokens</dt><dd data-counter="tokens">0</dd></div>
     <div><dt>Cost</dt><dd data-counter="cost">$0</dd></div>
+    <div data-counter-box="cache" hidden><dt>Prompt cache</dt><dd data-counter="cache"></dd></div>
     <div><dt>Elapsed</dt><dd data-counter="elapsed">00:00</dd></div>
     <div><dt>Depth</dt><dd data-counter="depth">0</dd></div>
   </dl>
@@ -112,6 +111,12 @@ const STATUS_HTML = {
   error: '<span class="pill bad">error</span>', running: '<span class="pill running">running</span>',
 };
 
+/** The detail pane's "Prompt cache" row of a turn or a finished sub-call: none when it has nothing to tell. */
+function cacheRow(call) {
+  const note = call ? cacheNote(call.cached_tokens, call.cache_saving_usd) : "";
+  return note ? [["Prompt cache", esc(note)]] : [];
+}
+
 function parsesAsJson(text) {
   const t = (text || "").trim();
   if (!(t.startsWith("{") || t.startsWith("["))) return false;
@@ -169,7 +174,7 @@ async function copyText(text) {
     area.style.opacity = "0";
     document.body.append(area);
     area.select();
-    let ok = false;
+    let ok;
     try {
       ok = document.execCommand("copy");
     } catch {
@@ -370,7 +375,7 @@ export class Explorer {
       });
       if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
       const body = await resp.json();
-      button.textContent = body.status === "cancelled" ? "Cancelled" : "Cancel requested";
+      button.textContent = body.status === STATUSES.CANCELLED ? "Cancelled" : "Cancel requested";
       this.setStatus(body.status);
     } catch (err) {
       button.disabled = false;
@@ -384,15 +389,15 @@ export class Explorer {
     const r = m.run;
     const status = this.q('[data-field="status"]');
     status.className = `status status-${r.status}`;
-    status.textContent = STATUS_LABEL[r.status] || r.status;
+    status.textContent = r.status;
     this.q('[data-field="question"]').textContent = r.question || "(question not known yet)";
     const queue = this.q('[data-field="queue"]');
-    queue.hidden = !(r.status === "queued" && this.options.queueNote);
+    queue.hidden = !(r.status === STATUSES.QUEUED && this.options.queueNote);
     queue.textContent = queue.hidden ? "" : this.options.queueNote;
     const limits = r.limits || {};
     this.q('[data-field="settings"]').innerHTML =
       `Mode <strong>${esc(r.mode || "–")}</strong> · root ${modelHtml(r.root_model)}` +
-      `${r.mode !== "direct" && r.sub_model ? ` · sub-calls ${modelHtml(r.sub_model)}` : ""}` +
+      `${r.mode !== MODES.DIRECT && r.sub_model ? ` · sub-calls ${modelHtml(r.sub_model)}` : ""}` +
       `${limits.max_cost_usd != null ? ` · budget ${usd(limits.max_cost_usd)}` : ""}` +
       `${r.offline ? ` <span class="rx-offline-note">The offline model is a heuristic stand-in (${OFFLINE_NOTE}): its answers are extractive guesses.</span>` : ""}`;
     this.q('[data-field="documents"]').textContent = m.documents.length
@@ -429,6 +434,10 @@ export class Explorer {
     set("subcalls", `${num(Math.max(t.subcalls, m.nodeOrder.length))}${running ? ` (${num(running)} running)` : ""}`);
     set("tokens", `${num(t.prompt_tokens + t.completion_tokens)}`);
     set("cost", totalCost(t.cost_usd, t.cost_unknown_calls));
+    const cache = cacheNote(t.cached_tokens, t.cache_saving_usd);
+    set("cache", cache);
+    const cacheBox = this.q('[data-counter-box="cache"]');
+    if (cacheBox && cacheBox.hidden !== !cache) cacheBox.hidden = !cache;
     set("depth", String(t.max_depth_reached || 0));
     let elapsed = t.elapsed_s || 0;
     if (!m.isFinished && m.run.startedTs) elapsed = Math.max(elapsed, Date.now() / 1000 - m.run.startedTs);
@@ -560,6 +569,7 @@ export class Explorer {
           ["Tokens", `${num(item.prompt_tokens)} prompt + ${num(item.completion_tokens)} completion`],
           ["Latency", `${seconds(item.latency_s)}${item.attempts > 1 ? ` (${item.attempts} attempts)` : ""}`],
           ["Cost", esc(usd(item.cost_usd))],
+          ...cacheRow(item),
           ["Cells", `${num(item.cells.length)}${roll && item.cells.length ? ` · with them: ${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))}` : ""}`],
           ["In the trajectory", `<a href="#${esc(item.id)}">show this turn</a>`],
         ],
@@ -602,13 +612,14 @@ export class Explorer {
       ["Launched by", `${n.cell_id ? `cell <a href="#cell-${esc(n.cell_id)}">${esc(n.cell_id)}</a>` : "–"}${n.parent_id ? ` of child RLM <a href="#node-${esc(n.parent_id)}">${esc(n.parent_id)}</a>` : ""}`],
       ["Batch", n.batch_id ? `${esc(n.batch_id)} #${n.batch_index}` : "single call"],
       ["Tokens", r ? `${num(r.prompt_tokens)} prompt + ${num(r.completion_tokens)} completion` : "–"],
-      ["Latency", r ? `${seconds(r.latency_s)}${r.attempts > 1 ? (n.callKind === "rlm" ? ` (${r.attempts} provider requests in its subtree)` : ` (${r.attempts} attempts)`) : ""}` : "running"],
+      ["Latency", r ? `${seconds(r.latency_s)}${r.attempts > 1 ? (n.callKind === CALL_KINDS.RLM ? ` (${r.attempts} provider requests in its subtree)` : ` (${r.attempts} attempts)`) : ""}` : "running"],
       ["Cost", r ? esc(usd(r.cost_usd)) : "–"],
+      ...cacheRow(r),
     ];
-    if (n.callKind === "rlm" && roll) meta.push(["Subtree", `${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))} · <a href="#rlm-${esc(n.id)}">turns in the trajectory</a>`]);
+    if (n.callKind === CALL_KINDS.RLM && roll) meta.push(["Subtree", `${num(roll.count)} sub-calls · ${num(roll.tokens)} tokens · ${esc(totalCost(roll.cost, roll.unknown))} · <a href="#rlm-${esc(n.id)}">turns in the trajectory</a>`]);
     if (n.ranges.length) meta.push(["Context read", ranges]);
     return {
-      title: `${n.callKind === "rlm" ? "Child RLM" : "Sub-call"} ${esc(n.id)} <span class="muted">depth ${n.depth}</span>`,
+      title: `${n.callKind === CALL_KINDS.RLM ? "Child RLM" : "Sub-call"} ${esc(n.id)} <span class="muted">depth ${n.depth}</span>`,
       meta,
       input: { label: "Prompt", text: n.prompt, full: n.prompt_chars, cls: "prompt", format: "text" },
       output: r ? { label: "Response", text: r.response || "", full: r.response_chars, cls: "response", format: "markdown" } : null,
@@ -619,7 +630,7 @@ export class Explorer {
     const item = this.detailItem;
     let stamp = `${item.kind}|${item.id}|${this.model.version}`;
     if (item.kind === "node") {
-      const roll = item.callKind === "rlm" ? this.model.rollups().get(item.id) : null;
+      const roll = item.callKind === CALL_KINDS.RLM ? this.model.rollups().get(item.id) : null;
       stamp = `node|${item.id}|${item.result ? 1 : 0}|${roll ? `${roll.count}|${roll.tokens}` : ""}`;
     } else if (item.kind === "cell") {
       stamp = `cell|${item.id}|${item.result ? 1 : 0}|${item.nodes.length}|${item.nodes.filter((n) => !n.result).length}`;
@@ -877,10 +888,5 @@ export class Explorer {
 }
 
 export function mount(element, options = {}) {
-  const explorer = new Explorer(element, options);
-  window.RLMExplorer.current = explorer;
-  return explorer;
+  return new Explorer(element, options);
 }
-
-window.RLMExplorer = window.RLMExplorer || {};
-window.RLMExplorer.mount = mount;

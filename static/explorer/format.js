@@ -29,6 +29,23 @@ export function usd(value) {
   return `$${v < 1 ? v.toFixed(4) : DOLLARS.format(v)}`;
 }
 
+/**
+ * Prompt caching of a call or a run (root.turn, subcall.finished, totals): "12,345 cached tokens ·
+ * saved $0.0123". "" when the fields are absent or there was nothing to tell (no cached token and no
+ * saving): a run without caching shows nothing rather than zeros. A negative saving is what writing
+ * to the cache cost over uncached input; a null one is a price litellm does not know.
+ */
+export function cacheNote(cachedTokens, savingUsd) {
+  const cached = Number(cachedTokens || 0);
+  const saving = savingUsd == null ? null : Number(savingUsd);
+  if (!cached && !saving) return "";
+  const parts = [cached ? `${num(cached)} cached token${cached === 1 ? "" : "s"}` : "no cached tokens"];
+  if (saving === null) parts.push("saving unknown");
+  else if (saving > 0) parts.push(`saved ${usd(saving)}`);
+  else if (saving < 0) parts.push(`cache writes cost ${usd(-saving)} more`);
+  return parts.join(" · ");
+}
+
 /** Sizes in decimal units (1 MB = 10^6 bytes), as apps/runs/formats.py writes them. */
 export function bytes(n) {
   let value = Number(n || 0);

@@ -42,7 +42,7 @@ export class LiveStream {
     let socket;
     try {
       socket = new WebSocket(this.url());
-    } catch (err) {
+    } catch {
       this.retry();
       return;
     }

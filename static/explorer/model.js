@@ -115,6 +115,7 @@ export class TrajectoryModel {
           content: d.content || "", prompt_tokens: d.prompt_tokens || 0,
           completion_tokens: d.completion_tokens || 0, cost_usd: d.cost_usd ?? null,
           latency_s: d.latency_s || 0, attempts: d.attempts ?? 1, model: d.model || "", forced: Boolean(d.forced),
+          cached_tokens: d.cached_tokens ?? null, cache_saving_usd: d.cache_saving_usd ?? null,
           input: Array.isArray(d.input) ? d.input : [], id: `turn-${scope}-${d.iteration}`, cells: [],
         };
         this.turns.push(turn);
@@ -179,6 +180,7 @@ export class TrajectoryModel {
           prompt_tokens: d.prompt_tokens || 0, completion_tokens: d.completion_tokens || 0,
           cost_usd: d.cost_usd ?? null, latency_s: d.latency_s ?? ts - node.start,
           error: d.error ?? null, attempts: d.attempts ?? 1,
+          cached_tokens: d.cached_tokens ?? null, cache_saving_usd: d.cache_saving_usd ?? null,
         };
         this.changes.push({ kind: "node-finished", item: node });
         break;
@@ -209,14 +211,14 @@ export class TrajectoryModel {
         this.changes.push({ kind: "run" });
         break;
       }
-      case "root.compacted":
-      case "helpers.loaded":
-      case "snapshot.restored":
-      case "snapshot.saved": {
+      case EVENT.ROOT_COMPACTED:
+      case EVENT.HELPERS_LOADED:
+      case EVENT.SNAPSHOT_RESTORED:
+      case EVENT.SNAPSHOT_SAVED: {
         const scope = TrajectoryModel.scopeOf(d.node_id);
         const note = { kind: "note", type: event.type, seq: event.seq, ts, scope, data: d, id: `note-${event.seq}` };
         this.notes.push(note);
-        if (event.type === "root.compacted") this.scope(scope).compactions = [...(this.scope(scope).compactions || []), note];
+        if (event.type === EVENT.ROOT_COMPACTED) this.scope(scope).compactions = [...(this.scope(scope).compactions || []), note];
         this.changes.push({ kind: "note", item: note });
         break;
       }
@@ -252,7 +254,7 @@ export class TrajectoryModel {
   treeChildren(item) {
     if (item.kind === "turn") return item.cells;
     if (item.kind === "cell") return item.nodes;
-    if (item.kind === "node" && item.callKind === "rlm") return this.scopeChildren(item.id);
+    if (item.kind === "node" && item.callKind === CALL_KINDS.RLM) return this.scopeChildren(item.id);
     return [];
   }
 
@@ -287,7 +289,7 @@ export class TrajectoryModel {
       if (item.kind === "turn") {
         return { cost: item.cost_usd ?? 0, unknown: item.cost_usd == null ? 1 : 0, tokens: item.prompt_tokens + item.completion_tokens };
       }
-      if (item.kind === "node" && item.callKind === "rlm") {
+      if (item.kind === "node" && item.callKind === CALL_KINDS.RLM) {
         // A child RLM's summarising calls (root.compacted) are its root's calls: not tree items.
         const sum = { cost: 0, unknown: 0, tokens: 0 };
         for (const c of this.scopes.get(item.id)?.compactions || []) {

@@ -1,9 +1,10 @@
 // The root trajectory as a notebook: each root turn's reasoning, then the cells it ran with their
 // output. Child RLMs (rlm_query) nest under the cell that started them. Rendering is incremental:
 // events append or patch elements by id, nothing is rebuilt.
-import { el, esc, modelHtml, num, seconds, totalCost, usd, preview } from "./format.js";
+import { cacheNote, el, esc, modelHtml, num, seconds, totalCost, usd, preview } from "./format.js";
 import { highlightPython } from "./highlight.js";
 import { renderMarkdown } from "./markdown.js";
+import { CALL_KINDS, EVENT } from "./vocabulary.js";
 
 const OUTPUT_PREVIEW_LINES = 40;
 const OUTPUT_PREVIEW_CHARS = 4000;
@@ -43,11 +44,11 @@ export class Notebook {
         case "cell-finished": this.finishCell(change.item); break;
         case "note": this.addNote(change.item); break;
         case "node":
-          if (change.item.callKind === "rlm") this.childScope(change.item.id);
+          if (change.item.callKind === CALL_KINDS.RLM) this.childScope(change.item.id);
           if (change.item.cell_id) this.dirtyCells.add(change.item.cell_id);
           break;
         case "node-finished":
-          if (change.item.callKind === "rlm") this.updateChildSummary(change.item);
+          if (change.item.callKind === CALL_KINDS.RLM) this.updateChildSummary(change.item);
           if (change.item.cell_id) this.dirtyCells.add(change.item.cell_id);
           break;
         default: break;
@@ -104,10 +105,11 @@ export class Notebook {
       },
     });
     const tokens = `${num(turn.prompt_tokens)}+${num(turn.completion_tokens)} tokens`;
+    const cache = cacheNote(turn.cached_tokens, turn.cache_saving_usd);
     art.innerHTML =
       `<header class="nb-turn-head"><span class="nb-label">Turn ${turn.iteration}</span>` +
       `${turn.depth ? `<span class="muted">depth ${turn.depth}</span>` : ""}` +
-      `${modelHtml(turn.model)}<span class="muted">${tokens} · ${usd(turn.cost_usd)} · ${seconds(turn.latency_s)}${turn.attempts > 1 ? ` (${turn.attempts} attempts)` : ""}</span>` +
+      `${modelHtml(turn.model)}<span class="muted">${tokens} · ${usd(turn.cost_usd)}${cache ? ` <span class="nb-cache">(${esc(cache)})</span>` : ""} · ${seconds(turn.latency_s)}${turn.attempts > 1 ? ` (${turn.attempts} attempts)` : ""}</span>` +
       `${turn.forced ? '<span class="pill warn" title="Asked for a final answer at a limit">forced</span>' : ""}` +
       `</header>${inputHtml(turn.input)}<div class="nb-reasoning md">${body}</div><div class="nb-cells"></div>`;
     container.append(art);
@@ -123,18 +125,18 @@ export class Notebook {
     const skipped = (items) => (items && items.length
       ? `<details><summary class="muted">Not carried: ${num(items.length)}</summary><ul>${items.map((v) =>
         `<li><code>${esc(v.name)}</code> (${esc(v.type)}): ${esc(v.reason)}</li>`).join("")}</ul></details>` : "");
-    let html = "";
-    if (note.type === "root.compacted") {
+    let html;
+    if (note.type === EVENT.ROOT_COMPACTED) {
       html = `<header class="nb-turn-head"><span class="nb-label">History compacted</span>` +
         `<span class="muted">before turn ${esc(d.iteration)} · ${num(d.tokens_before)} → ${num(d.tokens_after)} tokens ` +
         `(window ${num(d.window)}) · ${num(d.turns_compacted)} turns · ${usd(d.cost_usd)} · ${seconds(d.latency_s)}</span></header>` +
         `<details><summary class="muted">The summary the root wrote</summary><pre class="nb-input-text">${esc(d.summary || "")}</pre></details>`;
-    } else if (note.type === "helpers.loaded") {
+    } else if (note.type === EVENT.HELPERS_LOADED) {
       html = `<header class="nb-turn-head"><span class="nb-label">Team helpers</span></header><ul>${(d.helpers || []).map((h) =>
         `<li><code>${esc(h.signature || h.name)}</code> v${esc(h.version)}${h.error
           ? ` <span class="pill bad">failed to load</span><pre class="stderr">${esc(h.error)}</pre>`
           : (h.doc ? ` <span class="muted">${esc(preview(h.doc, 200))}</span>` : "")}</li>`).join("")}</ul>`;
-    } else if (note.type === "snapshot.restored") {
+    } else if (note.type === EVENT.SNAPSHOT_RESTORED) {
       html = `<header class="nb-turn-head"><span class="nb-label">Carried over from the previous run</span></header>` +
         (d.error ? `<p class="stderr">${esc(d.error)}</p>` : `<p>${names(d.variables) || '<span class="muted">no variables</span>'}</p>`) +
         skipped(d.not_carried);

@@ -8,6 +8,7 @@
 import { isNotFound } from "./analysis.js";
 import { esc, num, preview, seconds, totalCost, usd } from "./format.js";
 import { isOffline, TrajectoryModel } from "./model.js";
+import { CALL_KINDS } from "./vocabulary.js";
 
 export const ROW_HEIGHT = 30;
 const OVERSCAN = 8;
@@ -85,7 +86,7 @@ export class SubcallTree {
     if (item.kind === "turn") return item.cells.length > 0;
     if (item.kind === "cell") return item.nodes.length > 0;
     if (item.kind === "batch") return true;
-    return item.callKind === "rlm";
+    return item.callKind === CALL_KINDS.RLM;
   }
 
   get flat() {
@@ -291,12 +292,12 @@ export class SubcallTree {
       return;
     }
     const res = item.result;
-    const status = item.callKind === "rlm" && res && !res.error ? STATUS_PILL.answered : STATUS_PILL[nodeStatus(item)];
+    const status = item.callKind === CALL_KINDS.RLM && res && !res.error ? STATUS_PILL.answered : STATUS_PILL[nodeStatus(item)];
     let tokens = "";
     let cost = "";
     if (res) {
       tokens = ` ${num(res.prompt_tokens + res.completion_tokens)} tok · ${seconds(res.latency_s)}`;
-      cost = item.callKind === "rlm" && roll ? `Σ ${totalCost(roll.cost, roll.unknown)}` : usd(res.cost_usd);
+      cost = item.callKind === CALL_KINDS.RLM && roll ? `Σ ${totalCost(roll.cost, roll.unknown)}` : usd(res.cost_usd);
     }
     const batch = item.batch_id ? ` <span class="muted">#${item.batch_index}</span>` : "";
     const shown = res ? res.error || res.response : item.prompt;

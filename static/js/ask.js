@@ -2,6 +2,7 @@
 // documents cannot fit the root model's window, which the engine would refuse without a call.
 // The documents carry data-chars, the model options data-window (tokens; empty when unknown).
 import { num } from "../explorer/format.js";
+import { MODES } from "../explorer/vocabulary.js";
 
 const CHARS_PER_TOKEN = 4; // the engine's own estimate for prose
 
@@ -18,7 +19,7 @@ function selectedChars() {
 function problem() {
   const mode = form.querySelector('input[name="mode"]:checked');
   const model = form.querySelector('select[name="root_model"]');
-  if (!mode || mode.value !== "direct" || !model) return "";
+  if (!mode || mode.value !== MODES.DIRECT || !model) return "";
   const option = model.selectedOptions[0];
   const window = option ? Number(option.dataset.window) : 0;
   const chars = selectedChars();

@@ -273,6 +273,59 @@ def test_unknown_costs_are_never_shown_as_zero(page, harness):
     expect(page.locator('[data-counter="cost"]')).to_have_text("≥ $0.2500 (1 call unpriced)")
 
 
+def test_prompt_cache_is_shown_where_there_was_one_and_nowhere_else(page, harness):
+    """cached_tokens / cache_saving_usd (root.turn, subcall.finished, totals): in the run's counters,
+    the turn's head and the detail pane, formatted like the costs; absent or zero shows nothing."""
+    harness.open(page, None)
+    turn = {"node_id": None, "depth": 0, "iteration": 1, "content": "x", "prompt_tokens": 20000,
+            "completion_tokens": 50, "cost_usd": 0.05, "latency_s": 1.0, "model": "x/y", "forced": False,
+            "attempts": 1, "input": []}
+    finished = {"response": "b", "response_chars": 1, "prompt_tokens": 3000, "completion_tokens": 1,
+                "cost_usd": 0.001, "latency_s": 1.0, "error": None, "attempts": 1}
+    totals = {"cost_usd": 0.052, "cost_unknown_calls": 0, "prompt_tokens": 26000, "completion_tokens": 52,
+              "iterations": 1, "subcalls": 2, "max_depth_reached": 1, "elapsed_s": 3.0}
+    started = {"parent_id": None, "cell_id": "c1", "depth": 1, "kind": "llm", "model": "x/y", "prompt": "a",
+               "prompt_chars": 1, "ranges": [], "batch_id": None, "batch_index": None}
+    events = [
+        {"seq": 1, "type": "run.started", "ts": 1.0, "data": {"question": "q", "mode": "rlm", "root_model": "x/y",
+                                                            "sub_model": "x/y", "limits": {}, "documents": [], "offline": False}},
+        {"seq": 2, "type": "root.turn", "ts": 2.0, "data": {**turn, "cached_tokens": 12288, "cache_saving_usd": 0.0276}},
+        {"seq": 3, "type": "cell.started", "ts": 2.1, "data": {"cell_id": "c1", "node_id": None, "depth": 0, "iteration": 1, "index": 0, "code": "llm_query('a')"}},
+        {"seq": 4, "type": "subcall.started", "ts": 2.2, "data": {**started, "node_id": "n1"}},
+        {"seq": 5, "type": "subcall.finished", "ts": 2.5, "data": {**finished, "node_id": "n1", "cached_tokens": 0, "cache_saving_usd": 0.0}},
+        {"seq": 6, "type": "subcall.started", "ts": 2.6, "data": {**started, "node_id": "n2"}},
+        {"seq": 7, "type": "subcall.finished", "ts": 2.9, "data": {**finished, "node_id": "n2", "cached_tokens": 2048, "cache_saving_usd": None}},
+        {"seq": 8, "type": "subcall.started", "ts": 3.0, "data": {**started, "node_id": "n3"}},
+        {"seq": 9, "type": "subcall.finished", "ts": 3.1, "data": {**finished, "node_id": "n3"}},
+        {"seq": 10, "type": "cost.updated", "ts": 3.1, "data": {"totals": totals}},
+    ]
+    page.evaluate("(ev) => window.loadTrajectory(ev)", events)
+    cache_box = page.locator('[data-counter-box="cache"]')
+    # Totals without the fields (an older run): no counter at all, not "0".
+    expect(page.locator('[data-counter="cost"]')).to_have_text("$0.0520")
+    expect(cache_box).to_be_hidden()
+    expect(page.locator("#turn-root-1 .nb-turn-head")).to_contain_text("$0.0500 (12,288 cached tokens · saved $0.0276)")
+
+    page.evaluate("location.hash = '#node-n2'")
+    expect(page.locator("#node-detail")).to_contain_text("Prompt cache2,048 cached tokens · saving unknown")
+    for quiet in ("n1", "n3"):  # zero cached tokens and no saving; the fields absent
+        page.evaluate(f"location.hash = '#node-{quiet}'")
+        expect(page.locator(f"#node-detail[data-item='{quiet}']")).to_contain_text("Cost$0.0010")
+        expect(page.locator("#node-detail")).not_to_contain_text("Prompt cache")
+    page.evaluate("() => window.RLMExplorer.current.showDetail(window.RLMExplorer.current.model.turns[0])")
+    expect(page.locator("#node-detail")).to_contain_text("Prompt cache12,288 cached tokens · saved $0.0276")
+
+    page.evaluate("""(t) => window.RLMExplorer.current.ingest([{seq: 11, type: "cost.updated", ts: 3.2,
+        data: {totals: {...t, cached_tokens: 14336, cache_saving_usd: 0.0276}}}])""", totals)
+    expect(cache_box).to_be_visible()
+    expect(page.locator('[data-counter="cache"]')).to_have_text("14,336 cached tokens · saved $0.0276")
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "explorer-prompt-cache")
+    page.evaluate("""(t) => window.RLMExplorer.current.ingest([{seq: 12, type: "cost.updated", ts: 3.3,
+        data: {totals: {...t, cached_tokens: 0, cache_saving_usd: 0.0}}}])""", totals)
+    expect(cache_box).to_be_hidden()
+
+
 def test_keyboard_moves_between_cells(page, harness):
     harness.open(page, "small")
     page.locator("body").click(position={"x": 5, "y": 5})

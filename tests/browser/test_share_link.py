@@ -226,7 +226,7 @@ def test_comments_script_on_the_run_page(app, browser):
     page.click("#share-create-button")
     url = page.text_content("#share-url").strip()
     page.goto(url)
-    page.add_script_tag(url=f"{base}/static/js/comments.js")
+    page.add_script_tag(url=f"{base}/static/js/comments.js", type="module")
     page.wait_for_selector("#explorer[data-ready='1']", timeout=60_000)
     assert page.query_selector("#comments") is None and page.query_selector(".comment-affordance") is None
     assert "Here it reads the clause." not in page.inner_text("body")

@@ -67,3 +67,21 @@ def test_the_review_tests_synthetic_trajectories_are_shaped_like_the_engines_eve
     for trajectory in built:
         for event in trajectory.events:
             assert ev.problems(event["type"], event["data"]) == [], event
+
+
+def test_the_static_javascript_takes_the_vocabulary_from_vocabulary_js():
+    """No script under static/ spells an event type or stop reason as a bare string, nor compares
+    with a bare status, mode, answer source or call kind: they import them from vocabulary.js."""
+    anywhere = set(ev.EVENT_TYPES) | {r.value for r in vocabulary.StopReason}
+    compared = {m.value for enum in gen.JS_ENUMS.values() for m in enum}
+    literal = r"""(["'`])([\w.\-]+)\1"""
+    found = []
+    for path in sorted((BASE / "static").rglob("*.js")):
+        if path == BASE / gen.JS_PATH:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for match in re.finditer(literal, line):
+                before = line[:match.start()].rstrip()
+                if match.group(2) in anywhere or (match.group(2) in compared and before.endswith(("===", "!==", "case"))):
+                    found.append(f"{path.relative_to(BASE)}:{number}: {match.group(0)}")
+    assert not found, "import these from static/explorer/vocabulary.js:\n" + "\n".join(found)
