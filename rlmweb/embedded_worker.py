@@ -4,6 +4,8 @@ Tasks still go through the broker (serialised to the filesystem queue) and are e
 WorkControllers with thread pools: the same code path as `celery -A rlmweb worker`, minus the
 separate process. Runs and text extraction get a pool each (`EmbeddedWorkers`), as they get
 separate worker processes in production, so extractions can never hold the slots runs need.
+With `sweep=True` (`manage.py serve`) the process also runs the periodic sweep (`rlmweb.sweeps`),
+started with the workers and stopped before them.
 """
 
 import logging
@@ -78,8 +80,11 @@ class EmbeddedWorkers:
     shared queue table, so two workers on one app would overwrite each other's choice.
     """
 
-    def __init__(self, app, run_concurrency: int, extraction_concurrency: int, name: str = "embedded") -> None:
+    def __init__(self, app, run_concurrency: int, extraction_concurrency: int, name: str = "embedded",
+                 sweep: bool = False) -> None:
         from rlmweb.celery import make_app
+
+        self.sweep = sweep  # also run the periodic sweep (`rlmweb.sweeps`), as a Celery worker process does
 
         extraction_app: Celery = make_app()
         for key in ("broker_url", "broker_transport_options", "result_backend"):  # tests override these
@@ -92,7 +97,15 @@ class EmbeddedWorkers:
     def start(self, timeout: float = 30.0) -> None:
         self.extraction.start(timeout, make_current=False)
         self.runs.start(timeout)
+        if self.sweep:
+            from rlmweb.sweeps import start_sweeper
+
+            start_sweeper()
 
     def stop(self, timeout: float = 15.0) -> None:
+        if self.sweep:
+            from rlmweb.sweeps import stop_sweeper
+
+            stop_sweeper(timeout)
         self.runs.stop(timeout)
         self.extraction.stop(timeout)

@@ -285,6 +285,11 @@ RUN_CELL_TIMEOUT_S = env_int("RLMWEB_CELL_TIMEOUT_S", 120)
 # A running run whose worker has not beaten its heartbeat (every 5 s) for this long is failed as
 # "worker lost" by any worker's sweep.
 RUN_LOST_AFTER_S = env_int("RLMWEB_WORKER_LOST_AFTER_S", 60)
+# Seconds between two passes of the periodic sweep (`rlmweb.sweeps`), which ends the runs above and
+# below: run by every Celery worker process, and on the embedded default by `manage.py serve`.
+# At most half of RLMWEB_WORKER_LOST_AFTER_S is used, so a lost run is failed within 1.5 times it.
+# Pages and the API never end a run; they show a silent one as "worker lost" until the sweep does.
+SWEEP_INTERVAL_S = env_int("RLMWEB_SWEEP_INTERVAL_S", 30)
 # A run still queued this long after it was asked, which no worker claimed, is failed by the sweep
 # as "never picked up by a worker" (its queue message was lost: the embedded queue folder wiped,
 # Redis lost it, a worker died holding it). Only when the workers could have taken it: a run asked

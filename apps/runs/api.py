@@ -42,7 +42,6 @@ def _team(request: HttpRequest, team_id=None) -> Team:
 
 
 def _run(request: HttpRequest, run_id) -> Run:
-    services.runs_settle_lost()
     run = selectors.run_get_for_user(request.user, run_id)
     if run is None:
         raise ApiError(404, "No such run.")
@@ -162,7 +161,6 @@ def runs_collection(request: HttpRequest) -> JsonResponse:
             raise _service_error(exc) from None
         return JsonResponse(run_json(run), status=201)
     team = _team(request)
-    services.runs_settle_lost()
     runs = selectors.run_list_filtered(
         team, request.GET.get("status", ""), request.GET.get("mode", ""), request.GET.get("q", "")
     )

@@ -10,19 +10,20 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
+from django.db.models import Q
 from django.utils import timezone
 
 from worker.engine import DocumentInput, Earlier, Helper, Limits, RunSpec, Session
-from worker.engine import events as ev
 from worker.engine import run as engine_run
 from worker.engine.llm import ModelOptions
-from worker.engine.vocabulary import CallKind, StopReason
+from worker.engine.vocabulary import StopReason
 
 from .conversations import run_ancestors, snapshot_file, snapshot_relpath
-from .models import Mode, Run, RunEvent, RunStatus
+from .lifecycle import end_run
+from .models import Mode, Run, RunStatus
 from .models_config import model_choices
-from .sink import DatabaseSink, persist_events, publish_events
+from .sink import DatabaseSink
 
 logger = logging.getLogger(__name__)
 
@@ -168,47 +169,6 @@ class RunWatch:
             close_old_connections()
 
 
-def recorded_totals(run_id) -> dict:
-    """A run's totals summed from its recorded model calls (root turns, compactions and plain sub-calls; an
-    rlm_query's own event repeats its children's). For runs the engine could not finish itself: a
-    batch can end between a call and the totals event after it, and the run must still add up.
-    `subcalls` counts what the engine's sub-call budget counts: llm sub-calls and child RLMs' root turns."""
-    kinds: dict[str, str] = {}
-    calls: list[dict] = []
-    iterations = max_depth = child_turns = 0
-    rows = RunEvent.objects.filter(run_id=run_id, type__in=(ev.ROOT_TURN, ev.ROOT_COMPACTED, ev.SUBCALL_STARTED,
-                                                            ev.SUBCALL_FINISHED))
-    for type_, data in rows.order_by("seq").values_list("type", "data").iterator():
-        if type_ in (ev.ROOT_TURN, ev.ROOT_COMPACTED):  # a compaction is a root model call too
-            calls.append(data)
-            if type_ == ev.ROOT_TURN:
-                iterations += data.get("depth") == 0
-                child_turns += (data.get("depth") or 0) > 0
-        elif type_ == ev.SUBCALL_STARTED:
-            kinds[data.get("node_id")] = data.get("kind")
-            max_depth = max(max_depth, data.get("depth") or 0)
-        elif kinds.get(data.get("node_id")) == CallKind.LLM:
-            calls.append(data)
-    known = [c["cost_usd"] for c in calls if c.get("cost_usd") is not None]
-    llm_calls = sum(kind == CallKind.LLM for kind in kinds.values())
-    return {
-        "cost_usd": round(sum(known), 10), "cost_unknown_calls": len(calls) - len(known),
-        "prompt_tokens": sum(c.get("prompt_tokens") or 0 for c in calls),
-        "completion_tokens": sum(c.get("completion_tokens") or 0 for c in calls),
-        "iterations": iterations, "subcalls": llm_calls + child_turns, "max_depth_reached": max_depth,
-        "llm_subcalls": llm_calls, "child_root_calls": child_turns,
-    }
-
-
-def _finish_with(run_id, last_seq: int, status: str, reason: str, stop_reason: StopReason | None = None) -> None:
-    """Write the terminal event for a run the engine could not finish itself."""
-    finished = ev.RunFinished(status=status, failure_reason=reason, stop_reason=stop_reason,
-                              totals=recorded_totals(run_id), forced_final=False)
-    event = finished.event(last_seq + 1, timezone.now().timestamp())
-    persist_events(run_id, [event])
-    publish_events(run_id, [event])
-
-
 def run_execute(run_id, worker: str = "", root_script: list[str] | None = None,
                 allow_unpriced: bool | None = None) -> str:
     now = timezone.now()
@@ -221,7 +181,7 @@ def run_execute(run_id, worker: str = "", root_script: list[str] | None = None,
         return status or "missing"
     run = Run.objects.get(pk=run_id)
     if run.cancel_requested:
-        _finish_with(run.pk, run.last_seq, RunStatus.CANCELLED, "Cancelled before it started.", StopReason.CANCELLED)
+        end_run(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", StopReason.CANCELLED)
         return RunStatus.CANCELLED
     sink = DatabaseSink(run.pk)
     failure = ""
@@ -238,13 +198,12 @@ def run_execute(run_id, worker: str = "", root_script: list[str] | None = None,
         logger.exception("Recording the events of run %s failed", run_id)
         failure = f"Recording the run's events failed: {type(exc).__name__}: {exc}"
     if failure:  # numbered after the last event that reached the database, so seqs stay contiguous
-        last_seq = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).first() or 0
-        _finish_with(run.pk, last_seq, RunStatus.FAILED, failure)
+        end_run(run.pk, RunStatus.FAILED, failure)
     if snapshot_file(snapshot_relpath(run)) is not None:
         Run.objects.filter(pk=run_id).update(snapshot=snapshot_relpath(run))
     final = Run.objects.get(pk=run_id)
     if not final.is_finished:  # the engine returned without its terminal event: never leave it running
-        _finish_with(final.pk, final.last_seq, RunStatus.FAILED, "The engine stopped without a final status.")
+        end_run(final.pk, RunStatus.FAILED, "The engine stopped without a final status.")
         final.refresh_from_db()
     _classify(final)
     return final.status
@@ -260,6 +219,10 @@ def _classify(run: Run) -> None:
         logger.exception("Classifying run %s failed; the periodic sweep will retry", run.pk)
 
 
+WORKER_LOST = ("Worker lost: the worker running this run stopped responding (killed or crashed). Events recorded "
+               "before that are kept.")
+
+
 def runs_mark_lost(stale_after: timedelta | None = None) -> int:
     """Fail running runs whose worker stopped beating (killed, crashed, machine lost) for longer
     than `stale_after` (default: settings.RUN_LOST_AFTER_S), and file each for review at once.
@@ -272,13 +235,14 @@ def runs_mark_lost(stale_after: timedelta | None = None) -> int:
     cutoff = timezone.now() - stale_after
     lost: list[Run] = []
     for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff):
-        try:
-            _finish_with(run.pk, run.last_seq, RunStatus.FAILED, "Worker lost: the worker running this run stopped "
-                         "responding (killed or crashed). Events recorded before that are kept.", StopReason.WORKER_LOST)
+        try:  # guarded: a heartbeat that came meanwhile keeps the run
+            ended = end_run(run.pk, RunStatus.FAILED, WORKER_LOST, StopReason.WORKER_LOST,
+                            only_from=(RunStatus.RUNNING,), guard=Q(heartbeat_at__lt=cutoff))
         except Exception:
             logger.exception("Marking run %s lost failed; the next sweep retries", run.pk)
             continue
-        lost.append(run)
+        if ended:
+            lost.append(run)
     for run in lost:
         _classify(run)
     return len(lost)
@@ -351,9 +315,10 @@ def runs_fail_unclaimed(stale_after: timedelta | None = None) -> int:
             continue
         try:
             if run.cancel_requested:
-                done = _finish_queued(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", StopReason.CANCELLED)
+                done = end_run(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", StopReason.CANCELLED,
+                               only_from=(RunStatus.QUEUED,))
             else:
-                done = _finish_queued(run.pk, RunStatus.FAILED, reason, StopReason.WORKER_LOST)
+                done = end_run(run.pk, RunStatus.FAILED, reason, StopReason.WORKER_LOST, only_from=(RunStatus.QUEUED,))
         except Exception:
             logger.exception("Failing unclaimed run %s failed; the next sweep retries", run.pk)
             continue
@@ -363,17 +328,3 @@ def runs_fail_unclaimed(stale_after: timedelta | None = None) -> int:
     for run in ended:
         _classify(run)
     return len(ended)
-
-
-def _finish_queued(run_id, status: str, reason: str, stop_reason: StopReason) -> bool:
-    """End a still-queued run with its terminal event; False (and nothing written) if it is not
-    queued any more. The guard is the worker's own claim condition, so the two cannot both win."""
-    with transaction.atomic():
-        if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=status):
-            return False
-        last_seq = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).get()
-        event = ev.RunFinished(status=status, failure_reason=reason, stop_reason=stop_reason, totals=None,
-                               forced_final=False).event(last_seq + 1, timezone.now().timestamp())
-        persist_events(run_id, [event])
-    publish_events(run_id, [event])
-    return True

@@ -1,9 +1,12 @@
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from apps.teams.models import Team
 from apps.teams.permissions import can
@@ -140,6 +143,16 @@ def cost_display(run: Run) -> str:
     return prefix + formats.usd(run.cost_usd)
 
 
+def run_seems_lost(run: Run, now: datetime | None = None) -> bool:
+    """Whether a running run's worker has been silent long enough (RUN_LOST_AFTER_S) for the sweep
+    to fail it as "worker lost" (`execution.runs_mark_lost`). Reads only: pages and the API say so
+    before the sweep comes, and never end the run themselves."""
+    heartbeat = getattr(run, "heartbeat_at", None)  # a share link's page shows a SharedRun, which has none
+    if run.status != RunStatus.RUNNING or heartbeat is None:
+        return False
+    return heartbeat < (now or timezone.now()) - timedelta(seconds=settings.RUN_LOST_AFTER_S)
+
+
 def run_summary(run: Run, documents: list | None = None) -> dict:
     """A run as JSON: settings, status, totals and answer. Cost is null when any call's price is unknown."""
     documents = run_documents(run) if documents is None else documents
@@ -159,6 +172,7 @@ def run_summary(run: Run, documents: list | None = None) -> dict:
         "limits": run.limits,
         "status": run.status,
         "cancel_requested": run.cancel_requested,
+        "worker_lost": run_seems_lost(run),
         "final_answer": run.final_answer,
         "answer_source": run.answer_source,
         "forced_final": run.forced_final,

@@ -10,13 +10,11 @@ nothing) or `PermissionDenied` (a member whose role does not allow it).
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from apps.accounts.ratelimit import rate_limit_hit
 from apps.documents.models import Document, DocumentStatus
@@ -25,6 +23,7 @@ from apps.teams.permissions import can, can_change
 from apps.teams.services import team_spend_guard
 from worker.engine.vocabulary import StopReason
 
+from .lifecycle import end_run
 from .models import Mode, Run, RunDocument, RunStatus
 from .models_config import model_choice, model_choices
 
@@ -228,29 +227,8 @@ def _enqueue(run_id: uuid.UUID, task_id: str) -> None:
         run_rlm.apply_async(args=[str(run_id)], task_id=task_id)
     except Exception as exc:  # a run nobody will execute must not look queued forever
         logger.exception("Enqueueing run %s failed", run_id)
-        _finish_unstarted(run_id, RunStatus.FAILED, f"Could not queue the run: {type(exc).__name__}: {exc}",
-                          StopReason.ENQUEUE_FAILED)
-
-
-def _finish_unstarted(run_id, status: str, reason: str, stop_reason: StopReason) -> bool:
-    """End a run that is still queued with its terminal event; False if a worker claimed it first.
-
-    The status check and the event are one transaction, and the worker claims a run with
-    `UPDATE … WHERE status = 'queued'`, so exactly one of the two wins.
-    """
-    from worker.engine.events import RunFinished
-
-    from .sink import persist_events, publish_events
-
-    with transaction.atomic():
-        run = Run.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status != RunStatus.QUEUED:
-            return False
-        event = RunFinished(status=status, failure_reason=reason, stop_reason=stop_reason, totals=None,
-                            forced_final=False).event(run.last_seq + 1, timezone.now().timestamp())
-        persist_events(run.pk, [event])
-    publish_events(run_id, [event])
-    return True
+        end_run(run_id, RunStatus.FAILED, f"Could not queue the run: {type(exc).__name__}: {exc}",
+                StopReason.ENQUEUE_FAILED, only_from=(RunStatus.QUEUED,))
 
 
 def run_cancel(user: AbstractBaseUser, run: Run) -> Run:
@@ -265,7 +243,9 @@ def run_cancel(user: AbstractBaseUser, run: Run) -> Run:
     if run.is_finished:
         raise RunConflict(f"The run has already finished ({run.status}).")
     Run.objects.filter(pk=run.pk).update(cancel_requested=True)
-    _finish_unstarted(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", StopReason.CANCELLED)
+    # A queued run ends at once; a worker that claimed it first sees cancel_requested and ends it.
+    end_run(run.pk, RunStatus.CANCELLED, "Cancelled before it started.", StopReason.CANCELLED,
+            only_from=(RunStatus.QUEUED,))
     run.refresh_from_db()
     return run
 
@@ -331,17 +311,3 @@ def run_delete(user: AbstractBaseUser, run: Run) -> None:
         spend_record_deleted_run(locked)
         locked.delete()  # its REPL snapshot file goes too (apps.runs.conversations)
     logger.info("Run %s deleted by user %s", run.pk, user.pk)
-
-
-def runs_settle_lost() -> int:
-    """Fail now the running runs whose worker stopped beating, as a worker's sweep would.
-
-    Called when runs are looked at: every worker sweeps, but with every worker gone there is no
-    sweep, and a run must not stay `running` for ever. One indexed query when nothing is lost.
-    """
-    cutoff = timezone.now() - timedelta(seconds=settings.RUN_LOST_AFTER_S)
-    if not Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).exists():
-        return 0
-    from .execution import runs_mark_lost  # the worker's side (it imports the engine): only when needed
-
-    return runs_mark_lost()

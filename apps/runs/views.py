@@ -27,7 +27,6 @@ MAX_EVENTS_PER_REQUEST = 5000
 
 
 def _run_or_404(request, run_id) -> Run:
-    services.runs_settle_lost()
     run = selectors.run_get_for_user(request.user, run_id)
     if run is None:
         raise Http404("No such run.")
@@ -146,7 +145,6 @@ def run_list(request):
     model = request.GET.get("model", "")
     user = request.GET.get("user", "")
     sort = request.GET.get("sort", "-created")
-    services.runs_settle_lost()
     runs = selectors.run_list_filtered(request.team, status=status, mode=mode, search=search, model=model,
                                        user=user, sort=sort)
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))

@@ -96,12 +96,20 @@ def test_a_payload_builds_its_event_with_plain_string_values(events_match_their_
 
 
 def test_every_stop_reason_the_runner_writes_is_a_stop_reason():
-    written = set(re.findall(r"\bstop\(\"(\w+)\"", RUNNER_SOURCE))
-    written |= set(re.findall(r"reason = \"(\w+)\"", RUNNER_SOURCE))
+    assert not re.findall(r"\bstop\(\"|reason = \"|reason == \"", RUNNER_SOURCE)  # members, no bare strings
+    written = {StopReason[name] for name in re.findall(r"\bStopReason\.(\w+)", RUNNER_SOURCE)}
     assert written == {"cancelled", "max_wall_time", "max_cost", "max_depth", "max_subcalls", "max_iterations",
                        "no_final_answer", "provider_error"}
-    assert written <= set(StopReason)
     assert set(runner.FORCED_AFTER) <= set(StopReason)
+
+
+def test_events_carry_plain_strings_for_enum_members(events_match_their_schema):
+    sink = ev.ListSink()
+    ev.EventEmitter(sink).emit("run.finished", status=RunStatus.FAILED, failure_reason=None,
+                               stop_reason=StopReason.MAX_COST, totals=None, forced_final=False)
+    data = sink.events[0].data
+    assert (data["status"], data["stop_reason"]) == ("failed", "max_cost")
+    assert type(data["status"]) is str and type(data["stop_reason"]) is str
 
 
 def test_the_runner_knows_the_modes_and_answer_sources_of_the_vocabulary():

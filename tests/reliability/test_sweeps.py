@@ -166,24 +166,111 @@ def test_runs_marked_lost_are_classified_by_the_same_sweep(team, user):
 
 
 
-@pytest.mark.parametrize("where", ["page", "api", "list"])
-def test_with_every_worker_gone_looking_at_a_lost_run_fails_it(team, user, where):
-    """No worker, so no sweep: the run page, the API and the runs list settle it themselves."""
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+@pytest.mark.parametrize("where", ["page", "api", "list", "api_list", "events"])
+def test_looking_at_a_lost_run_writes_nothing_and_shows_it_lost(team, user, where):
+    """Reads never write: the run page, the runs list and the API show a silent run as lost; only
+    the sweep fails it."""
+    from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
     lost = make_run(team, user, status=RunStatus.RUNNING, started_at=timezone.now(),
                     heartbeat_at=timezone.now() - timedelta(seconds=settings.RUN_LOST_AFTER_S + 5))
     alive = make_run(team, user, status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
     client = Client()
     client.force_login(user)
-    url = {"page": f"/runs/{lost.pk}/", "api": f"/api/runs/{lost.pk}/", "list": f"/runs/?team={team.pk}"}[where]
-    response = client.get(url)
+    url = {"page": f"/runs/{lost.pk}/", "api": f"/api/runs/{lost.pk}/", "list": f"/runs/?team={team.pk}",
+           "api_list": f"/api/runs/?team={team.pk}", "events": f"/api/runs/{lost.pk}/events/"}[where]
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
     assert response.status_code == 200
+    writes = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith(WRITES)]
+    assert writes == []
+    lost.refresh_from_db()
+    assert lost.status == RunStatus.RUNNING and events_of(lost) == []
+    if where in ("page", "list"):
+        assert response.content.decode().count("worker lost") == 1  # the lost run only, not the live one
+    elif where == "api":
+        assert response.json()["worker_lost"] is True
+    elif where == "api_list":
+        assert {r["id"]: r["worker_lost"] for r in response.json()["runs"]} == {str(lost.pk): True,
+                                                                               str(alive.pk): False}
+    # the sweep is what ends it
+    assert sweeps.sweep_once()["runs_mark_lost"] == 1
     lost.refresh_from_db()
     assert (lost.status, lost.stop_reason) == (RunStatus.FAILED, "worker_lost")
     assert events_of(lost)[-1][1] == "run.finished"
     assert Run.objects.get(pk=alive.pk).status == RunStatus.RUNNING
-    assert services.runs_settle_lost() == 0  # nothing left to settle: one query, no work
+    assert "no heartbeat" not in client.get(f"/runs/{lost.pk}/").content.decode()  # failed now, not "seems lost"
+
+
+def test_a_lost_run_ends_with_the_totals_its_engine_reported_plus_the_calls_after_them(team, user):
+    """Totals come from the engine's events: the last cost.updated, plus a call recorded after it
+    (the worker died between the two), summed by the engine's own `recorded_totals`."""
+    from apps.runs.sink import persist_events
+    from worker.engine.events import Event
+
+    run = make_run(team, user, status=RunStatus.RUNNING, started_at=timezone.now(),
+                   heartbeat_at=timezone.now() - timedelta(minutes=5))
+    reported = {"cost_usd": 0.5, "cost_unknown_calls": 0, "prompt_tokens": 100, "completion_tokens": 10,
+                "iterations": 1, "subcalls": 0, "max_depth_reached": 0, "elapsed_s": 3.0}
+    turn = {"node_id": None, "depth": 0, "iteration": 2, "cost_usd": 0.25, "prompt_tokens": 40, "completion_tokens": 4,
+            "model": "m", "attempts": 1}
+    persist_events(run.pk, [Event(1, "run.started", time.time(), {}), Event(2, "cost.updated", time.time(),
+                                                                         {"totals": reported}),
+                            Event(3, "root.turn", time.time(), turn)])
+    assert runs_mark_lost() == 1
+    run.refresh_from_db()
+    totals = RunEvent.objects.get(run=run, seq=4).data["totals"]
+    assert (totals["cost_usd"], totals["prompt_tokens"], totals["iterations"], totals["elapsed_s"]) == (0.75, 140, 2, 3.0)
+    assert (run.cost_usd, run.prompt_tokens, run.completion_tokens, run.iterations) == (0.75, 140, 14, 2)
+
+
+def test_the_sweeper_thread_sweeps_until_stopped(monkeypatch, settings):
+    """The beat of `manage.py serve` (and of each Celery worker process): `sweep_once` every N s,
+    stopped cleanly."""
+    passes: list[float] = []
+    monkeypatch.setattr(sweeps, "sweep_once", lambda: passes.append(time.monotonic()) or {})
+    sweeper = sweeps.Sweeper(interval_s=0.05).start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(passes) < 3:
+            assert time.monotonic() < deadline, "the sweeper did not sweep three times"
+            time.sleep(0.02)
+    finally:
+        sweeper.stop(timeout=10)
+    assert not sweeper.running
+    done = len(passes)
+    time.sleep(0.2)
+    assert len(passes) == done and sweeper.passes == done  # stopped: no pass after stop
+    assert all(b - a >= 0.04 for a, b in zip(passes, passes[1:], strict=False))
+    settings.SWEEP_INTERVAL_S, settings.RUN_LOST_AFTER_S = 5, 60
+    assert sweeps.sweep_interval_s() == 5
+    settings.RUN_LOST_AFTER_S = 4  # runs declared lost sooner: swept twice as often
+    assert sweeps.sweep_interval_s() == 2
+
+
+def test_serve_runs_the_sweeper_with_its_embedded_workers_and_stops_it(monkeypatch):
+    from rlmweb.embedded_worker import EmbeddedWorkers
+
+    monkeypatch.setattr(sweeps, "sweep_once", lambda: {})
+    started = []
+    monkeypatch.setattr("rlmweb.embedded_worker.EmbeddedWorker.start", lambda self, *a, **k: started.append(self))
+    monkeypatch.setattr("rlmweb.embedded_worker.EmbeddedWorker.stop", lambda self, *a, **k: None)
+    from rlmweb.celery import app
+
+    workers = EmbeddedWorkers(app, 1, 1, name="sweeping", sweep=True)
+    workers.start()
+    try:
+        assert len(started) == 2 and sweeps._sweeper is not None and sweeps._sweeper.running
+        sweeper = sweeps._sweeper
+    finally:
+        workers.stop()
+    assert sweeps._sweeper is None and not sweeper.running
+
 
 def test_one_run_that_cannot_be_marked_lost_does_not_stop_the_others(team, user):
     """A worker that was alive after all wrote an event with the seq the sweep wanted."""

@@ -83,13 +83,13 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
         content += "\n\n" + prompts.forced_final_turn()
     messages[:] = [messages[0], {"role": "user", "content": content}]
     after = history_tokens(model, messages)
-    state.emit(ev.ROOT_COMPACTED, node_id=rlm.node_id, depth=rlm.depth, iteration=iteration,
-               tokens_before=before, tokens_after=after, window=window, turns_compacted=turns,
-               summary=reply.content, model=model,
-               prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
-               completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
-               latency_s=round(reply.latency_s, 4), attempts=reply.attempts)
-    state.settle(ticket, rlm._lineage(), reply=reply)
+    compacted = dict(node_id=rlm.node_id, depth=rlm.depth, iteration=iteration,
+                     tokens_before=before, tokens_after=after, window=window, turns_compacted=turns,
+                     summary=reply.content, model=model,
+                     prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
+                     completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
+                     latency_s=round(reply.latency_s, 4), attempts=reply.attempts)
+    state.settle(ticket, rlm._lineage(), reply=reply, record=(ev.ROOT_COMPACTED, compacted))
 
 
 def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool) -> tuple[Completion, object] | None:

@@ -44,9 +44,10 @@ depth 0 (the forced last turn included): a root call that fails is no iteration.
 caps the unforced turns, so a run forced at the limit has up to max_iterations + 1.
 
 Cost bookkeeping: every model call is counted once, in its root.turn, its root.compacted or its llm
-subcall.finished;
-run totals are the sum of those. A subcall.finished of kind "rlm" carries the roll-up of its child
-RLM's subtree: the sums of prompt_tokens, completion_tokens, cost_usd and attempts over the
+subcall.finished; run totals are the sum of those. That event is immediately followed by the
+cost.updated whose totals count it (both are emitted under one lock), so a stream cut anywhere is
+totalled by `worker.engine.totals.recorded_totals`: the last totals plus the calls recorded after
+them. A subcall.finished of kind "rlm" carries the roll-up of its child RLM's subtree: the sums of prompt_tokens, completion_tokens, cost_usd and attempts over the
 child's own root turns, its llm sub-calls and its own child RLMs (each already counted in its own
 event; cost None if any part was unknown), and nothing else that ran meanwhile. A failed call
 (error set) costs 0, as providers do not bill failed requests, but its attempts still count in the

@@ -41,6 +41,7 @@ from worker.engine.llm import (
     is_offline,
     sanitize,
 )
+from worker.engine.vocabulary import RunStatus, StopReason
 from worker.sandbox import REPL_RULES, Sandbox, SandboxCallError, SandboxError, SandboxLimits
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ EVENT_TEXT_CAP = 100_000
 MONITOR_INTERVAL_S = 0.1
 # Budgets whose crossing still allows the root one last turn: it costs no sub-call and no depth.
 # Money and time are hard caps, so they allow none.
-FORCED_AFTER = ("max_iterations", "max_subcalls", "max_depth")
+FORCED_AFTER = (StopReason.MAX_ITERATIONS, StopReason.MAX_SUBCALLS, StopReason.MAX_DEPTH)
 MODES = ("rlm", "rlm-no-subcalls", "direct")
 
 
@@ -204,7 +205,7 @@ class RunState:
         self.held_usd = 0.0  # what calls whose completion is unknown may still add to cost_usd
         self.incomplete_calls = 0
         self.max_depth_reached = 0
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.stop_message: str | None = None
         self._ids = {"n": itertools.count(1), "c": itertools.count(1), "b": itertools.count(1)}
         self._sandboxes: set = set()
@@ -224,14 +225,14 @@ class RunState:
     def stopping(self) -> bool:
         """Any stop, including the soft ones that still allow the root a last turn."""
         if self.stop_reason is None and self._should_stop():
-            self.stop("cancelled", "Cancelled.")
+            self.stop(StopReason.CANCELLED, "Cancelled.")
         return self.stop_reason is not None
 
     def halted(self) -> bool:
         """A hard stop: no model call of any kind any more."""
         return self.stopping() and self.stop_reason not in FORCED_AFTER
 
-    def stop(self, reason: str, message: str) -> None:
+    def stop(self, reason: StopReason, message: str) -> None:
         """Stop the run (the first reason wins); money, time and cancellation interrupt running cells."""
         with self.lock:
             if self.stop_reason is not None:
@@ -250,7 +251,7 @@ class RunState:
             if self.stopping():
                 continue
             if self.elapsed() > self.limits.max_wall_s:
-                self.stop("max_wall_time", f"Stopped: the run reached its time limit of {self.limits.max_wall_s:g} s.")
+                self.stop(StopReason.MAX_WALL_TIME, f"Stopped: the run reached its time limit of {self.limits.max_wall_s:g} s.")
 
     def close(self) -> None:
         self._done.set()
@@ -283,10 +284,10 @@ class RunState:
             raise RunStopped(self.stop_message)
         cap = self.limits.max_cost_usd
         if cap is not None and self.cost_usd > 0 and self.cost_usd >= cap:  # a cap of 0 still allows free calls
-            self.stop("max_cost", f"Stopped: the run spent ${self.cost_usd:.4f}, reaching its cost limit of ${cap:g}.")
+            self.stop(StopReason.MAX_COST, f"Stopped: the run spent ${self.cost_usd:.4f}, reaching its cost limit of ${cap:g}.")
             raise RunStopped(self.stop_message)
         if self.elapsed() > self.limits.max_wall_s:
-            self.stop("max_wall_time", f"Stopped: the run reached its time limit of {self.limits.max_wall_s:g} s.")
+            self.stop(StopReason.MAX_WALL_TIME, f"Stopped: the run reached its time limit of {self.limits.max_wall_s:g} s.")
             raise RunStopped(self.stop_message)
 
     def committed_usd(self) -> float:
@@ -307,10 +308,10 @@ class RunState:
                 "calls of unknown price (RLMWEB_ALLOW_UNPRICED, rlm ask --allow-unpriced).")
         with self.lock:
             if kind == "sub" and depth > self.limits.max_depth:
-                self.stop("max_depth", f"Stopped: a sub-call at depth {depth} exceeds the depth limit of "
+                self.stop(StopReason.MAX_DEPTH, f"Stopped: a sub-call at depth {depth} exceeds the depth limit of "
                                        f"{self.limits.max_depth}.")
             elif kind != "root" and self.subcalls >= self.limits.max_subcalls:
-                self.stop("max_subcalls", f"Stopped: the run reached its limit of {self.limits.max_subcalls} "
+                self.stop(StopReason.MAX_SUBCALLS, f"Stopped: the run reached its limit of {self.limits.max_subcalls} "
                                           "sub-calls (llm sub-calls and child RLMs' root turns).")
             elif cap is not None and worst is not None and self.committed_usd() + worst > cap:
                 left = max(0.0, cap - self.committed_usd())
@@ -321,7 +322,7 @@ class RunState:
                     raise CallRefused(f"{why} while other calls are in flight. Send a shorter prompt, or "
                                       "wait for them to finish.")
                 # Nothing in flight: the cap is reached for this call as it is; money is a hard stop.
-                self.stop("max_cost", f"Stopped at the cost limit: a model call was refused because {why}.")
+                self.stop(StopReason.MAX_COST, f"Stopped at the cost limit: a model call was refused because {why}.")
             else:
                 self.calls[kind] += 1
                 if kind != "root":
@@ -355,10 +356,10 @@ class RunState:
         self.check_model_call()
         with self.lock:
             if depth > self.limits.max_depth:
-                self.stop("max_depth", f"Stopped: a sub-call at depth {depth} exceeds the depth limit of "
+                self.stop(StopReason.MAX_DEPTH, f"Stopped: a sub-call at depth {depth} exceeds the depth limit of "
                                        f"{self.limits.max_depth}.")
             elif self.subcalls >= self.limits.max_subcalls:
-                self.stop("max_subcalls", f"Stopped: the run reached its limit of {self.limits.max_subcalls} "
+                self.stop(StopReason.MAX_SUBCALLS, f"Stopped: the run reached its limit of {self.limits.max_subcalls} "
                                           "sub-calls (llm sub-calls and child RLMs' root turns).")
             else:
                 self.child_rlms += 1
@@ -371,11 +372,17 @@ class RunState:
         with self.lock:
             self.iterations += 1
 
-    def settle(self, ticket: Ticket, usages: Iterable[Usage], reply=None, error: LLMError | None = None) -> float | None:
+    def settle(self, ticket: Ticket, usages: Iterable[Usage], reply=None, error: LLMError | None = None,
+               record: tuple[str, dict] | None = None) -> float | None:
         """A call ended (with `reply`, or failed with `error`): release its reservation, record what it
         cost, and return that cost (None: unknown). Attempts whose answer never came (timed out or
         abandoned) are recorded with their estimated prompt tokens and the prompt part of their cost;
-        their completion is unknown, so the rest of their worst case stays held against the cap."""
+        their completion is unknown, so the rest of their worst case stays held against the cap.
+
+        `record`: the call's own event (type, data), emitted with the cost.updated after it under
+        one lock, so the two are adjacent in the stream: every call recorded before a totals event
+        is counted in it, and a stream cut anywhere (a worker killed) leaves at most the last call
+        uncounted (`worker.engine.totals.recorded_totals`)."""
         source = reply if reply is not None else error
         incomplete = getattr(source, "incomplete", 0)
         incomplete_tokens = getattr(source, "incomplete_prompt_tokens", 0)
@@ -406,9 +413,11 @@ class RunState:
                 self.cache_saving_usd += reply.cache_saving_usd or 0.0
             cap = self.limits.max_cost_usd
             over = cap is not None and self.cost_usd > 0 and self.cost_usd >= cap
+            if record is not None:
+                self.emit(record[0], **record[1])
             self.emit(ev.COST_UPDATED, totals=self.totals())  # under the lock: totals never go backwards
         if over:
-            self.stop("max_cost", f"Stopped: the run spent ${self.cost_usd:.4f}, reaching its cost limit of ${cap:g}.")
+            self.stop(StopReason.MAX_COST, f"Stopped: the run spent ${self.cost_usd:.4f}, reaching its cost limit of ${cap:g}.")
         return cost
 
     def usage_of(self, usage: Usage) -> Usage:
@@ -563,7 +572,7 @@ class RLM:
             if self.state.halted():
                 return Outcome()
             if self.state.stop_reason is None and self.depth == 0:
-                self.state.stop("max_iterations", f"The root reached its limit of {limits.max_iterations} "
+                self.state.stop(StopReason.MAX_ITERATIONS, f"The root reached its limit of {limits.max_iterations} "
                                                   "iterations and was asked once for its best final answer.")
             messages.append({"role": "user", "content": prompts.forced_final_turn()})
             outcome = self._turn(messages, limits.max_iterations + 1, forced=True)
@@ -607,14 +616,15 @@ class RLM:
         state.check_model_call(last_turn=forced)
         if self.script is not None:
             if not self.script:
-                state.stop("no_final_answer", "The root script ended without a final answer.")
+                state.stop(StopReason.NO_FINAL_ANSWER, "The root script ended without a final answer.")
                 raise RunStopped(state.stop_message)
             content = self.script.pop(0)
             self._count_turn()
-            state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration, content=content,
-                       prompt_tokens=0, completion_tokens=0, cost_usd=0.0, latency_s=0.0, model="script",
-                       forced=forced, attempts=0, input=sent)
-            state.emit(ev.COST_UPDATED, totals=state.totals())
+            with state.lock:  # adjacent, as `settle` records a call and its totals
+                state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration,
+                           content=content, prompt_tokens=0, completion_tokens=0, cost_usd=0.0, latency_s=0.0,
+                           model="script", forced=forced, attempts=0, input=sent)
+                state.emit(ev.COST_UPDATED, totals=state.totals())
             return content
         model = state.spec.root_model
         try:
@@ -623,7 +633,7 @@ class RLM:
         except CallRefused as exc:
             if self.depth > 0:
                 raise RootFailed(f"The child RLM's root model call was refused: {exc}") from exc
-            state.stop("max_cost", f"Stopped: the root model's next turn was refused under the cost limit: {exc}")
+            state.stop(StopReason.MAX_COST, f"Stopped: the root model's next turn was refused under the cost limit: {exc}")
             raise RunStopped(state.stop_message) from exc
         try:
             reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left,
@@ -634,15 +644,15 @@ class RLM:
                 raise RunStopped(state.stop_message) from exc
             if self.depth > 0:
                 raise RootFailed(f"The child RLM's root model failed: {exc}") from exc
-            state.stop("provider_error", f"The root model failed: {exc}")
+            state.stop(StopReason.PROVIDER_ERROR, f"The root model failed: {exc}")
             raise RunStopped(state.stop_message) from exc
         self._count_turn()
-        state.emit(ev.ROOT_TURN, node_id=self.node_id, depth=self.depth, iteration=iteration, content=reply.content,
-                   prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
-                   completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
-                   latency_s=round(reply.latency_s, 4), model=model, forced=forced, attempts=reply.attempts,
-                   input=sent, incomplete_attempts=reply.incomplete, **_cache_fields(reply))
-        state.settle(ticket, self._lineage(), reply=reply)
+        turn = dict(node_id=self.node_id, depth=self.depth, iteration=iteration, content=reply.content,
+                    prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
+                    completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
+                    latency_s=round(reply.latency_s, 4), model=model, forced=forced, attempts=reply.attempts,
+                    input=sent, incomplete_attempts=reply.incomplete, **_cache_fields(reply))
+        state.settle(ticket, self._lineage(), reply=reply, record=(ev.ROOT_TURN, turn))
         return reply.content
 
     def _lineage(self) -> list[Usage]:
@@ -780,20 +790,20 @@ class RLM:
             reply = state.client.complete(model, messages, should_stop=state.halted, time_left=state.time_left,
                                           before_retry=state.retry_hook(ticket))
         except LLMError as exc:
-            state.emit(ev.SUBCALL_FINISHED, node_id=node_id, response="", response_chars=0,
-                       prompt_tokens=exc.incomplete_prompt_tokens, completion_tokens=0,
-                       cost_usd=_call_cost(state, ticket, exc), latency_s=round(time.monotonic() - started, 4),
-                       error=str(exc), attempts=exc.attempts, incomplete_attempts=exc.incomplete)
-            state.settle(ticket, self._lineage(), error=exc)
+            failed = dict(node_id=node_id, response="", response_chars=0,
+                          prompt_tokens=exc.incomplete_prompt_tokens, completion_tokens=0,
+                          cost_usd=_call_cost(state, ticket, exc), latency_s=round(time.monotonic() - started, 4),
+                          error=str(exc), attempts=exc.attempts, incomplete_attempts=exc.incomplete)
+            state.settle(ticket, self._lineage(), error=exc, record=(ev.SUBCALL_FINISHED, failed))
             if state.halted():
                 raise RunStopped(state.stop_message) from exc
             raise SandboxCallError(f"{what} failed: {exc}") from exc
-        state.emit(ev.SUBCALL_FINISHED, node_id=node_id, response=cap(reply.content),
-                   response_chars=len(reply.content), prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
-                   completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
-                   latency_s=round(reply.latency_s, 4), error=None, attempts=reply.attempts,
-                   incomplete_attempts=reply.incomplete, **_cache_fields(reply))
-        state.settle(ticket, self._lineage(), reply=reply)
+        done = dict(node_id=node_id, response=cap(reply.content), response_chars=len(reply.content),
+                    prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
+                    completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
+                    latency_s=round(reply.latency_s, 4), error=None, attempts=reply.attempts,
+                    incomplete_attempts=reply.incomplete, **_cache_fields(reply))
+        state.settle(ticket, self._lineage(), reply=reply, record=(ev.SUBCALL_FINISHED, done))
         return reply.content
 
     def _batch(self, prompts_: list[str], model: str | None, ranges) -> list[str]:
@@ -972,7 +982,7 @@ def _direct(state: RunState) -> Outcome:
     try:
         ticket = state.admit_call("root", 0, model, messages)
     except CallRefused as exc:
-        state.stop("max_cost", f"Stopped: the model call was refused under the cost limit: {exc}")
+        state.stop(StopReason.MAX_COST, f"Stopped: the model call was refused under the cost limit: {exc}")
         return Outcome()
     except RunStopped:
         return Outcome()
@@ -982,15 +992,15 @@ def _direct(state: RunState) -> Outcome:
     except LLMError as exc:
         state.settle(ticket, (), error=exc)
         if not state.halted():
-            state.stop("provider_error", f"The model failed: {exc}")
+            state.stop(StopReason.PROVIDER_ERROR, f"The model failed: {exc}")
         return Outcome()
     state.count_iteration()
-    state.emit(ev.ROOT_TURN, node_id=None, depth=0, iteration=1, content=reply.content,
-               prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
-               completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
-               latency_s=round(reply.latency_s, 4), model=model, forced=False, attempts=reply.attempts,
-               input=_new_messages(messages), incomplete_attempts=reply.incomplete, **_cache_fields(reply))
-    state.settle(ticket, (), reply=reply)
+    turn = dict(node_id=None, depth=0, iteration=1, content=reply.content,
+                prompt_tokens=reply.prompt_tokens + reply.incomplete_prompt_tokens,
+                completion_tokens=reply.completion_tokens, cost_usd=_call_cost(state, ticket, reply),
+                latency_s=round(reply.latency_s, 4), model=model, forced=False, attempts=reply.attempts,
+                input=_new_messages(messages), incomplete_attempts=reply.incomplete, **_cache_fields(reply))
+    state.settle(ticket, (), reply=reply, record=(ev.ROOT_TURN, turn))
     return Outcome(reply.content.strip(), "plain")
 
 
@@ -1030,24 +1040,24 @@ def run(spec: RunSpec, sink: ev.EventSink, should_stop: Callable[[], bool] = lam
 
 def _finish(state: RunState, outcome: Outcome, cells: list[dict]) -> RunResult:
     reason = state.stop_reason
-    if reason == "cancelled":
-        status, failure = "cancelled", state.stop_message
+    if reason == StopReason.CANCELLED:
+        status, failure = RunStatus.CANCELLED, state.stop_message
     elif outcome.answer is not None:
-        status, failure = "succeeded", None
+        status, failure = RunStatus.SUCCEEDED, None
     else:
-        status = "failed"
+        status = RunStatus.FAILED
         failure = outcome.error or state.stop_message or "The root gave no final answer."
         if reason is None and outcome.error is None:
-            reason = "no_final_answer"
-    if outcome.answer is not None and status == "succeeded":
+            reason = StopReason.NO_FINAL_ANSWER
+    if outcome.answer is not None and status == RunStatus.SUCCEEDED:
         state.emit(ev.FINAL_ANSWER, answer=outcome.answer, source=outcome.source, node_id=None)
     totals = state.totals()
     state.emit(ev.RUN_FINISHED, status=status, failure_reason=failure, stop_reason=reason, totals=totals,
                forced_final=outcome.forced)
     return RunResult(
         status=status,
-        final_answer=outcome.answer if status == "succeeded" else None,
-        answer_source=outcome.source if status == "succeeded" else None,
+        final_answer=outcome.answer if status == RunStatus.SUCCEEDED else None,
+        answer_source=outcome.source if status == RunStatus.SUCCEEDED else None,
         forced_final=outcome.forced,
         failure_reason=failure,
         stop_reason=reason,

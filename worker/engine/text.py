@@ -21,9 +21,10 @@ def sanitize(text) -> str:
 
 
 def sanitize_data(value):
-    """Every str inside `value` (dicts, lists, tuples, keys included) sanitized; other values as they are."""
+    """Every str inside `value` (dicts, lists, tuples, keys included) sanitized, a str enum member
+    (`worker.engine.vocabulary`) as its plain value; other values as they are."""
     if isinstance(value, str):
-        return sanitize(value)
+        return sanitize(value if type(value) is str else str(value))
     if isinstance(value, dict):
         return {sanitize_data(k): sanitize_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -419,7 +419,7 @@ class Command(BaseCommand):
         """Never leave the run "running" when this command ends: ask it to cancel, give the engine a
         few seconds to end it, and otherwise end it here as cancelled (the run thread is a daemon and
         dies with the process)."""
-        from apps.runs.execution import _finish_with
+        from apps.runs.lifecycle import end_run
 
         try:
             current = Run.objects.get(pk=run.pk)
@@ -430,8 +430,8 @@ class Command(BaseCommand):
             thread.join(FINISH_GRACE_S)
             current.refresh_from_db()
             if not current.is_finished:
-                _finish_with(current.pk, current.last_seq, RunStatus.CANCELLED,
-                             "The command line exited before the run finished.", StopReason.CANCELLED)
+                end_run(current.pk, RunStatus.CANCELLED, "The command line exited before the run finished.",
+                        StopReason.CANCELLED)
         except Exception as exc:  # the process is ending anyway: say what could not be done
             self.stderr.write(f"Could not finish run {run.pk}: {type(exc).__name__}: {exc}")
 

@@ -1,7 +1,8 @@
 """`manage.py serve`: the whole app in one process on the embedded default.
 
 Starts uvicorn with the ASGI application (pages and websockets) and, unless the production
-profile is configured, a real Celery worker inside the same process.
+profile is configured, a real Celery worker inside the same process, with the periodic sweep
+(`rlmweb.sweeps`) that a Celery worker process runs.
 """
 
 import uvicorn
@@ -24,7 +25,8 @@ class Command(BaseCommand):
         worker = None
         if settings.EMBEDDED_WORKER and not no_worker:
             worker = EmbeddedWorkers(
-                celery_app, settings.EMBEDDED_WORKER_CONCURRENCY, settings.EMBEDDED_EXTRACTION_CONCURRENCY
+                celery_app, settings.EMBEDDED_WORKER_CONCURRENCY, settings.EMBEDDED_EXTRACTION_CONCURRENCY,
+                sweep=True,  # the periodic sweep ends lost runs; pages never do
             )
             worker.start()
             self.stdout.write(
