@@ -1,6 +1,7 @@
 """Engine benchmark: sub-call concurrency and the loop's overhead over the model time.
 
     python benchmarks/bench_engine.py [--baseline-ref REF] [--reps N]
+    python benchmarks/bench_engine.py --only loop --latency 2   # (b) alone, at another latency
 
 (a) 1,000 sub-calls of 200 ms each through `llm_query_batched` with the default concurrency cap,
     against the same calls made one after another (`llm_query` in a loop). The sequential figure is
@@ -48,12 +49,13 @@ KEY_ENV = "RLMWEB_BENCH_PROVIDER_KEY"
 
 
 @contextlib.contextmanager
-def provider_process(root_replies: list[str] | None = None, latency_s: float = LATENCY_S):
+def provider_process(root_replies: list[str] | None = None, latency_s: float | None = None):
     """The simulated provider as a separate process (from the code tree under test); yields its URL."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as script:
         json.dump(root_replies or [], script)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker.simulated", "--port", "0", "--latency", str(latency_s),
+        [sys.executable, "-m", "worker.simulated", "--port", "0",
+         "--latency", str(LATENCY_S if latency_s is None else latency_s),
          "--root-script", script.name],
         cwd=CODE, stdout=subprocess.PIPE, text=True,
     )
@@ -229,9 +231,9 @@ def measure(what: str, repo: str) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run_measure(what: str, repo: Path) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--measure", what, "--repo", str(repo)], cwd=REPO,
-                          capture_output=True, text=True)
+def run_measure(what: str, repo: Path, latency_s: float = LATENCY_S) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--measure", what, "--repo", str(repo),
+                           "--latency", str(latency_s)], cwd=REPO, capture_output=True, text=True)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"{what} ({repo}) failed:\n{proc.stderr[-3000:]}")
@@ -254,14 +256,24 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def main() -> None:
+    global LATENCY_S
     parser = argparse.ArgumentParser()
     parser.add_argument("--measure", choices=("batched", "batched-only", "loop", "cpu"))
     parser.add_argument("--repo", default=str(REPO))
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of each measurement")
+    parser.add_argument("--latency", type=float, default=LATENCY_S, help="simulated model latency (s)")
+    parser.add_argument("--only", choices=("loop",), help="measure (b) alone, print its figures, write nothing")
     args = parser.parse_args()
+    LATENCY_S = args.latency
     if args.measure:
         measure(args.measure, args.repo)
+        return
+    if args.only:
+        with baseline_tree(args.baseline_ref) as base:
+            for rep in range(args.reps):
+                for name, tree in (("baseline", base), ("candidate", REPO))[::1 if rep % 2 == 0 else -1]:
+                    print(name, json.dumps(run_measure("loop", tree, args.latency)), flush=True)
         return
     load_before = os.getloadavg()
     found: dict[str, dict[str, list[dict]]] = {"baseline": {}, "candidate": {}}
