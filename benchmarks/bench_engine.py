@@ -1,6 +1,7 @@
 """Engine benchmark: sub-call concurrency and the loop's overhead over the model time.
 
     python benchmarks/bench_engine.py [--baseline-ref REF] [--reps N]
+    python benchmarks/bench_engine.py --only loop --latency 2   # (b) alone, at another latency
 
 (a) 1,000 sub-calls of 200 ms each through `llm_query_batched` with the default concurrency cap,
     against the same calls made one after another (`llm_query` in a loop). The sequential figure is
@@ -48,12 +49,13 @@ KEY_ENV = "RLMWEB_BENCH_PROVIDER_KEY"
 
 
 @contextlib.contextmanager
-def provider_process(root_replies: list[str] | None = None, latency_s: float = LATENCY_S):
+def provider_process(root_replies: list[str] | None = None, latency_s: float | None = None):
     """The simulated provider as a separate process (from the code tree under test); yields its URL."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as script:
         json.dump(root_replies or [], script)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker.simulated", "--port", "0", "--latency", str(latency_s),
+        [sys.executable, "-m", "worker.simulated", "--port", "0",
+         "--latency", str(LATENCY_S if latency_s is None else latency_s),
          "--root-script", script.name],
         cwd=CODE, stdout=subprocess.PIPE, text=True,
     )
@@ -119,6 +121,49 @@ def bench_batched(doc, sequential: bool = True) -> dict:
     return out
 
 
+def turn_phases(events, latency_s: float) -> dict:
+    """Where a turn's time goes beyond the model's latency, from the run's event timestamps (median
+    and mean over the turns, ms): the root call over its simulated latency; reply to cell start; cell start to
+    the first sub-call sent (the sandbox round trip and the REPL's call into the host); the batch
+    over one latency (first sub-call started to last finished); last sub-call to cell end; cell end
+    to the next root request (parsing, feedback, prompt building, compaction's check). Also once per
+    run: the first root call's overhead, the run's start to its first request, the end of the last
+    cell to the run's end."""
+    import statistics
+    turns = [i for i, e in enumerate(events) if e.type == "root.turn"]
+    phases: dict[str, list[float]] = {k: [] for k in (
+        "root_call_over_latency", "reply_to_cell", "cell_to_first_subcall", "batch_over_latency",
+        "batch_to_cell_end", "cell_end_to_next_request")}
+    previous_end = None
+    for n, i in enumerate(turns):
+        turn = events[i]
+        after = events[i + 1:turns[n + 1]] if n + 1 < len(turns) else events[i + 1:]
+        cells = [e for e in after if e.type == "cell.started"]
+        ends = [e for e in after if e.type == "cell.finished"]
+        started = [e for e in after if e.type == "subcall.started"]
+        finished = [e for e in after if e.type == "subcall.finished"]
+        sent = turn.ts - turn.data["latency_s"]
+        phases["root_call_over_latency"].append(turn.data["latency_s"] - latency_s)
+        if previous_end is not None:
+            phases["cell_end_to_next_request"].append(sent - previous_end)
+        if not (cells and ends and started and finished):
+            continue
+        last = max(e.ts for e in finished)
+        phases["reply_to_cell"].append(cells[0].ts - turn.ts)
+        phases["cell_to_first_subcall"].append(started[0].ts - cells[0].ts)
+        phases["batch_over_latency"].append(last - started[0].ts - latency_s)
+        phases["batch_to_cell_end"].append(ends[0].ts - last)
+        previous_end = ends[0].ts
+    out: dict = {k: {"median": round(statistics.median(v) * 1000, 1), "mean": round(statistics.mean(v) * 1000, 1)}
+                 for k, v in phases.items() if v}
+    out["first_root_call_over_latency"] = round(phases["root_call_over_latency"][0] * 1000, 1)
+    first_sent = events[turns[0]].ts - events[turns[0]].data["latency_s"]
+    out["run_start_to_first_request"] = round((first_sent - events[0].ts) * 1000, 1)
+    if previous_end is not None:
+        out["last_cell_end_to_run_end"] = round((events[-1].ts - previous_end) * 1000, 1)
+    return out
+
+
 def bench_loop(doc) -> dict:
     from worker.engine import Limits, run
     from worker.engine.events import ListSink
@@ -143,6 +188,7 @@ def bench_loop(doc) -> dict:
         "overhead_s": round(wall - critical, 2),
         "overhead_per_iteration_s": round((wall - critical) / turns, 3),
         "events": len(sink.events), "cost_usd": result.cost_usd,
+        "turn_phases_ms": turn_phases(sink.events, LATENCY_S),
     }
 
 
@@ -185,9 +231,9 @@ def measure(what: str, repo: str) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run_measure(what: str, repo: Path) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--measure", what, "--repo", str(repo)], cwd=REPO,
-                          capture_output=True, text=True)
+def run_measure(what: str, repo: Path, latency_s: float = LATENCY_S) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--measure", what, "--repo", str(repo),
+                           "--latency", str(latency_s)], cwd=REPO, capture_output=True, text=True)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"{what} ({repo}) failed:\n{proc.stderr[-3000:]}")
@@ -210,14 +256,24 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def main() -> None:
+    global LATENCY_S
     parser = argparse.ArgumentParser()
     parser.add_argument("--measure", choices=("batched", "batched-only", "loop", "cpu"))
     parser.add_argument("--repo", default=str(REPO))
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of each measurement")
+    parser.add_argument("--latency", type=float, default=LATENCY_S, help="simulated model latency (s)")
+    parser.add_argument("--only", choices=("loop",), help="measure (b) alone, print its figures, write nothing")
     args = parser.parse_args()
+    LATENCY_S = args.latency
     if args.measure:
         measure(args.measure, args.repo)
+        return
+    if args.only:
+        with baseline_tree(args.baseline_ref) as base:
+            for rep in range(args.reps):
+                for name, tree in (("baseline", base), ("candidate", REPO))[::1 if rep % 2 == 0 else -1]:
+                    print(name, json.dumps(run_measure("loop", tree, args.latency)), flush=True)
         return
     load_before = os.getloadavg()
     found: dict[str, dict[str, list[dict]]] = {"baseline": {}, "candidate": {}}

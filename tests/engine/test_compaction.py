@@ -1,7 +1,9 @@
 """Root-history compaction: a long run over a model with a small window finishes because its earlier
 turns are replaced by a summary the root writes; without compaction the provider refuses it."""
 
-from worker.engine import DocumentInput, Limits, ModelOptions, RunSpec, prompts, run
+from collections import Counter
+
+from worker.engine import DocumentInput, Limits, ModelOptions, RunSpec, compaction, prompts, run
 from worker.engine.events import ListSink
 from worker.simulated import SimulatedProvider
 
@@ -128,3 +130,44 @@ def test_an_overlong_summary_is_cut_so_the_history_stays_small(write_doc, provid
     compacted = sink.of_type("root.compacted")
     assert compacted and all(e.data["tokens_after"] < 0.85 * WINDOW for e in compacted)
     assert len(compacted[0].data["summary"]) > 25_000  # the event keeps what the root wrote
+
+
+def test_the_byte_bound_is_never_below_the_token_estimate():
+    """The check that skips the tokenizer must not skip a history that needs compacting."""
+    texts = ["", "a", "\U0001F600" * 50, "日本語のテキスト" * 20, "x y z " * 500, "\n\n\n", "\ud800 lone surrogate",
+             "".join(chr(c) for c in range(32, 3000))]
+    messages = [{"role": "user", "content": t} for t in texts]
+    for model in (ROOT, "anthropic/claude-3-5-sonnet-20240620", "gemini/gemini-1.5-pro"):
+        assert compaction.history_tokens_bound(messages) >= compaction.history_tokens(model, messages)
+        for m in messages:
+            assert compaction.history_tokens_bound([m]) >= compaction.history_tokens(model, [m])
+
+
+def test_a_short_history_is_not_tokenized_and_a_long_one_once_per_text(write_doc, provider_key, monkeypatch):
+    """Every turn checks the history against the window: far below it, with no tokenizer run; near it,
+    each message's text tokenized once over the run, not once per turn."""
+    counted: list[str] = []
+    real = compaction.count_tokens
+
+    def counting(model: str, text: str) -> int:
+        counted.append(text)
+        return real(model, text)
+
+    monkeypatch.setattr(compaction, "count_tokens", counting)
+    # A window so large that the history stays far below it: no text is ever tokenized.
+    monkeypatch.setenv("RLMWEB_COMPACTION_THRESHOLD", "0.85")
+    doc = write_doc("long.txt", filler(CHUNK * TURNS + 500))
+    with SimulatedProvider(responder=reading_responder([]), context_window=1_000_000) as sp:
+        spec = spec_for(sp, doc)
+        spec.model_options = {m: ModelOptions(api_base=sp.base_url, api_key_env=KEY_ENV, timeout_s=10, max_retries=0,
+                                              context_window=1_000_000) for m in (ROOT, SUB)}
+        assert run(spec, ListSink()).status == "succeeded"
+    assert counted == []
+    # A threshold so low that every turn counts its history (and compacts it): each text once.
+    monkeypatch.setenv("RLMWEB_COMPACTION_THRESHOLD", "0.5")
+    result, sink, _, _ = long_run(write_doc, provider_key, monkeypatch, "0.5")
+    compactions = len(sink.of_type("root.compacted"))
+    assert result.status == "succeeded" and compactions
+    # The system prompt is in every turn's history: counted again only after each compaction's new
+    # history, never once per turn.
+    assert 1 < Counter(counted).most_common(1)[0][1] <= 1 + compactions < result.iterations

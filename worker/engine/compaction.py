@@ -47,11 +47,31 @@ def threshold() -> float | None:
     return min(value, 1.0)
 
 
-def history_tokens(model: str, messages: list[dict]) -> int:
+def history_tokens(model: str, messages: list[dict], counts: dict[str, int] | None = None) -> int:
     """A cautious estimate: litellm's tokenizer guess, or ~4 characters per token where that is more
     (the provider's own tokenizer may count more than the guess; compacting a little early costs one
-    call, being refused for length ends the run). ~4 tokens of framing per message."""
-    return sum(max(count_tokens(model, m["content"]), len(m["content"]) // 4) + 4 for m in messages)
+    call, being refused for length ends the run). ~4 tokens of framing per message.
+
+    `counts`: a memo of each message text's count (a root's history only grows and its texts never
+    change, so each is tokenized once, not once per turn)."""
+    total = 0
+    for m in messages:
+        text = m["content"]
+        tokens = counts.get(text) if counts is not None else None
+        if tokens is None:
+            tokens = max(count_tokens(model, text), len(text) // 4)
+            if counts is not None:
+                counts[text] = tokens
+        total += tokens + 4
+    return total
+
+
+def history_tokens_bound(messages: list[dict]) -> int:
+    """An upper bound on `history_tokens` with no tokenizer run: a token is at least one UTF-8 byte
+    (byte-level BPE; litellm's fallback counts ~4 characters per token), plus framing and a margin for
+    the special tokens some tokenizers add. Microseconds for a long history, where tokenizing it took
+    milliseconds a turn and loading the tokenizer ~1 s on a process's first turn."""
+    return sum(len(m["content"].encode("utf-8", "surrogatepass")) + 8 for m in messages)
 
 
 def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
@@ -62,11 +82,14 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     window = state.client.context_window(model)
     if rlm.script is not None or fraction is None or window is None or len(messages) < 4:
         return
-    before = history_tokens(model, messages)
+    if history_tokens_bound(messages) < fraction * window:  # far from the window: no tokenizer run
+        return
+    counts = rlm.token_counts
+    before = history_tokens(model, messages, counts)
     if before < fraction * window:
         return
     forced = prompts.FORCED_NOTE in messages[-1]["content"]  # the last turn after a soft stop
-    summarised = _summarise(rlm, messages, model, window, forced)
+    summarised = _summarise(rlm, messages, model, window, forced, counts)
     if summarised is None:
         return
     reply, ticket = summarised
@@ -82,7 +105,8 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     if forced:  # the forced last turn keeps its instruction
         content += "\n\n" + prompts.forced_final_turn()
     messages[:] = [messages[0], {"role": "user", "content": content}]
-    after = history_tokens(model, messages)
+    counts.clear()  # the texts counted are gone from the history
+    after = history_tokens(model, messages, counts)
     compacted = dict(node_id=rlm.node_id, depth=rlm.depth, iteration=iteration,
                      tokens_before=before, tokens_after=after, window=window, turns_compacted=turns,
                      summary=reply.content, model=model,
@@ -92,7 +116,8 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     state.settle(ticket, rlm._lineage(), reply=reply, record=(ev.ROOT_COMPACTED, compacted))
 
 
-def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool) -> tuple[Completion, object] | None:
+def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool,
+               counts: dict[str, int] | None = None) -> tuple[Completion, object] | None:
     """Ask the root for the summary: admitted and reserved under the budgets like any root call.
     None when the call was refused or failed but the run goes on (the next turn is then tried with
     the full history); RunStopped propagates."""
@@ -101,7 +126,7 @@ def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool)
     state = rlm.state
     request = [dict(m) for m in messages]
     request[-1]["content"] = f"{request[-1]['content']}\n\n{prompts.compaction_request()}"
-    _fit(request, model, int(REQUEST_SHARE * window))
+    _fit(request, model, int(REQUEST_SHARE * window), counts)
     try:
         ticket = state.admit_call("root" if rlm.depth == 0 else "child_root", rlm.depth, model, request,
                                   last_turn=forced)
@@ -121,10 +146,10 @@ def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool)
     return reply, ticket
 
 
-def _fit(request: list[dict], model: str, budget: int) -> None:
+def _fit(request: list[dict], model: str, budget: int, counts: dict[str, int] | None = None) -> None:
     """Cut the longest messages between the first turn and the last until the request fits `budget`."""
     middle = range(2, len(request) - 1)
-    while history_tokens(model, request) > budget:
+    while history_tokens(model, request, counts) > budget:
         longest = max(middle, key=lambda i: len(request[i]["content"]), default=None)
         if longest is None:
             return

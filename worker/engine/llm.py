@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the price table at import
 
 import email.utils
+import importlib
 import logging
 import queue
 import random
@@ -90,6 +91,24 @@ def _gate_service_logging() -> None:
 
 
 _gate_service_logging()
+
+# Modules litellm imports on its first completion rather than at its own import: its proxy's types
+# (pulled in by the message file-id helper every call runs) and httpcore (when its first HTTP client
+# is made). About 0.4 s of one call, which was the first root turn of a worker process's first run;
+# imported here, it is paid where the engine is imported (a worker's start, before a prefork worker
+# forks).
+_FIRST_CALL_IMPORTS = ("litellm.proxy.openai_files_endpoints.common_utils", "httpcore")
+
+
+def _preload() -> None:
+    for name in _FIRST_CALL_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except Exception:  # another litellm layout: the first call imports what it needs
+            logger.debug("Preloading %s failed", name, exc_info=True)
+
+
+_preload()
 
 RETRYABLE = (
     litellm.RateLimitError,

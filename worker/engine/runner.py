@@ -533,6 +533,7 @@ class RLM:
         self.cell_id: str | None = None
         self.sandbox = None
         self.carried = ""  # what session.begin added to the first turn
+        self.token_counts: dict[str, int] = {}  # the root history's texts, tokenized once (compaction)
 
     # the loop -----------------------------------------------------------------------------------
     def run(self) -> Outcome:
