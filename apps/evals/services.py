@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -61,7 +61,7 @@ class QuestionFile:
     text: str
 
 
-def _require(user: AbstractBaseUser, team: Team, action: str = "create") -> None:
+def _require(user: User, team: Team, action: str = "create") -> None:
     if not can(user, "view", team):
         raise EvaluationNotFound("No such team.")
     if not can(user, action, team):
@@ -117,7 +117,7 @@ def _sources(documents: list[Document]) -> list[generators.SourceDocument]:
     return [generators.SourceDocument(d.name, d.text_path.read_text(encoding="utf-8")) for d in documents]
 
 
-def document_from_text(user: AbstractBaseUser, team: Team, name: str, text: str) -> Document:
+def document_from_text(user: User, team: Team, name: str, text: str) -> Document:
     """A generated text as a ready Document of the team (identical text reuses its document)."""
     part = uploads_dir() / f"eval-{uuid.uuid4().hex}.part"
     part.write_text(text, encoding="utf-8")
@@ -164,7 +164,7 @@ def _expand(user, team, suite: str, items_by_size: list[tuple[int, list[generato
 
 
 def evaluation_create(
-    user: AbstractBaseUser,
+    user: User,
     team: Team,
     suite: str,
     models: list[str],
@@ -488,7 +488,7 @@ def evaluations_recover(stale_after: timedelta = timedelta(minutes=10)) -> int:
 # --- cancel and resume ---------------------------------------------------------------------------
 
 
-def _require_change(user: AbstractBaseUser, evaluation: Evaluation) -> None:
+def _require_change(user: User, evaluation: Evaluation) -> None:
     from apps.teams.permissions import can_change
 
     _require(user, evaluation.team, "view")
@@ -496,7 +496,7 @@ def _require_change(user: AbstractBaseUser, evaluation: Evaluation) -> None:
         raise PermissionDenied("Your role in this team does not allow changing this evaluation.")
 
 
-def evaluation_cancel(user: AbstractBaseUser, evaluation: Evaluation) -> Evaluation:
+def evaluation_cancel(user: User, evaluation: Evaluation) -> Evaluation:
     """Stop scheduling cases and cancel the running ones; scored cases are kept."""
     _require_change(user, evaluation)
     Evaluation.objects.filter(pk=evaluation.pk, status__in=(EvaluationStatus.PREPARING, EvaluationStatus.RUNNING)).update(
@@ -516,7 +516,7 @@ def evaluation_cancel(user: AbstractBaseUser, evaluation: Evaluation) -> Evaluat
     return evaluation
 
 
-def evaluation_resume(user: AbstractBaseUser, evaluation: Evaluation, max_cost_usd: float | None = None,
+def evaluation_resume(user: User, evaluation: Evaluation, max_cost_usd: float | None = None,
                       *, enqueue: bool = True) -> Evaluation:
     """Run again the cases that were cancelled or skipped (scored cases are kept), with a new cost
     cap when given. Their old runs stay in the team's history."""
@@ -537,7 +537,7 @@ def evaluation_resume(user: AbstractBaseUser, evaluation: Evaluation, max_cost_u
     return evaluation
 
 
-def evaluation_delete(user: AbstractBaseUser, evaluation: Evaluation) -> None:
+def evaluation_delete(user: User, evaluation: Evaluation) -> None:
     """Delete the evaluation and its cases; its runs stay (they are the team's runs)."""
     _require_change(user, evaluation)
     evaluation.delete()
@@ -551,7 +551,7 @@ def question_file_read(path: Path) -> QuestionFile:
 # --- share links ---------------------------------------------------------------------------------
 
 
-def evaluation_share_create(user: AbstractBaseUser, evaluation: Evaluation) -> tuple[EvaluationShareLink, str]:
+def evaluation_share_create(user: User, evaluation: Evaluation) -> tuple[EvaluationShareLink, str]:
     """A new read-only link to the evaluation's results, and its token (shown once, never stored)."""
     _require_change(user, evaluation)
     raw = EvaluationShareLink.new_token()
@@ -560,6 +560,6 @@ def evaluation_share_create(user: AbstractBaseUser, evaluation: Evaluation) -> t
     return link, raw
 
 
-def evaluation_share_revoke(user: AbstractBaseUser, link: EvaluationShareLink) -> None:
+def evaluation_share_revoke(user: User, link: EvaluationShareLink) -> None:
     _require_change(user, link.evaluation)
     EvaluationShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

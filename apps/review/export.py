@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -160,7 +160,7 @@ def _validate_costs(events: list, result, fail) -> None:
             fail(f"the {where} cost_usd {value!r} is not the sum of the calls' costs ({calls!r})")
 
 
-def import_record(record: dict, team: Team, user: AbstractBaseUser | None, source: str) -> Run:
+def import_record(record: dict, team: Team, user: User | None, source: str) -> Run:
     """Create one Run (and its review) from an exported object; validated beforehand."""
     settings_ = record["settings"]
     run = Run.objects.create(
@@ -197,7 +197,7 @@ def import_record(record: dict, team: Team, user: AbstractBaseUser | None, sourc
     return run
 
 
-def import_lines(lines: Iterable[bytes | str], team: Team, user: AbstractBaseUser | None = None,
+def import_lines(lines: Iterable[bytes | str], team: Team, user: User | None = None,
                  source: str = "") -> list[Run]:
     """Import a JSONL export into `team`: every line or none (one transaction)."""
     records = []

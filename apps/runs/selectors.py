@@ -2,7 +2,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import F, Prefetch, Q, QuerySet
 
 from apps.teams.models import Team
@@ -71,7 +71,7 @@ def run_list_choices(team: Team) -> dict:
     }
 
 
-def run_get_for_user(user: AbstractBaseUser, run_id: uuid.UUID | str) -> Run | None:
+def run_get_for_user(user: User, run_id: uuid.UUID | str) -> Run | None:
     """The run if the user may view its team; None otherwise, so other teams' ids reveal nothing."""
     try:
         run_id = uuid.UUID(str(run_id))
