@@ -121,7 +121,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES: dict[str, dict[str, Any]]
+DATABASES: dict[str, Any]
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:

@@ -68,7 +68,7 @@ def run_comments(request: ApiRequest, run_id) -> JsonResponse:
 
 
 @api_view(("PATCH", "DELETE"))
-def comment_detail(request: ApiRequest, comment_id) -> JsonResponse:
+def comment_detail(request: ApiRequest, comment_id) -> HttpResponse:
     comment = Comment.objects.select_related("run__team", "author").filter(pk=comment_id, deleted_at__isnull=True).first()
     if comment is None or not can(request.user, "view", comment.run.team):
         raise ApiError(404, "No such comment.")

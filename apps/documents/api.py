@@ -5,6 +5,8 @@ file and the extracted text, streamed) and deletion.
 Authentication is `apps.accounts.api.api_view`: an API token, or the browser session with CSRF.
 """
 
+from typing import cast
+
 from django.conf import settings
 from django.http import FileResponse, JsonResponse
 from django.urls import reverse
@@ -17,7 +19,7 @@ from rlmweb.ids import parse_id
 
 from . import selectors, services
 from .models import Document, DocumentStatus, UploadSession
-from .upload_handlers import streams_uploads
+from .upload_handlers import ReceivedFile, UploadRequest, streams_uploads
 from .views import DownloadUnavailable
 from .views import document_download as _download
 
@@ -30,8 +32,10 @@ def _team(request: ApiRequest) -> Team:
     """The team named by `?team=<id>` (scripts in several teams), else the current team."""
     team_id = request.GET.get("team")
     if not team_id:
+        if request.team is None:  # a user in no team at all
+            raise ApiError(404, "No such team.")
         return request.team
-    team = Team.objects.filter(pk=parse_id(team_id)).first()
+    team = Team.objects.filter(pk=parse_id(team_id)).first()  # type: ignore[misc]  # None (not an id) matches nothing
     if team is None or not can(request.user, "view", team):
         raise ApiError(404, "No such team.")
     return team
@@ -178,7 +182,7 @@ def upload_complete(request: ApiRequest, upload_id) -> JsonResponse:
 
 @streams_uploads
 @api_view(("GET", "POST"), csrf_in_view=True)
-def documents_collection(request: ApiRequest) -> JsonResponse:
+def documents_collection(request: UploadRequest) -> JsonResponse:
     """GET: the team's documents. POST (multipart, one or more `file` fields): upload in one request.
 
     Everything that needs no body is checked before the body is read (and written to disk): role,
@@ -195,7 +199,7 @@ def documents_collection(request: ApiRequest) -> JsonResponse:
     length = parse_id(request.META.get("CONTENT_LENGTH"))
     if length is not None and length > limit:
         raise ApiError(413, f"The request is larger than {services.human_bytes(limit)}; nothing was stored.")
-    if not request.content_type.startswith("multipart/form-data"):
+    if not (request.content_type or "").startswith("multipart/form-data"):
         raise ApiError(400, "Send the file as multipart/form-data in a field named 'file'.")
     try:
         services.upload_rate_check(request.user)
@@ -204,7 +208,7 @@ def documents_collection(request: ApiRequest) -> JsonResponse:
         raise _api_error(exc) from None
     require_csrf(request)
     handler = request.document_upload_handler
-    files = request.FILES.getlist("file")
+    files = cast(list[ReceivedFile], request.FILES.getlist("file"))  # (DocumentUploadHandler's)
     if handler.rejection is not None:
         raise _api_error(handler.rejection)
     try:

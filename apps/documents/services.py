@@ -198,7 +198,7 @@ def upload_sessions_clean_stale(now=None) -> int:
 
 
 def upload_start(
-    *, user: User, team: Team, name: str, size: int, sha256: str = "", batch_size: int = 1
+    *, user: User, team: Team, name: str, size: object, sha256: str = "", batch_size: int = 1
 ) -> UploadSession:
     """Open a chunked upload of `size` bytes; refuse empty and oversized files before any byte moves."""
     _require(user, "create", team)
@@ -310,6 +310,7 @@ def upload_complete(session: UploadSession) -> UploadOutcome:
     Idempotent: completing again (a client whose first answer was lost) returns the same document.
     """
     if session.document_id:
+        assert session.document is not None
         return UploadOutcome(session.document, created=False)
     try:
         handle = session.part_path.open("rb")
@@ -319,6 +320,7 @@ def upload_complete(session: UploadSession) -> UploadOutcome:
         fcntl.flock(handle, fcntl.LOCK_EX)  # one completion at a time; appends wait too
         session.refresh_from_db()
         if session.document_id:
+            assert session.document is not None
             return UploadOutcome(session.document, created=False)
         received = os.fstat(handle.fileno()).st_size
         if received != session.size_bytes:
@@ -514,7 +516,12 @@ def _document_files(document: Document) -> Iterable[Path]:
 def _document_remove(document: Document) -> None:
     files = list(_document_files(document))
     document.delete()
-    transaction.on_commit(lambda: [f.unlink(missing_ok=True) for f in files])
+
+    def remove_files() -> None:
+        for f in files:
+            f.unlink(missing_ok=True)
+
+    transaction.on_commit(remove_files)
 
 
 def document_delete(*, user: User, document: Document) -> None:

@@ -68,7 +68,7 @@ def _position(values: list, value) -> int:
 
 def progress(evaluation: Evaluation, rows: list[dict] | None = None) -> dict:
     rows = _rows(evaluation) if rows is None else rows
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     for row in rows:
         counts[row["status"]] += 1
     return {

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -212,7 +213,7 @@ def evaluation_create(
         evaluation = Evaluation.objects.create(
             team=team, created_by=user if user.is_authenticated else None,
             name=name or _default_name(suite, question_file, models, modes),
-            suite=f"file:{question_file.name}" if suite == "file" else suite,
+            suite=f"file:{question_file.name}" if suite == "file" and question_file else suite,
             root_models=models, sub_model=sub_model, modes=modes, sizes=sizes if suite != "file" else [], seed=seed,
             depths=list(depths or []) if suite == "niah" else [], cases_per_size=cases, max_cost_usd=max_cost_usd,
             concurrency=concurrency, judge_model=judge_model, scorer=scorer,
@@ -236,6 +237,7 @@ def _questions(suite: str, question_file: QuestionFile | None, user_documents: l
     """The question file's items (checked now, so its errors reach the form); [] for built-in suites."""
     if suite != "file":
         return []
+    assert question_file is not None  # (_validate requires one for the file suite)
     if not user_documents:
         raise ValidationError({"documents": ["The file suite needs the documents its questions are about."]})
     try:
@@ -336,6 +338,9 @@ def case_start(case: EvalCase) -> Run | None:
                   "was reached.")
         return None
     user = evaluation.created_by
+    if user is None:  # its account was deleted (created_by is SET_NULL): nobody to run it as
+        _case_end(case, CaseStatus.SKIPPED, "Not run: the account that started the evaluation no longer exists.")
+        return None
     try:
         run = run_services.run_create(
             user, evaluation.team, case.question, case.document_ids, case.mode, case.model,
@@ -459,7 +464,7 @@ def evaluation_start(evaluation_id) -> int:
 
     started = 0
     while (case := case_claim_next(evaluation_id)) is not None:
-        transaction.on_commit(lambda case_id=case.pk: run_case.delay(case_id))
+        transaction.on_commit(lambda case_id=case.pk: run_case.delay(case_id))  # type: ignore[misc]  # (binds this case's id)
         started += 1
     if not started:
         evaluation_settle(evaluation_id)
@@ -524,7 +529,7 @@ def evaluation_resume(user: User, evaluation: Evaluation, max_cost_usd: float | 
     if evaluation.status == EvaluationStatus.FAILED or not evaluation.cases.exists():
         return evaluation  # nothing was prepared: there is nothing to resume
     with transaction.atomic():
-        updates = {"status": EvaluationStatus.RUNNING, "finished_at": None}
+        updates: dict[str, Any] = {"status": EvaluationStatus.RUNNING, "finished_at": None}
         if max_cost_usd is not None:
             updates["max_cost_usd"] = max_cost_usd
         Evaluation.objects.filter(pk=evaluation.pk).update(**updates)

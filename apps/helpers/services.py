@@ -60,6 +60,7 @@ def helper_check(name: object, source: object) -> tuple[str, str, dict[str, str]
         errors["source"] = f"The source is {len(source):,} characters; at most {MAX_SOURCE_CHARS:,}."
     if errors:
         return "", "", errors
+    assert isinstance(source, str) and isinstance(name, str)  # (no errors: both checked above)
     from worker.sandbox.policy import compile_cell
 
     try:
@@ -140,7 +141,7 @@ def helper_sources(recorded: list) -> list[dict]:
     for item in recorded or []:
         if not isinstance(item, dict):
             continue
-        version = HelperVersion.objects.filter(helper_id=item.get("id"), version=item.get("version")).first()
+        version = HelperVersion.objects.filter(helper_id=item.get("id"), version=item.get("version")).first()  # type: ignore[misc]  # None (a bad record) matches nothing
         if version is not None:
             out.append({"name": version.helper.name, "version": version.version, "source": version.source})
     return out
@@ -164,6 +165,7 @@ def helper_test(user: User, team: Team, name: str, source: str, document_id, exp
         errors["document"] = "Pick a ready document of the team."
     if errors:
         raise ValidationError({k: [v] for k, v in errors.items()})
+    assert document is not None  # (else errors["document"])
     return _run_test(document, source, expression)
 
 

@@ -11,6 +11,7 @@ their cost was spent elsewhere, so it never counts toward the team's spending or
 import json
 import math
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -200,7 +201,7 @@ def import_record(record: dict, team: Team, user: User | None, source: str) -> R
 def import_lines(lines: Iterable[bytes | str], team: Team, user: User | None = None,
                  source: str = "") -> list[Run]:
     """Import a JSONL export into `team`: every line or none (one transaction)."""
-    records = []
+    records: list[Any] = []  # each checked by _validate
     for line_no, raw in enumerate(lines, start=1):
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         if not text.strip():

@@ -32,6 +32,8 @@ def _team(request: ApiRequest, team_id=None) -> Team:
     """The team named by `team` (query or body), else the user's current team."""
     team_id = team_id if team_id is not None else request.GET.get("team")
     if team_id in (None, ""):
+        if request.team is None:  # a user in no team at all
+            raise ApiError(404, "No such team.")
         return request.team
     team_pk = parse_id(team_id)
     if team_pk is None:
@@ -194,7 +196,7 @@ def models_list(request: ApiRequest) -> JsonResponse:
                 }
                 for m in model_choices()
             ],
-            "modes": [{"mode": value, "label": label} for value, label in Run._meta.get_field("mode").choices],
+            "modes": [{"mode": value, "label": label} for value, label in Run._meta.get_field("mode").choices],  # type: ignore[union-attr]  # (it has choices)
             "limits": {
                 name: {"type": kind.__name__, "min": low, "max": high, "default": default}
                 for name, (kind, low, high, default) in services.LIMITS.items()

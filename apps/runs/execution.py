@@ -18,6 +18,7 @@ from worker.engine import events as ev
 from worker.engine import run as engine_run
 from worker.engine.llm import ModelOptions
 from worker.engine.vocabulary import CallKind, StopReason
+from worker.engine.vocabulary import RunStatus as EngineRunStatus
 
 from .conversations import run_ancestors, snapshot_file, snapshot_relpath
 from .models import Mode, Run, RunEvent, RunStatus
@@ -74,6 +75,7 @@ def run_session(run: Run) -> Session:
 
     restore = None
     if run.follow_up_of_id and run.mode != Mode.DIRECT:
+        assert run.follow_up_of is not None  # (follow_up_of_id is set)
         path = snapshot_file(run.follow_up_of.snapshot)
         restore = str(path) if path is not None else None
     return Session(
@@ -202,7 +204,7 @@ def recorded_totals(run_id) -> dict:
 
 def _finish_with(run_id, last_seq: int, status: str, reason: str, stop_reason: StopReason | None = None) -> None:
     """Write the terminal event for a run the engine could not finish itself."""
-    finished = ev.RunFinished(status=status, failure_reason=reason, stop_reason=stop_reason,
+    finished = ev.RunFinished(status=EngineRunStatus(status), failure_reason=reason, stop_reason=stop_reason,
                               totals=recorded_totals(run_id), forced_final=False)
     event = finished.event(last_seq + 1, timezone.now().timestamp())
     persist_events(run_id, [event])
@@ -372,7 +374,7 @@ def _finish_queued(run_id, status: str, reason: str, stop_reason: StopReason) ->
         if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=status):
             return False
         last_seq = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).get()
-        event = ev.RunFinished(status=status, failure_reason=reason, stop_reason=stop_reason, totals=None,
+        event = ev.RunFinished(status=EngineRunStatus(status), failure_reason=reason, stop_reason=stop_reason, totals=None,
                                forced_final=False).event(last_seq + 1, timezone.now().timestamp())
         persist_events(run_id, [event])
     publish_events(run_id, [event])

@@ -23,6 +23,7 @@ from apps.documents.models import Document, DocumentStatus
 from apps.teams.models import Team
 from apps.teams.permissions import can, can_change
 from apps.teams.services import team_spend_guard
+from worker.engine.vocabulary import RunStatus as EngineRunStatus
 from worker.engine.vocabulary import StopReason
 
 from .models import Mode, Run, RunDocument, RunStatus
@@ -246,7 +247,7 @@ def _finish_unstarted(run_id, status: str, reason: str, stop_reason: StopReason)
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status != RunStatus.QUEUED:
             return False
-        event = RunFinished(status=status, failure_reason=reason, stop_reason=stop_reason, totals=None,
+        event = RunFinished(status=EngineRunStatus(status), failure_reason=reason, stop_reason=stop_reason, totals=None,
                             forced_final=False).event(run.last_seq + 1, timezone.now().timestamp())
         persist_events(run.pk, [event])
     publish_events(run_id, [event])

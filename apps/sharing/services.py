@@ -115,7 +115,7 @@ def share_record_view(link: ShareLink) -> None:
 
 def shared_event(event: dict) -> dict:
     """An event as a link holder sees it: the documented fields of its type, nothing else."""
-    allowed = SHARED_FIELDS.get(event.get("type"), frozenset())
+    allowed = SHARED_FIELDS.get(event.get("type", ""), frozenset())
     data = {k: v for k, v in (event.get("data") or {}).items() if k in allowed}
     if isinstance(data.get("documents"), list):
         data["documents"] = [

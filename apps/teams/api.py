@@ -35,7 +35,7 @@ def _call(fn, *args, **kwargs):
         raise ApiError(400, " ".join(exc.messages)) from None
 
 
-def team_json(team: Team, role: str) -> dict:
+def team_json(team: Team, role: str | None) -> dict:
     return {
         "id": team.pk,
         "name": team.name,
@@ -68,7 +68,7 @@ def teams_collection(request: ApiRequest) -> JsonResponse:
 
 
 @api_view(("GET", "PATCH", "DELETE"))
-def team_detail(request: ApiRequest, team_id: int) -> JsonResponse:
+def team_detail(request: ApiRequest, team_id: int) -> HttpResponse:
     """GET: the team and its members. PATCH: {"monthly_cap_usd": "12.50" | null}. DELETE: owners."""
     team = _team(request, team_id)
     if request.method == "DELETE":
@@ -113,7 +113,7 @@ def invitations_collection(request: ApiRequest) -> JsonResponse:
 
 
 @api_view(("POST", "DELETE"))
-def invitation_detail(request: ApiRequest, invitation_id: int) -> JsonResponse:
+def invitation_detail(request: ApiRequest, invitation_id: int) -> HttpResponse:
     """POST: accept (join the team); DELETE: decline."""
     if request.method == "DELETE":
         _not_found_if_denied(services.invitation_decline, request.user, invitation_id)
@@ -130,7 +130,7 @@ def _not_found_if_denied(fn, *args):
 
 
 @api_view(("PATCH", "DELETE"))
-def member_detail(request: ApiRequest, team_id: int, membership_id: int) -> JsonResponse:
+def member_detail(request: ApiRequest, team_id: int, membership_id: int) -> HttpResponse:
     team = _team(request, team_id)
     membership = Membership.objects.select_related("user", "team").filter(pk=membership_id, team=team).first()
     if membership is None:

@@ -207,7 +207,7 @@ def member_remove(user: User, membership: Membership) -> None:
 
 # --- invites --------------------------------------------------------------------------------------
 
-def invite_create(user: User, team: Team, role: str = Role.MEMBER, days: int = INVITE_DAYS_DEFAULT,
+def invite_create(user: User, team: Team, role: str = Role.MEMBER, days: int | None = INVITE_DAYS_DEFAULT,
                   max_uses: int | None = 1) -> tuple[Invite, str]:
     """A new invite link; returns the invite and its token, which is not stored (only its hash)."""
     actor_role = require(user, "manage_members", team, "Only owners and admins can invite.")
