@@ -29,6 +29,7 @@ import logging
 import os
 import uuid
 from time import monotonic
+from typing import Any
 
 from kombu.transport import filesystem, redis
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
@@ -38,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue, payload, **kwargs):
+    # kombu's filesystem.Channel names the argument `payload`, its base class `message`.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         partial = final + ".part"  # not `<queue>.msg`, so the reader skips it

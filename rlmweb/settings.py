@@ -10,6 +10,7 @@ Two profiles and nothing else to configure:
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -120,6 +121,7 @@ TEMPLATES = [
     },
 ]
 
+DATABASES: dict[str, Any]
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
@@ -232,7 +234,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_CHUNK_BYTES + 1024 * 1024
 # `timeout_s` (default 300) and `max_retries` (default 4) of transient provider errors.
 # Extra models: RLMWEB_MODELS_JSON='[{"model": "anthropic/claude-sonnet-4-5", "label": "...", "api_key_env": "ANTHROPIC_API_KEY"}]'
 OFFLINE_MODEL = "offline/heuristic"
-RLMWEB_MODELS = [
+RLMWEB_MODELS: list[dict[str, Any]] = [
     {"model": OFFLINE_MODEL, "label": "Offline heuristic (stand-in, no network)", "offline": True},
     {"model": "openai/gpt-5", "label": "OpenAI GPT-5", "api_key_env": "OPENAI_API_KEY"},
     {"model": "openai/gpt-5-mini", "label": "OpenAI GPT-5 mini", "api_key_env": "OPENAI_API_KEY"},

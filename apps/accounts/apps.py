@@ -12,4 +12,4 @@ class AccountsConfig(AppConfig):
         from .throttle import answer_429
 
         admin.site.login_form = AdminLoginForm  # /admin/login/ says when a throttled sign-in may retry
-        admin.site.login = answer_429(admin.site.login)
+        admin.site.login = answer_429(admin.site.login)  # type: ignore[method-assign]  # wraps the bound view

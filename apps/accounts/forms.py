@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING, Any
+
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.models import User
@@ -12,13 +14,19 @@ class SignupForm(UserCreationForm):
         fields = ["username", "email"]
 
 
-class ThrottledLoginMixin:
+if TYPE_CHECKING:
+    _LoginFormBase = AuthenticationForm  # what the mixin is mixed into, for the type checker
+else:
+    _LoginFormBase = object
+
+
+class ThrottledLoginMixin(_LoginFormBase):
     """Says when a throttled sign-in may be retried, instead of "wrong password"; `retry_after` is
     then set, for the view to answer 429 with a Retry-After header (`throttle.answer_429`)."""
 
     retry_after = 0
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         username = self.data.get("username")
         wait = throttle.retry_after(self.request, username)
         if wait:

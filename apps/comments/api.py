@@ -9,9 +9,10 @@ A run (or comment) of a team the user is not in is a 404. Authors are shown by u
 """
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from apps.accounts.api import ApiError, api_view, json_body
+from apps.accounts.requests import ApiRequest
 from apps.runs import selectors as run_selectors
 from apps.teams.permissions import can, role_can, role_in
 
@@ -45,7 +46,7 @@ def _call(fn, *args):
 
 
 @api_view(("GET", "POST"))
-def run_comments(request: HttpRequest, run_id) -> JsonResponse:
+def run_comments(request: ApiRequest, run_id) -> JsonResponse:
     run = run_selectors.run_get_for_user(request.user, run_id)
     if run is None:
         raise ApiError(404, "No such run.")
@@ -67,7 +68,7 @@ def run_comments(request: HttpRequest, run_id) -> JsonResponse:
 
 
 @api_view(("PATCH", "DELETE"))
-def comment_detail(request: HttpRequest, comment_id) -> JsonResponse:
+def comment_detail(request: ApiRequest, comment_id) -> HttpResponse:
     comment = Comment.objects.select_related("run__team", "author").filter(pk=comment_id, deleted_at__isnull=True).first()
     if comment is None or not can(request.user, "view", comment.run.team):
         raise ApiError(404, "No such comment.")

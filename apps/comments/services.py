@@ -6,7 +6,7 @@ Read: anyone who may view the run's team. Write: `create` (members and above). E
 
 import re
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -33,7 +33,7 @@ def _clean_body(body: str) -> str:
     return body
 
 
-def comment_create(user: AbstractBaseUser, run: Run, body: str, target_kind: str = TargetKind.RUN,
+def comment_create(user: User, run: Run, body: str, target_kind: str = TargetKind.RUN,
                    target_id: str = "") -> Comment:
     if not can(user, "create", run.team):
         raise PermissionDenied("Your role in this team does not allow commenting.")
@@ -49,19 +49,19 @@ def comment_create(user: AbstractBaseUser, run: Run, body: str, target_kind: str
                                   target_id=target_id)
 
 
-def can_delete(user: AbstractBaseUser, comment: Comment, role: str | None = None) -> bool:
+def can_delete(user: User, comment: Comment, role: str | None = None) -> bool:
     role = role if role is not None else role_in(user, comment.run.team)
     if role_can(role, "change_any"):
         return True
     return comment.author_id is not None and comment.author_id == user.pk and role is not None
 
 
-def can_edit(user: AbstractBaseUser, comment: Comment, role: str | None = None) -> bool:
+def can_edit(user: User, comment: Comment, role: str | None = None) -> bool:
     role = role if role is not None else role_in(user, comment.run.team)
     return comment.author_id is not None and comment.author_id == user.pk and role_can(role, "create")
 
 
-def comment_edit(user: AbstractBaseUser, comment: Comment, body: str) -> Comment:
+def comment_edit(user: User, comment: Comment, body: str) -> Comment:
     if not can_edit(user, comment):
         raise PermissionDenied("Only the author can edit a comment.")
     comment.body = _clean_body(body)
@@ -70,7 +70,7 @@ def comment_edit(user: AbstractBaseUser, comment: Comment, body: str) -> Comment
     return comment
 
 
-def comment_delete(user: AbstractBaseUser, comment: Comment) -> None:
+def comment_delete(user: User, comment: Comment) -> None:
     if not can_delete(user, comment):
         raise PermissionDenied("Only the author or the team's admins can delete a comment.")
     comment.deleted_at = timezone.now()

@@ -5,18 +5,21 @@ file and the extracted text, streamed) and deletion.
 Authentication is `apps.accounts.api.api_view`: an API token, or the browser session with CSRF.
 """
 
+from typing import cast
+
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, JsonResponse
+from django.http import FileResponse, JsonResponse
 from django.urls import reverse
 
 from apps.accounts.api import ApiError, api_view, json_body, require_csrf
+from apps.accounts.requests import ApiRequest
 from apps.teams.models import Team
 from apps.teams.permissions import can
 from rlmweb.ids import parse_id
 
 from . import selectors, services
 from .models import Document, DocumentStatus, UploadSession
-from .upload_handlers import streams_uploads
+from .upload_handlers import ReceivedFile, UploadRequest, streams_uploads
 from .views import DownloadUnavailable
 from .views import document_download as _download
 
@@ -25,12 +28,14 @@ def _api_error(exc: services.DocumentError) -> ApiError:
     return ApiError(exc.status, exc.message, **exc.extra)
 
 
-def _team(request: HttpRequest) -> Team:
+def _team(request: ApiRequest) -> Team:
     """The team named by `?team=<id>` (scripts in several teams), else the current team."""
     team_id = request.GET.get("team")
     if not team_id:
+        if request.team is None:  # a user in no team at all
+            raise ApiError(404, "No such team.")
         return request.team
-    team = Team.objects.filter(pk=parse_id(team_id)).first()
+    team = Team.objects.filter(pk=parse_id(team_id)).first()  # type: ignore[misc]  # None (not an id) matches nothing
     if team is None or not can(request.user, "view", team):
         raise ApiError(404, "No such team.")
     return team
@@ -61,7 +66,7 @@ def document_json(document: Document) -> dict:
     }
 
 
-def upload_json(session: UploadSession, request: HttpRequest) -> dict:
+def upload_json(session: UploadSession, request: ApiRequest) -> dict:
     prefix = "api_" if request.path.startswith("/api/") else ""
     return {
         "id": str(session.pk),
@@ -83,7 +88,7 @@ def _outcome_response(outcome: services.UploadOutcome) -> dict:
 
 
 @api_view(("POST",))
-def upload_create(request: HttpRequest) -> JsonResponse:
+def upload_create(request: ApiRequest) -> JsonResponse:
     """Start one upload ({name, size, sha256?}) or a batch ({files: [{name, size, sha256?}, …]})."""
     body = json_body(request)
     team = _team(request)
@@ -111,7 +116,7 @@ def upload_create(request: HttpRequest) -> JsonResponse:
     return JsonResponse(upload_json(session, request), status=201)
 
 
-def _start(request: HttpRequest, team: Team, spec: dict, batch_size: int) -> UploadSession:
+def _start(request: ApiRequest, team: Team, spec: dict, batch_size: int) -> UploadSession:
     name, sha256 = spec.get("name", ""), spec.get("sha256", "")
     if not isinstance(name, str):
         raise services.DocumentError("name must be the file's name, a string.")
@@ -127,7 +132,7 @@ def _start(request: HttpRequest, team: Team, spec: dict, batch_size: int) -> Upl
     )
 
 
-def _session(request: HttpRequest, upload_id) -> UploadSession:
+def _session(request: ApiRequest, upload_id) -> UploadSession:
     try:
         return services.upload_get(request.user, upload_id)
     except services.DocumentError as exc:
@@ -135,7 +140,7 @@ def _session(request: HttpRequest, upload_id) -> UploadSession:
 
 
 @api_view(("GET", "DELETE"))
-def upload_detail(request: HttpRequest, upload_id) -> JsonResponse:
+def upload_detail(request: ApiRequest, upload_id) -> JsonResponse:
     """GET: how many bytes the server has (resume from `offset`). DELETE: cancel, deleting the bytes."""
     session = _session(request, upload_id)
     if request.method == "DELETE":
@@ -145,7 +150,7 @@ def upload_detail(request: HttpRequest, upload_id) -> JsonResponse:
 
 
 @api_view(("PUT",))
-def upload_chunk(request: HttpRequest, upload_id) -> JsonResponse:
+def upload_chunk(request: ApiRequest, upload_id) -> JsonResponse:
     """Append the raw request body at `?offset=N`; 409 with the server's offset on a gap or overlap."""
     session = _session(request, upload_id)
     try:
@@ -162,7 +167,7 @@ def upload_chunk(request: HttpRequest, upload_id) -> JsonResponse:
 
 
 @api_view(("POST",))
-def upload_complete(request: HttpRequest, upload_id) -> JsonResponse:
+def upload_complete(request: ApiRequest, upload_id) -> JsonResponse:
     """Verify the size (and sha256 if announced), create the document or find its duplicate."""
     session = _session(request, upload_id)
     try:
@@ -177,7 +182,7 @@ def upload_complete(request: HttpRequest, upload_id) -> JsonResponse:
 
 @streams_uploads
 @api_view(("GET", "POST"), csrf_in_view=True)
-def documents_collection(request: HttpRequest) -> JsonResponse:
+def documents_collection(request: UploadRequest) -> JsonResponse:
     """GET: the team's documents. POST (multipart, one or more `file` fields): upload in one request.
 
     Everything that needs no body is checked before the body is read (and written to disk): role,
@@ -194,7 +199,7 @@ def documents_collection(request: HttpRequest) -> JsonResponse:
     length = parse_id(request.META.get("CONTENT_LENGTH"))
     if length is not None and length > limit:
         raise ApiError(413, f"The request is larger than {services.human_bytes(limit)}; nothing was stored.")
-    if not request.content_type.startswith("multipart/form-data"):
+    if not (request.content_type or "").startswith("multipart/form-data"):
         raise ApiError(400, "Send the file as multipart/form-data in a field named 'file'.")
     try:
         services.upload_rate_check(request.user)
@@ -203,7 +208,7 @@ def documents_collection(request: HttpRequest) -> JsonResponse:
         raise _api_error(exc) from None
     require_csrf(request)
     handler = request.document_upload_handler
-    files = request.FILES.getlist("file")
+    files = cast(list[ReceivedFile], request.FILES.getlist("file"))  # (DocumentUploadHandler's)
     if handler.rejection is not None:
         raise _api_error(handler.rejection)
     try:
@@ -231,7 +236,7 @@ def documents_collection(request: HttpRequest) -> JsonResponse:
 
 
 @api_view(("GET", "DELETE"))
-def document_detail(request: HttpRequest, document_id) -> JsonResponse:
+def document_detail(request: ApiRequest, document_id) -> JsonResponse:
     document = selectors.document_get_for_user(request.user, document_id)
     if document is None:
         raise ApiError(404, "No such document.")
@@ -245,7 +250,7 @@ def document_detail(request: HttpRequest, document_id) -> JsonResponse:
 
 
 @api_view(("GET",))
-def document_statuses(request: HttpRequest) -> JsonResponse:
+def document_statuses(request: ApiRequest) -> JsonResponse:
     """Status and stats of several documents at once (`?ids=<uuid>,<uuid>`), for the page to poll."""
     ids = [i for i in request.GET.get("ids", "").split(",") if i]
     return JsonResponse({"documents": [document_json(d) for d in selectors.document_statuses(request.user, ids)]})
@@ -253,7 +258,7 @@ def document_statuses(request: HttpRequest) -> JsonResponse:
 
 
 @api_view(("GET", "HEAD"))
-def document_download(request: HttpRequest, document_id, kind: str) -> FileResponse:
+def document_download(request: ApiRequest, document_id, kind: str) -> FileResponse:
     """The original upload (`…/file`) or the extracted UTF-8 text (`…/text`), streamed as an attachment.
 
     404 for another team's or an unknown document (and for a file that is gone), 409 while the text

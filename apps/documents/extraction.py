@@ -183,7 +183,7 @@ def _count_and_replace(error: UnicodeDecodeError) -> tuple[str, int]:
     return "\ufffd", error.end
 
 
-codecs.register_error("rlmweb-count-replace", _count_and_replace)
+codecs.register_error("rlmweb-count-replace", _count_and_replace)  # type: ignore[arg-type]  # decoding only
 
 
 def looks_binary(sample: bytes) -> bool:
@@ -230,6 +230,7 @@ def _decoded_pieces(source: Path, size: int, notes: list[str], report: Progress)
     with source.open("rb") as f:
         f.seek(max(0, failed_at - 32 * 1024))
         around = f.read(64 * 1024)
+    encoding: str | None
     if _utf8_so_far(sample[: min(failed_at, DETECT_BYTES)]):
         encoding = "utf-8"
         notes.append(f"not valid UTF-8 at byte {failed_at}; decoded as UTF-8 with invalid bytes replaced")

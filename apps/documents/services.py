@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Sum
 from django.utils import timezone
@@ -150,14 +150,14 @@ def check_team_storage(team: Team, incoming: int, exclude_upload: UploadSession 
         )
 
 
-def _require(user: AbstractBaseUser, action: str, team: Team) -> None:
+def _require(user: User, action: str, team: Team) -> None:
     if not can(user, "view", team):
         raise NotFound("No such team.")
     if not can(user, action, team):
         raise Forbidden("Your role in this team does not allow uploading documents.")
 
 
-def _rate_limit(user: AbstractBaseUser, count: int = 1) -> None:
+def _rate_limit(user: User, count: int = 1) -> None:
     try:
         for _ in range(count):
             rate_limit_hit(user.pk, "upload")
@@ -198,7 +198,7 @@ def upload_sessions_clean_stale(now=None) -> int:
 
 
 def upload_start(
-    *, user: AbstractBaseUser, team: Team, name: str, size: int, sha256: str = "", batch_size: int = 1
+    *, user: User, team: Team, name: str, size: object, sha256: str = "", batch_size: int = 1
 ) -> UploadSession:
     """Open a chunked upload of `size` bytes; refuse empty and oversized files before any byte moves."""
     _require(user, "create", team)
@@ -219,7 +219,7 @@ def upload_start(
     return session
 
 
-def upload_get(user: AbstractBaseUser, upload_id: uuid.UUID | str) -> UploadSession:
+def upload_get(user: User, upload_id: uuid.UUID | str) -> UploadSession:
     """The user's own upload session, or NotFound."""
     session = (
         UploadSession.objects.select_related("team", "document").filter(pk=upload_id, created_by=user).first()
@@ -310,6 +310,7 @@ def upload_complete(session: UploadSession) -> UploadOutcome:
     Idempotent: completing again (a client whose first answer was lost) returns the same document.
     """
     if session.document_id:
+        assert session.document is not None
         return UploadOutcome(session.document, created=False)
     try:
         handle = session.part_path.open("rb")
@@ -319,6 +320,7 @@ def upload_complete(session: UploadSession) -> UploadOutcome:
         fcntl.flock(handle, fcntl.LOCK_EX)  # one completion at a time; appends wait too
         session.refresh_from_db()
         if session.document_id:
+            assert session.document is not None
             return UploadOutcome(session.document, created=False)
         received = os.fstat(handle.fileno()).st_size
         if received != session.size_bytes:
@@ -341,7 +343,7 @@ def upload_complete(session: UploadSession) -> UploadOutcome:
     return outcome
 
 
-def upload_rate_check(user: AbstractBaseUser) -> None:
+def upload_rate_check(user: User) -> None:
     """Refuse (429) a user already at the upload rate limit, without counting: checked before a
     single-request upload's body is read."""
     try:
@@ -350,7 +352,7 @@ def upload_rate_check(user: AbstractBaseUser) -> None:
         raise DocumentError(exc.messages[0], status=429, retry_after=exc.retry_after) from None
 
 
-def upload_rate_limit(user: AbstractBaseUser, files: int) -> None:
+def upload_rate_limit(user: User, files: int) -> None:
     """Count `files` uploads against the user's rate limit (the single-request API upload)."""
     _rate_limit(user, files)
 
@@ -363,7 +365,7 @@ def _duplicate_of(team: Team, sha256: str) -> Document | None:
 
 
 def document_create_from_file(
-    *, user: AbstractBaseUser, team: Team, name: str, path: Path, sha256: str | None = None,
+    *, user: User, team: Team, name: str, path: Path, sha256: str | None = None,
     reserved_by: UploadSession | None = None,
 ) -> UploadOutcome:
     """Adopt a complete file at `path` (it is moved, or deleted when a duplicate) as a Document.
@@ -514,10 +516,15 @@ def _document_files(document: Document) -> Iterable[Path]:
 def _document_remove(document: Document) -> None:
     files = list(_document_files(document))
     document.delete()
-    transaction.on_commit(lambda: [f.unlink(missing_ok=True) for f in files])
+
+    def remove_files() -> None:
+        for f in files:
+            f.unlink(missing_ok=True)
+
+    transaction.on_commit(remove_files)
 
 
-def document_delete(*, user: AbstractBaseUser, document: Document) -> None:
+def document_delete(*, user: User, document: Document) -> None:
     """Delete a document and its files (original, text, and any text still being written)."""
     if not can_change(user, document.team, document.created_by_id):
         raise Forbidden("Only the person who uploaded this document, or a team admin, can delete it.")

@@ -13,9 +13,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+
+from apps.accounts.requests import ApiRequest
 
 from .services import DocumentError, human_bytes, uploads_dir
 
@@ -36,8 +39,8 @@ class DocumentUploadHandler(FileUploadHandler):
         self.received: list[ReceivedFile] = []
         self.rejection: DocumentError | None = None
         self._paths: list[Path] = []
-        self._out = None
-        self._digest = None
+        self._out: IO[bytes] | None = None
+        self._digest: Any = None  # a hashlib sha256 while a file is received
         self._size = 0
 
     def new_file(self, field_name, file_name, *args, **kwargs) -> None:
@@ -62,11 +65,14 @@ class DocumentUploadHandler(FileUploadHandler):
                     f"{self.file_name} is over the limit of {human_bytes(settings.MAX_UPLOAD_BYTES)}.", status=413
                 )
             )
+        assert self._out is not None  # (opened by new_file)
         self._out.write(raw_data)
         self._digest.update(raw_data)
         return None
 
-    def file_complete(self, file_size: int) -> ReceivedFile:
+    # Django keeps whatever this returns in request.FILES: a ReceivedFile, not an UploadedFile.
+    def file_complete(self, file_size: int) -> ReceivedFile:  # type: ignore[override]
+        assert self._out is not None and self.file_name is not None  # (set by new_file)
         self._out.close()
         self._out = None
         received = ReceivedFile(self.file_name, self._paths[-1], self._size, self._digest.hexdigest())
@@ -90,6 +96,12 @@ class DocumentUploadHandler(FileUploadHandler):
             path.unlink(missing_ok=True)
 
 
+class UploadRequest(ApiRequest):
+    """A request behind `streams_uploads`: its files are ReceivedFiles."""
+
+    document_upload_handler: DocumentUploadHandler
+
+
 def streams_uploads(view: Callable) -> Callable:
     """Install DocumentUploadHandler before anything reads the body, and clean up after the view.
 
@@ -106,5 +118,5 @@ def streams_uploads(view: Callable) -> Callable:
         finally:
             handler.discard_unclaimed()
 
-    wrapper.csrf_exempt = getattr(view, "csrf_exempt", False)
+    wrapper.csrf_exempt = getattr(view, "csrf_exempt", False)  # type: ignore[attr-defined]  # read by CsrfViewMiddleware
     return wrapper

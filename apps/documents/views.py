@@ -84,7 +84,7 @@ def document_list(request):
         raise Http404("No such team.")
     documents = list(selectors.document_list_for_team(team).select_related("created_by"))
     for document in documents:
-        document.deletable = can_change(request.user, team, document.created_by_id)
+        document.deletable = can_change(request.user, team, document.created_by_id)  # type: ignore[attr-defined]  # for the template
     return render(
         request,
         "documents/document_list.html",

@@ -35,13 +35,13 @@ class EvaluationForm(forms.Form):
     def __init__(self, *args, team, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         documents = team.documents.filter(status=DocumentStatus.READY).order_by("name")
-        self.fields["documents"].choices = [(str(d.pk), d.name) for d in documents]
+        self.fields["documents"].choices = [(str(d.pk), d.name) for d in documents]  # type: ignore[attr-defined]  # (a ChoiceField)
         available = [(m.model, m.label) for m in model_choices() if m.available]
-        self.fields["models"].choices = available
+        self.fields["models"].choices = available  # type: ignore[attr-defined]  # (a ChoiceField)
         self.fields["models"].initial = [settings.DEFAULT_ROOT_MODEL]
-        self.fields["judge_model"].choices = [("", "none")] + available
-        self.fields["sub_model"].choices = [("", "same as the root model")] + available
-        self.fields["concurrency"].max_value = settings.MAX_CONCURRENT_RUNS_PER_TEAM
+        self.fields["judge_model"].choices = [("", "none")] + available  # type: ignore[attr-defined]  # (a ChoiceField)
+        self.fields["sub_model"].choices = [("", "same as the root model")] + available  # type: ignore[attr-defined]  # (a ChoiceField)
+        self.fields["concurrency"].max_value = settings.MAX_CONCURRENT_RUNS_PER_TEAM  # type: ignore[attr-defined]  # (an IntegerField)
 
     def clean_sizes(self) -> list[int]:
         try:

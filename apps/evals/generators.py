@@ -18,6 +18,7 @@ import json
 import random
 import string
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -104,7 +105,7 @@ def depths(count: int, chosen: list[float] | None = None) -> list[float]:
     return [0.5] if count == 1 else [round(i / (count - 1), 4) for i in range(count)]
 
 
-def niah(seed: int, size: int, count: int, sources: list[SourceDocument] = (),
+def niah(seed: int, size: int, count: int, sources: Sequence[SourceDocument] = (),
          chosen_depths: list[float] | None = None) -> list[Item]:
     items = []
     for i, depth in enumerate(depths(count, chosen_depths)):
@@ -154,7 +155,7 @@ def multi_chains(rng: random.Random, chains: int) -> list[tuple[str, str, str, s
 FACTS_CHARS = 1_600  # about what the six chains' planted facts add to the documents
 
 
-def multi(seed: int, size: int, count: int, sources: list[SourceDocument] = ()) -> list[Item]:
+def multi(seed: int, size: int, count: int, sources: Sequence[SourceDocument] = ()) -> list[Item]:
     documents_per_item = max(5, min(100, size // 10_000))
     items = []
     for i in range(count):
@@ -188,7 +189,7 @@ def multi(seed: int, size: int, count: int, sources: list[SourceDocument] = ()) 
 
 def labelled_records(rng: random.Random, size: int) -> tuple[str, Counter]:
     weights = [rng.uniform(0.5, 3.0) for _ in LABELS]
-    lines, counts, length, n = [], Counter(), 0, 0
+    lines, counts, length, n = [], Counter[str](), 0, 0
     while True:
         label = rng.choices(LABELS, weights)[0]
         line = (f"[{n:07d}] 2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} · user u{rng.randint(1, 999):03d}"
@@ -202,7 +203,7 @@ def labelled_records(rng: random.Random, size: int) -> tuple[str, Counter]:
     return "".join(lines), counts
 
 
-def aggregate(seed: int, size: int, count: int, sources: list[SourceDocument] = ()) -> list[Item]:
+def aggregate(seed: int, size: int, count: int, sources: Sequence[SourceDocument] = ()) -> list[Item]:
     rng = rng_for(seed, "aggregate", size)
     text, counts = labelled_records(rng, size)
     document = (SourceDocument(f"aggregate-{size}.txt", text),)
@@ -256,7 +257,7 @@ def keyed_records(rng: random.Random, size: int) -> tuple[str, list[str]]:
     return "".join(lines), sorted(expected)
 
 
-def pairs(seed: int, size: int, count: int, sources: list[SourceDocument] = ()) -> list[Item]:
+def pairs(seed: int, size: int, count: int, sources: Sequence[SourceDocument] = ()) -> list[Item]:
     items = []
     for i in range(count):
         rng = rng_for(seed, "pairs", size, i)
@@ -270,10 +271,10 @@ def pairs(seed: int, size: int, count: int, sources: list[SourceDocument] = ()) 
     return items
 
 
-GENERATORS = {"niah": niah, "multi": multi, "aggregate": aggregate, "pairs": pairs}
+GENERATORS: dict[str, Callable[..., list[Item]]] = {"niah": niah, "multi": multi, "aggregate": aggregate, "pairs": pairs}
 
 
-def generate(suite: str, seed: int, size: int, count: int, sources: list[SourceDocument] = (),
+def generate(suite: str, seed: int, size: int, count: int, sources: Sequence[SourceDocument] = (),
              depths: list[float] | None = None) -> list[Item]:
     """The items of a built-in suite at one size (`depths`: niah only)."""
     if suite not in GENERATORS:
@@ -309,7 +310,8 @@ def _file_item(n: int, row: dict, known: set[str]) -> Item:
     missing = [x for x in names if x not in known]
     if missing:
         raise QuestionFileError(f"line {n}: no document named {missing[0]!r} (given: {', '.join(sorted(known))})")
-    params = row.get("params") if isinstance(row.get("params"), dict) else {}
+    raw_params = row.get("params")
+    params = raw_params if isinstance(raw_params, dict) else {}
     return Item(key=f"file-{n}", question=question, expected=row["expected"], scorer=scorer, params=params,
                 document_names=tuple(names))
 

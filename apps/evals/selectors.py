@@ -6,7 +6,7 @@ so a 1,000-case evaluation renders as fast as a small one.
 
 from collections import defaultdict
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, QuerySet
 
 from apps.teams.models import Team
@@ -22,7 +22,7 @@ def evaluation_list_for_team(team: Team) -> QuerySet[Evaluation]:
     return Evaluation.objects.filter(team=team).order_by("-created_at")
 
 
-def evaluation_get_for_user(user: AbstractBaseUser, evaluation_id) -> Evaluation | None:
+def evaluation_get_for_user(user: User, evaluation_id) -> Evaluation | None:
     evaluation = Evaluation.objects.select_related("team").filter(pk=evaluation_id).first()
     if evaluation is None or not can(user, "view", evaluation.team):
         return None
@@ -68,7 +68,7 @@ def _position(values: list, value) -> int:
 
 def progress(evaluation: Evaluation, rows: list[dict] | None = None) -> dict:
     rows = _rows(evaluation) if rows is None else rows
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     for row in rows:
         counts[row["status"]] += 1
     return {

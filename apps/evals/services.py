@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -61,7 +62,7 @@ class QuestionFile:
     text: str
 
 
-def _require(user: AbstractBaseUser, team: Team, action: str = "create") -> None:
+def _require(user: User, team: Team, action: str = "create") -> None:
     if not can(user, "view", team):
         raise EvaluationNotFound("No such team.")
     if not can(user, action, team):
@@ -117,7 +118,7 @@ def _sources(documents: list[Document]) -> list[generators.SourceDocument]:
     return [generators.SourceDocument(d.name, d.text_path.read_text(encoding="utf-8")) for d in documents]
 
 
-def document_from_text(user: AbstractBaseUser, team: Team, name: str, text: str) -> Document:
+def document_from_text(user: User, team: Team, name: str, text: str) -> Document:
     """A generated text as a ready Document of the team (identical text reuses its document)."""
     part = uploads_dir() / f"eval-{uuid.uuid4().hex}.part"
     part.write_text(text, encoding="utf-8")
@@ -164,7 +165,7 @@ def _expand(user, team, suite: str, items_by_size: list[tuple[int, list[generato
 
 
 def evaluation_create(
-    user: AbstractBaseUser,
+    user: User,
     team: Team,
     suite: str,
     models: list[str],
@@ -212,7 +213,7 @@ def evaluation_create(
         evaluation = Evaluation.objects.create(
             team=team, created_by=user if user.is_authenticated else None,
             name=name or _default_name(suite, question_file, models, modes),
-            suite=f"file:{question_file.name}" if suite == "file" else suite,
+            suite=f"file:{question_file.name}" if suite == "file" and question_file else suite,
             root_models=models, sub_model=sub_model, modes=modes, sizes=sizes if suite != "file" else [], seed=seed,
             depths=list(depths or []) if suite == "niah" else [], cases_per_size=cases, max_cost_usd=max_cost_usd,
             concurrency=concurrency, judge_model=judge_model, scorer=scorer,
@@ -236,6 +237,7 @@ def _questions(suite: str, question_file: QuestionFile | None, user_documents: l
     """The question file's items (checked now, so its errors reach the form); [] for built-in suites."""
     if suite != "file":
         return []
+    assert question_file is not None  # (_validate requires one for the file suite)
     if not user_documents:
         raise ValidationError({"documents": ["The file suite needs the documents its questions are about."]})
     try:
@@ -336,6 +338,9 @@ def case_start(case: EvalCase) -> Run | None:
                   "was reached.")
         return None
     user = evaluation.created_by
+    if user is None:  # its account was deleted (created_by is SET_NULL): nobody to run it as
+        _case_end(case, CaseStatus.SKIPPED, "Not run: the account that started the evaluation no longer exists.")
+        return None
     try:
         run = run_services.run_create(
             user, evaluation.team, case.question, case.document_ids, case.mode, case.model,
@@ -459,7 +464,7 @@ def evaluation_start(evaluation_id) -> int:
 
     started = 0
     while (case := case_claim_next(evaluation_id)) is not None:
-        transaction.on_commit(lambda case_id=case.pk: run_case.delay(case_id))
+        transaction.on_commit(lambda case_id=case.pk: run_case.delay(case_id))  # type: ignore[misc]  # (binds this case's id)
         started += 1
     if not started:
         evaluation_settle(evaluation_id)
@@ -488,7 +493,7 @@ def evaluations_recover(stale_after: timedelta = timedelta(minutes=10)) -> int:
 # --- cancel and resume ---------------------------------------------------------------------------
 
 
-def _require_change(user: AbstractBaseUser, evaluation: Evaluation) -> None:
+def _require_change(user: User, evaluation: Evaluation) -> None:
     from apps.teams.permissions import can_change
 
     _require(user, evaluation.team, "view")
@@ -496,7 +501,7 @@ def _require_change(user: AbstractBaseUser, evaluation: Evaluation) -> None:
         raise PermissionDenied("Your role in this team does not allow changing this evaluation.")
 
 
-def evaluation_cancel(user: AbstractBaseUser, evaluation: Evaluation) -> Evaluation:
+def evaluation_cancel(user: User, evaluation: Evaluation) -> Evaluation:
     """Stop scheduling cases and cancel the running ones; scored cases are kept."""
     _require_change(user, evaluation)
     Evaluation.objects.filter(pk=evaluation.pk, status__in=(EvaluationStatus.PREPARING, EvaluationStatus.RUNNING)).update(
@@ -516,7 +521,7 @@ def evaluation_cancel(user: AbstractBaseUser, evaluation: Evaluation) -> Evaluat
     return evaluation
 
 
-def evaluation_resume(user: AbstractBaseUser, evaluation: Evaluation, max_cost_usd: float | None = None,
+def evaluation_resume(user: User, evaluation: Evaluation, max_cost_usd: float | None = None,
                       *, enqueue: bool = True) -> Evaluation:
     """Run again the cases that were cancelled or skipped (scored cases are kept), with a new cost
     cap when given. Their old runs stay in the team's history."""
@@ -524,7 +529,7 @@ def evaluation_resume(user: AbstractBaseUser, evaluation: Evaluation, max_cost_u
     if evaluation.status == EvaluationStatus.FAILED or not evaluation.cases.exists():
         return evaluation  # nothing was prepared: there is nothing to resume
     with transaction.atomic():
-        updates = {"status": EvaluationStatus.RUNNING, "finished_at": None}
+        updates: dict[str, Any] = {"status": EvaluationStatus.RUNNING, "finished_at": None}
         if max_cost_usd is not None:
             updates["max_cost_usd"] = max_cost_usd
         Evaluation.objects.filter(pk=evaluation.pk).update(**updates)
@@ -537,7 +542,7 @@ def evaluation_resume(user: AbstractBaseUser, evaluation: Evaluation, max_cost_u
     return evaluation
 
 
-def evaluation_delete(user: AbstractBaseUser, evaluation: Evaluation) -> None:
+def evaluation_delete(user: User, evaluation: Evaluation) -> None:
     """Delete the evaluation and its cases; its runs stay (they are the team's runs)."""
     _require_change(user, evaluation)
     evaluation.delete()
@@ -551,7 +556,7 @@ def question_file_read(path: Path) -> QuestionFile:
 # --- share links ---------------------------------------------------------------------------------
 
 
-def evaluation_share_create(user: AbstractBaseUser, evaluation: Evaluation) -> tuple[EvaluationShareLink, str]:
+def evaluation_share_create(user: User, evaluation: Evaluation) -> tuple[EvaluationShareLink, str]:
     """A new read-only link to the evaluation's results, and its token (shown once, never stored)."""
     _require_change(user, evaluation)
     raw = EvaluationShareLink.new_token()
@@ -560,6 +565,6 @@ def evaluation_share_create(user: AbstractBaseUser, evaluation: Evaluation) -> t
     return link, raw
 
 
-def evaluation_share_revoke(user: AbstractBaseUser, link: EvaluationShareLink) -> None:
+def evaluation_share_revoke(user: User, link: EvaluationShareLink) -> None:
     _require_change(user, link.evaluation)
     EvaluationShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -10,7 +10,7 @@ everyone who can see the team sees them.
 import ast
 import logging
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
@@ -36,11 +36,11 @@ class HelperNotFound(Exception):
     """No such helper in a team of the user's."""
 
 
-def can_manage(user: AbstractBaseUser, team: Team) -> bool:
+def can_manage(user: User, team: Team) -> bool:
     return can(user, "change_any", team)
 
 
-def _require_manage(user: AbstractBaseUser, team: Team) -> None:
+def _require_manage(user: User, team: Team) -> None:
     if not can(user, "view", team):
         raise HelperNotFound("No such team.")
     if not can_manage(user, team):
@@ -60,6 +60,7 @@ def helper_check(name: object, source: object) -> tuple[str, str, dict[str, str]
         errors["source"] = f"The source is {len(source):,} characters; at most {MAX_SOURCE_CHARS:,}."
     if errors:
         return "", "", errors
+    assert isinstance(source, str) and isinstance(name, str)  # (no errors: both checked above)
     from worker.sandbox.policy import compile_cell
 
     try:
@@ -75,7 +76,7 @@ def helper_check(name: object, source: object) -> tuple[str, str, dict[str, str]
     return f"{name}({ast.unparse(function.args)})"[:300], ast.get_docstring(function) or "", {}
 
 
-def helper_save(user: AbstractBaseUser, team: Team, name: str, source: str, helper: Helper | None = None) -> HelperVersion:
+def helper_save(user: User, team: Team, name: str, source: str, helper: Helper | None = None) -> HelperVersion:
     """Create a helper, or save a new version of `helper` (its name is kept). ValidationError with
     field errors when the source does not compile or the name is taken."""
     _require_manage(user, team)
@@ -104,7 +105,7 @@ def helper_save(user: AbstractBaseUser, team: Team, name: str, source: str, help
                                             signature=signature, created_by=user)
 
 
-def helper_deactivate(user: AbstractBaseUser, helper: Helper) -> Helper:
+def helper_deactivate(user: User, helper: Helper) -> Helper:
     """Stop loading a helper into new runs (its versions stay: earlier runs name them)."""
     _require_manage(user, helper.team)
     helper.active = False
@@ -112,7 +113,7 @@ def helper_deactivate(user: AbstractBaseUser, helper: Helper) -> Helper:
     return helper
 
 
-def helper_get_for_user(user: AbstractBaseUser, helper_id) -> Helper | None:
+def helper_get_for_user(user: User, helper_id) -> Helper | None:
     helper = Helper.objects.select_related("team").filter(pk=helper_id).first()
     if helper is None or not can(user, "view", helper.team):
         return None
@@ -140,13 +141,13 @@ def helper_sources(recorded: list) -> list[dict]:
     for item in recorded or []:
         if not isinstance(item, dict):
             continue
-        version = HelperVersion.objects.filter(helper_id=item.get("id"), version=item.get("version")).first()
+        version = HelperVersion.objects.filter(helper_id=item.get("id"), version=item.get("version")).first()  # type: ignore[misc]  # None (a bad record) matches nothing
         if version is not None:
             out.append({"name": version.helper.name, "version": version.version, "source": version.source})
     return out
 
 
-def helper_test(user: AbstractBaseUser, team: Team, name: str, source: str, document_id, expression: str) -> dict:
+def helper_test(user: User, team: Team, name: str, source: str, document_id, expression: str) -> dict:
     """Run (unsaved) helper source in a sandboxed REPL over a sample of a team document, then
     `expression` (default: the helper called on `context`). Sub-calls are not available.
     Returns {"stdout", "error", "stage"} (stage: "helper" or "expression")."""
@@ -164,6 +165,7 @@ def helper_test(user: AbstractBaseUser, team: Team, name: str, source: str, docu
         errors["document"] = "Pick a ready document of the team."
     if errors:
         raise ValidationError({k: [v] for k, v in errors.items()})
+    assert document is not None  # (else errors["document"])
     return _run_test(document, source, expression)
 
 

@@ -27,8 +27,8 @@ class PatternFilter(admin.SimpleListFilter):
         return [(p, PATTERN_LABELS[p]) for p in PATTERNS]
 
     def queryset(self, request, queryset):
-        if self.value() in PATTERNS:
-            return queryset.filter(selectors.pattern_q(self.value()))
+        if (value := self.value()) in PATTERNS:
+            return queryset.filter(selectors.pattern_q(value))
         return queryset
 
 

@@ -6,9 +6,10 @@ POST /api/review/runs/<id>/feedback/  {"rating": "up"|"down", "comment": "..."} 
 A run of another team is a 404, like a run that does not exist.
 """
 
-from django.http import HttpRequest, JsonResponse
+from django.http import JsonResponse
 
 from apps.accounts.api import ApiError, api_view, json_body
+from apps.accounts.requests import ApiRequest
 from apps.runs.models import Run
 from apps.teams.permissions import can
 
@@ -17,7 +18,7 @@ from .views import feedback_payload
 
 
 @api_view(("GET", "POST"))
-def run_feedback(request: HttpRequest, run_id) -> JsonResponse:
+def run_feedback(request: ApiRequest, run_id) -> JsonResponse:
     run = Run.objects.select_related("team").filter(pk=run_id).first()
     if run is None or not can(request.user, "view", run.team):
         raise ApiError(404, "No such run.")

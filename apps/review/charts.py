@@ -5,6 +5,7 @@ Every text that goes into the SVG is escaped; the result is marked safe for temp
 
 import datetime as dt
 import math
+from collections.abc import Mapping, Sequence
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -34,7 +35,7 @@ def _axis(maximum: float, money: bool) -> list[str]:
     return parts
 
 
-def stacked_bars(days: list[dt.date], series: dict[str, list[float]], labels: dict[str, str] | None = None,
+def stacked_bars(days: list[dt.date], series: Mapping[str, Sequence[float]], labels: dict[str, str] | None = None,
                  title: str = "", money: bool = False) -> SafeString:
     """One bar per day, stacked by series, with a legend; `series` maps a key to one value per day."""
     labels = labels or {}
@@ -49,7 +50,7 @@ def stacked_bars(days: list[dt.date], series: dict[str, list[float]], labels: di
     parts += _axis(maximum, money)
     for i, day in enumerate(days):
         x = LEFT + i * step + (step - bar) / 2
-        y = HEIGHT - BOTTOM
+        y: float = HEIGHT - BOTTOM
         for n, key in enumerate(keys):
             value = series[key][i]
             if not value:

@@ -11,8 +11,9 @@ their cost was spent elsewhere, so it never counts toward the team's spending or
 import json
 import math
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -160,7 +161,7 @@ def _validate_costs(events: list, result, fail) -> None:
             fail(f"the {where} cost_usd {value!r} is not the sum of the calls' costs ({calls!r})")
 
 
-def import_record(record: dict, team: Team, user: AbstractBaseUser | None, source: str) -> Run:
+def import_record(record: dict, team: Team, user: User | None, source: str) -> Run:
     """Create one Run (and its review) from an exported object; validated beforehand."""
     settings_ = record["settings"]
     run = Run.objects.create(
@@ -197,10 +198,10 @@ def import_record(record: dict, team: Team, user: AbstractBaseUser | None, sourc
     return run
 
 
-def import_lines(lines: Iterable[bytes | str], team: Team, user: AbstractBaseUser | None = None,
+def import_lines(lines: Iterable[bytes | str], team: Team, user: User | None = None,
                  source: str = "") -> list[Run]:
     """Import a JSONL export into `team`: every line or none (one transaction)."""
-    records = []
+    records: list[Any] = []  # each checked by _validate
     for line_no, raw in enumerate(lines, start=1):
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         if not text.strip():

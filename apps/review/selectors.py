@@ -4,6 +4,7 @@ feedback counts, and the staff summary."""
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
@@ -110,8 +111,8 @@ def review_filter(reviews: QuerySet[RunReview], params, user=None) -> QuerySet[R
         reviews = reviews.filter(run__created_at__date__gte=since)
     if until := _date(get("until")):
         reviews = reviews.filter(run__created_at__date__lte=until)
-    if q := (get("q") or "").strip():
-        reviews = reviews.filter(Q(run__question__icontains=q) | Q(run__final_answer__icontains=q))
+    if text := (get("q") or "").strip():
+        reviews = reviews.filter(Q(run__question__icontains=text) | Q(run__final_answer__icontains=text))
     return reviews
 
 
@@ -189,11 +190,11 @@ def review_summary(days: int = 30, today: dt.date | None = None) -> Summary:
             failed_cost[index[day]] += cost or 0.0
 
     labels = dict(Outcome.choices)
-    outcome_totals = [
+    outcome_totals: list[dict[str, Any]] = [
         {"key": o, "label": labels.get(o, o), "count": sum(counts)} for o, counts in by_outcome.items()
     ]
     outcome_totals.sort(key=lambda r: -r["count"])
-    pattern_totals = [
+    pattern_totals: list[dict[str, Any]] = [
         {"key": p, "label": PATTERN_LABELS.get(p, p), "count": sum(counts)} for p, counts in by_pattern.items()
     ]
     pattern_totals.sort(key=lambda r: -r["count"])

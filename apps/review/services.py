@@ -8,7 +8,7 @@ never touches what reviewers decided.
 import logging
 from collections.abc import Iterable
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -82,7 +82,7 @@ def parse_rating(value) -> int:
     raise FeedbackInvalid("rating must be 'up' or 'down'.")
 
 
-def feedback_submit(user: AbstractBaseUser | AnonymousUser, run: Run, rating, comment: str = "") -> Feedback:
+def feedback_submit(user: User | AnonymousUser, run: Run, rating, comment: str = "") -> Feedback:
     """Record (or update) the user's thumbs up/down and comment on a run's answer."""
     if not can(user, "view", run.team):
         raise RunNotVisible("No such run.")
@@ -102,7 +102,7 @@ def reviews_set_state(reviews: QuerySet[RunReview], state: str) -> int:
     return reviews.update(state=state, updated_at=timezone.now())
 
 
-def reviews_assign(reviews: QuerySet[RunReview], assignee: AbstractBaseUser | None) -> int:
+def reviews_assign(reviews: QuerySet[RunReview], assignee: User | None) -> int:
     if assignee is not None and not assignee.is_staff:
         raise ValueError("reviews can only be assigned to staff")
     return reviews.update(assignee=assignee, updated_at=timezone.now())

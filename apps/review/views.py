@@ -71,6 +71,7 @@ def run_feedback(request, run_id):
     target = request.POST.get("next") or ""
     if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
         target = ""
+    assert run is not None  # (else RunNotVisible above)
     return redirect(target or reverse("run_detail", args=[run.pk]))
 
 
@@ -187,7 +188,7 @@ def import_runs(request):
         return redirect("review_queue")
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
-        messages.error(request, "Import failed: " + "; ".join(e for errors in form.errors.values() for e in errors))
+        messages.error(request, "Import failed: " + "; ".join(str(e) for errors in form.errors.values() for e in errors))
         return _back_to_queue(request)
     upload = form.cleaned_data["file"]
     try:

@@ -9,11 +9,12 @@ import uuid
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, JsonResponse
+from django.http import JsonResponse
 from django.urls import reverse
 
 from apps.accounts.api import ApiError, api_view, json_body
 from apps.accounts.ratelimit import RateLimited
+from apps.accounts.requests import ApiRequest
 from apps.teams.models import Team
 from apps.teams.permissions import can
 from rlmweb.ids import parse_id
@@ -27,10 +28,12 @@ ASK_FIELDS = {"question", "documents", "mode", "root_model", "sub_model", "limit
 MAX_EVENTS_PER_REQUEST = 5000
 
 
-def _team(request: HttpRequest, team_id=None) -> Team:
+def _team(request: ApiRequest, team_id=None) -> Team:
     """The team named by `team` (query or body), else the user's current team."""
     team_id = team_id if team_id is not None else request.GET.get("team")
     if team_id in (None, ""):
+        if request.team is None:  # a user in no team at all
+            raise ApiError(404, "No such team.")
         return request.team
     team_pk = parse_id(team_id)
     if team_pk is None:
@@ -41,14 +44,14 @@ def _team(request: HttpRequest, team_id=None) -> Team:
     return team
 
 
-def _run(request: HttpRequest, run_id) -> Run:
+def _run(request: ApiRequest, run_id) -> Run:
     run = selectors.run_get_for_user(request.user, run_id)
     if run is None:
         raise ApiError(404, "No such run.")
     return run
 
 
-def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
+def _int_param(request: ApiRequest, name: str, default: int, low: int, high: int) -> int:
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return default
@@ -118,7 +121,7 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def _ask_follow_up(request: HttpRequest, arguments: dict, previous_id: str) -> Run:
+def _ask_follow_up(request: ApiRequest, arguments: dict, previous_id: str) -> Run:
     previous = selectors.run_get_for_user(request.user, previous_id)
     if previous is None:
         raise ApiError(400, "Invalid request.", fields={"follow_up": ["No such run."]})
@@ -146,7 +149,7 @@ def _service_error(exc: Exception) -> ApiError:
 
 
 @api_view(("GET", "POST"))
-def runs_collection(request: HttpRequest) -> JsonResponse:
+def runs_collection(request: ApiRequest) -> JsonResponse:
     """GET: the team's runs, newest first (?status=, ?mode=, ?q=, ?page=). POST: ask."""
     if request.method == "POST":
         body = json_body(request)
@@ -178,7 +181,7 @@ def runs_collection(request: HttpRequest) -> JsonResponse:
 
 
 @api_view(("GET",))
-def models_list(request: HttpRequest) -> JsonResponse:
+def models_list(request: ApiRequest) -> JsonResponse:
     return JsonResponse(
         {
             "models": [
@@ -191,7 +194,7 @@ def models_list(request: HttpRequest) -> JsonResponse:
                 }
                 for m in model_choices()
             ],
-            "modes": [{"mode": value, "label": label} for value, label in Run._meta.get_field("mode").choices],
+            "modes": [{"mode": value, "label": label} for value, label in Run._meta.get_field("mode").choices],  # type: ignore[union-attr]  # (it has choices)
             "limits": {
                 name: {"type": kind.__name__, "min": low, "max": high, "default": default}
                 for name, (kind, low, high, default) in services.LIMITS.items()
@@ -201,7 +204,7 @@ def models_list(request: HttpRequest) -> JsonResponse:
 
 
 @api_view(("GET", "DELETE"))
-def run_detail(request: HttpRequest, run_id) -> JsonResponse:
+def run_detail(request: ApiRequest, run_id) -> JsonResponse:
     """GET: the run. DELETE: delete a finished run (409 while it is queued or running: cancel first)."""
     run = _run(request, run_id)
     if request.method == "DELETE":
@@ -214,7 +217,7 @@ def run_detail(request: HttpRequest, run_id) -> JsonResponse:
 
 
 @api_view(("GET",))
-def run_events(request: HttpRequest, run_id) -> JsonResponse:
+def run_events(request: ApiRequest, run_id) -> JsonResponse:
     """Events with seq > since, in order; `more` says whether to ask again from the last seq."""
     run = _run(request, run_id)
     since = _int_param(request, "since", 0, 0, 2**31 - 1)
@@ -233,7 +236,7 @@ def run_events(request: HttpRequest, run_id) -> JsonResponse:
 
 
 @api_view(("POST",))
-def run_cancel(request: HttpRequest, run_id) -> JsonResponse:
+def run_cancel(request: ApiRequest, run_id) -> JsonResponse:
     run = _run(request, run_id)
     try:
         run = services.run_cancel(request.user, run)
@@ -243,7 +246,7 @@ def run_cancel(request: HttpRequest, run_id) -> JsonResponse:
 
 
 @api_view(("POST",))
-def run_rerun(request: HttpRequest, run_id) -> JsonResponse:
+def run_rerun(request: ApiRequest, run_id) -> JsonResponse:
     """Ask again with some settings changed: any ask field may be given (limits merge)."""
     run = _run(request, run_id)
     body = json_body(request)

@@ -8,6 +8,7 @@ database. Differences are computed with difflib; every piece of text is escaped 
 import difflib
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -56,7 +57,7 @@ def run_shape(events: list[dict]) -> RunShape:
         return shape.iterations.setdefault(iteration, IterationCost(iteration))
 
     for event in events:
-        data = event.get("data") or {}
+        data: Any = event.get("data") or {}  # (stored event JSON)
         kind = event.get("type")
         if kind == "root.turn":
             node = data.get("node_id")
@@ -98,7 +99,8 @@ def word_diff(a: str, b: str) -> tuple[SafeString, SafeString]:
     if not (a or "").strip() or not (b or "").strip():
         return mark_safe(escape(a or "")), mark_safe(escape(b or ""))  # noqa: S308 - escaped
     ta, tb = TOKEN.findall(a or ""), TOKEN.findall(b or "")
-    out_a, out_b = [], []
+    out_a: list[str] = []
+    out_b: list[str] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
         left, right = escape("".join(ta[i1:i2])), escape("".join(tb[j1:j2]))
         if op == "equal":

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete
@@ -29,7 +29,7 @@ MAX_EARLIER = 20
 THREAD_MAX = 200
 
 
-def run_follow_up(user: AbstractBaseUser, previous: Run, question: str, mode: str | None = None,
+def run_follow_up(user: User, previous: Run, question: str, mode: str | None = None,
                   root_model: str | None = None, sub_model: str | None = None, limits: dict | None = None,
                   *, enqueue: bool = True) -> Run:
     """Ask `question` as a follow-up of the finished run `previous` (same team, same documents).

@@ -75,6 +75,7 @@ def run_session(run: Run) -> Session:
 
     restore = None
     if run.follow_up_of_id and run.mode != Mode.DIRECT:
+        assert run.follow_up_of is not None  # (follow_up_of_id is set)
         path = snapshot_file(run.follow_up_of.snapshot)
         restore = str(path) if path is not None else None
     return Session(

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -44,15 +46,15 @@ class RunForm(forms.Form):
     def __init__(self, *args, team, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.team_documents = list(team.documents.filter(status=DocumentStatus.READY).order_by("name"))
-        self.fields["documents"].choices = [(str(d.pk), d.name) for d in self.team_documents]
+        self.fields["documents"].choices = [(str(d.pk), d.name) for d in self.team_documents]  # type: ignore[attr-defined]  # (a ChoiceField)
         self.models = model_choices()
         options = [(m.model, m.label) for m in self.models]
-        self.fields["root_model"].choices = options
-        self.fields["sub_model"].choices = options
+        self.fields["root_model"].choices = options  # type: ignore[attr-defined]  # (a ChoiceField)
+        self.fields["sub_model"].choices = options  # type: ignore[attr-defined]  # (a ChoiceField)
         self.fields["root_model"].initial = settings.DEFAULT_ROOT_MODEL
         self.fields["sub_model"].initial = settings.DEFAULT_SUB_MODEL
         for name, (kind, low, high, default) in LIMITS.items():
-            field_class = forms.IntegerField if kind is int else forms.FloatField
+            field_class: Callable[..., forms.Field] = forms.IntegerField if kind is int else forms.FloatField
             self.fields[name] = field_class(
                 label=LIMIT_LABELS[name], min_value=low, max_value=high, initial=default,
                 help_text=LIMIT_HELP.get(name, ""),

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from worker.engine import events as ev
 from worker.engine.totals import TOTALS_EVENT_TYPES, recorded_totals
+from worker.engine.vocabulary import RunStatus as EngineRunStatus
 from worker.engine.vocabulary import StopReason
 
 from .models import Run, RunEvent, RunStatus
@@ -53,7 +54,7 @@ def end_run(run_id, status: RunStatus, failure_reason: str, stop_reason: StopRea
         if not rows.update(status=status):
             return False
         last_seq = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).get()
-        finished = ev.RunFinished(status=status, failure_reason=failure_reason, stop_reason=stop_reason,
+        finished = ev.RunFinished(status=EngineRunStatus(status), failure_reason=failure_reason, stop_reason=stop_reason,
                                   totals=run_recorded_totals(run_id), forced_final=False)
         event = finished.event(last_seq + 1, timezone.now().timestamp())
         persist_events(run_id, [event])

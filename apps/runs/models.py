@@ -1,9 +1,13 @@
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 
 from worker.engine import vocabulary
+
+if TYPE_CHECKING:
+    from apps.documents.models import Document
 
 
 class RunStatus(models.TextChoices):
@@ -44,7 +48,8 @@ class Run(models.Model):
     helper_versions = models.JSONField(default=list, blank=True,
                                        help_text="The team helpers the run had: [{id, name, version}].")
     question = models.TextField()
-    documents = models.ManyToManyField("documents.Document", through="RunDocument", related_name="runs")
+    documents: "models.ManyToManyField[Document, RunDocument]" = models.ManyToManyField(
+        "documents.Document", through="RunDocument", related_name="runs")
     mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.RLM)
     root_model = models.CharField(max_length=200)
     sub_model = models.CharField(max_length=200)

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -74,7 +74,7 @@ def run_list_choices(team: Team) -> dict:
     }
 
 
-def run_get_for_user(user: AbstractBaseUser, run_id: uuid.UUID | str) -> Run | None:
+def run_get_for_user(user: User, run_id: uuid.UUID | str) -> Run | None:
     """The run if the user may view its team; None otherwise, so other teams' ids reveal nothing."""
     try:
         run_id = uuid.UUID(str(run_id))

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
@@ -122,7 +122,7 @@ def _documents_clean(team: Team, document_ids: object) -> tuple[list[Document], 
     return [found[i] for i in ids], None
 
 
-def _require(user: AbstractBaseUser, team: Team) -> None:
+def _require(user: User, team: Team) -> None:
     if not can(user, "view", team):
         raise RunNotFound("No such team.")
     if not can(user, "create", team):
@@ -130,7 +130,7 @@ def _require(user: AbstractBaseUser, team: Team) -> None:
 
 
 def run_create(
-    user: AbstractBaseUser,
+    user: User,
     team: Team,
     question: str,
     document_ids: Iterable,
@@ -207,7 +207,7 @@ def _helper_versions(team: Team) -> list[dict]:
     return helper_versions_for_run(team)
 
 
-def _check_capacity(user: AbstractBaseUser, team: Team, rate_limit: bool = True) -> None:
+def _check_capacity(user: User, team: Team, rate_limit: bool = True) -> None:
     team_spend_guard(team)
     active = Run.objects.filter(team=team, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
     if active >= settings.MAX_CONCURRENT_RUNS_PER_TEAM:
@@ -231,7 +231,7 @@ def _enqueue(run_id: uuid.UUID, task_id: str) -> None:
                 StopReason.ENQUEUE_FAILED, only_from=(RunStatus.QUEUED,))
 
 
-def run_cancel(user: AbstractBaseUser, run: Run) -> Run:
+def run_cancel(user: User, run: Run) -> Run:
     """Cancel a queued run at once, or ask a running one to stop (its worker stops within seconds).
 
     Idempotent for runs already cancelling; raises RunConflict for finished runs.
@@ -250,7 +250,7 @@ def run_cancel(user: AbstractBaseUser, run: Run) -> Run:
     return run
 
 
-def run_rerun(user: AbstractBaseUser, run: Run, **overrides) -> Run:
+def run_rerun(user: User, run: Run, **overrides) -> Run:
     """Ask the same question of the same documents again, with some settings changed.
 
     `overrides` may set question, document_ids, mode, root_model, sub_model, limits (merged over the
@@ -284,7 +284,7 @@ def run_rerun(user: AbstractBaseUser, run: Run, **overrides) -> Run:
     )
 
 
-def run_delete(user: AbstractBaseUser, run: Run) -> None:
+def run_delete(user: User, run: Run) -> None:
     """Delete a finished run with everything that belongs to it, but not its documents.
 
     Who may: the person who asked, or the team's admins and owners (`can_change`, the same rule as

@@ -7,10 +7,11 @@ DELETE /api/sharing/links/<link_id>/    revoke
 """
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, JsonResponse
+from django.http import JsonResponse
 from django.urls import reverse
 
 from apps.accounts.api import ApiError, api_view, json_body
+from apps.accounts.requests import ApiRequest
 from apps.runs import selectors as run_selectors
 
 from . import services
@@ -33,7 +34,7 @@ def link_json(link: ShareLink) -> dict:
 
 
 @api_view(("GET", "POST"))
-def run_links(request: HttpRequest, run_id) -> JsonResponse:
+def run_links(request: ApiRequest, run_id) -> JsonResponse:
     run = run_selectors.run_get_for_user(request.user, run_id)
     if run is None:
         raise ApiError(404, "No such run.")
@@ -59,7 +60,7 @@ def run_links(request: HttpRequest, run_id) -> JsonResponse:
 
 
 @api_view(("DELETE",))
-def link_detail(request: HttpRequest, link_id) -> JsonResponse:
+def link_detail(request: ApiRequest, link_id) -> JsonResponse:
     link = services.share_link_for_user(request.user, link_id)
     if link is None:
         raise ApiError(404, "No such share link.")

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F
 from django.utils import timezone
@@ -47,12 +47,12 @@ SHARED_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
-def can_share(user: AbstractBaseUser, run: Run) -> bool:
+def can_share(user: User, run: Run) -> bool:
     """Who manages a run's links: its creator (member and above) and the team's admins and owners."""
     return can_change(user, run.team, run.created_by_id)
 
 
-def share_create(user: AbstractBaseUser, run: Run, expires_in_days: int | None = None,
+def share_create(user: User, run: Run, expires_in_days: int | None = None,
                  show_document_text: bool = False) -> tuple[ShareLink, str]:
     """A new link; returns it and its token (stored only as a hash, so shown once)."""
     if not can_share(user, run):
@@ -71,7 +71,7 @@ def share_create(user: AbstractBaseUser, run: Run, expires_in_days: int | None =
     return link, raw
 
 
-def share_revoke(user: AbstractBaseUser, link: ShareLink) -> ShareLink:
+def share_revoke(user: User, link: ShareLink) -> ShareLink:
     if not can_share(user, link.run) and not can_change(user, link.run.team, link.created_by_id):
         raise PermissionDenied("Only the link's creator, the run's creator or the team's admins can revoke it.")
     if link.revoked_at is None:
@@ -84,7 +84,7 @@ def share_links_for_run(run: Run):
     return ShareLink.objects.filter(run=run).select_related("created_by")
 
 
-def share_link_for_user(user: AbstractBaseUser, link_id) -> ShareLink | None:
+def share_link_for_user(user: User, link_id) -> ShareLink | None:
     """A link by id if the user may view its run's team; None otherwise (other teams: not found)."""
     link = ShareLink.objects.select_related("run__team").filter(pk=link_id).first()
     if link is None or not can(user, "view", link.run.team):
@@ -115,7 +115,7 @@ def share_record_view(link: ShareLink) -> None:
 
 def shared_event(event: dict) -> dict:
     """An event as a link holder sees it: the documented fields of its type, nothing else."""
-    allowed = SHARED_FIELDS.get(event.get("type"), frozenset())
+    allowed = SHARED_FIELDS.get(event.get("type", ""), frozenset())
     data = {k: v for k, v in (event.get("data") or {}).items() if k in allowed}
     if isinstance(data.get("documents"), list):
         data["documents"] = [

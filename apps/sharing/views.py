@@ -227,7 +227,7 @@ def _run_or_404(request, run_id) -> Run:
 
 
 def _expiry_days(raw: str | None) -> int | None:
-    if raw in (None, "", "never"):
+    if raw is None or raw in ("", "never"):
         return None
     try:
         return int(raw)

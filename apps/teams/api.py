@@ -8,17 +8,18 @@ Members are shown by username and role only, never by email.
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 
 from apps.accounts.api import ApiError, api_view, json_body
+from apps.accounts.requests import ApiRequest
 
 from . import selectors, services
 from .models import Invite, Membership, Role, Team
 from .permissions import role_in
 
 
-def _team(request: HttpRequest, team_id: int) -> Team:
+def _team(request: ApiRequest, team_id: int) -> Team:
     team = Team.objects.filter(pk=team_id).first()
     if team is None or role_in(request.user, team) is None:
         raise ApiError(404, "No such team.")
@@ -34,7 +35,7 @@ def _call(fn, *args, **kwargs):
         raise ApiError(400, " ".join(exc.messages)) from None
 
 
-def team_json(team: Team, role: str) -> dict:
+def team_json(team: Team, role: str | None) -> dict:
     return {
         "id": team.pk,
         "name": team.name,
@@ -55,7 +56,7 @@ def invite_json(i: Invite) -> dict:
 
 
 @api_view(("GET", "POST"))
-def teams_collection(request: HttpRequest) -> JsonResponse:
+def teams_collection(request: ApiRequest) -> JsonResponse:
     if request.method == "POST":
         body = json_body(request)
         if not isinstance(body.get("name"), str):
@@ -67,7 +68,7 @@ def teams_collection(request: HttpRequest) -> JsonResponse:
 
 
 @api_view(("GET", "PATCH", "DELETE"))
-def team_detail(request: HttpRequest, team_id: int) -> JsonResponse:
+def team_detail(request: ApiRequest, team_id: int) -> HttpResponse:
     """GET: the team and its members. PATCH: {"monthly_cap_usd": "12.50" | null}. DELETE: owners."""
     team = _team(request, team_id)
     if request.method == "DELETE":
@@ -88,7 +89,7 @@ def team_detail(request: HttpRequest, team_id: int) -> JsonResponse:
 
 
 @api_view(("POST",))
-def members_collection(request: HttpRequest, team_id: int) -> JsonResponse:
+def members_collection(request: ApiRequest, team_id: int) -> JsonResponse:
     """Invite a user by name: {"username": "…", "role": "member"}. 202 whether or not the name exists:
     the user joins by accepting (`POST /api/teams/invitations/<id>/accept/`)."""
     team = _team(request, team_id)
@@ -106,13 +107,13 @@ def invitation_json(invitation) -> dict:
 
 
 @api_view(("GET",))
-def invitations_collection(request: HttpRequest) -> JsonResponse:
+def invitations_collection(request: ApiRequest) -> JsonResponse:
     """The invitations waiting for the signed-in user."""
     return JsonResponse({"invitations": [invitation_json(i) for i in services.invitations_for_user(request.user)]})
 
 
 @api_view(("POST", "DELETE"))
-def invitation_detail(request: HttpRequest, invitation_id: int) -> JsonResponse:
+def invitation_detail(request: ApiRequest, invitation_id: int) -> HttpResponse:
     """POST: accept (join the team); DELETE: decline."""
     if request.method == "DELETE":
         _not_found_if_denied(services.invitation_decline, request.user, invitation_id)
@@ -129,7 +130,7 @@ def _not_found_if_denied(fn, *args):
 
 
 @api_view(("PATCH", "DELETE"))
-def member_detail(request: HttpRequest, team_id: int, membership_id: int) -> JsonResponse:
+def member_detail(request: ApiRequest, team_id: int, membership_id: int) -> HttpResponse:
     team = _team(request, team_id)
     membership = Membership.objects.select_related("user", "team").filter(pk=membership_id, team=team).first()
     if membership is None:
@@ -144,7 +145,7 @@ def member_detail(request: HttpRequest, team_id: int, membership_id: int) -> Jso
 
 
 @api_view(("GET", "POST"))
-def invites_collection(request: HttpRequest, team_id: int) -> JsonResponse:
+def invites_collection(request: ApiRequest, team_id: int) -> JsonResponse:
     """GET: the team's invites. POST {"role", "days", "max_uses" (null: unlimited)}: a new link, shown once."""
     team = _team(request, team_id)
     if request.method == "GET":
@@ -160,7 +161,7 @@ def invites_collection(request: HttpRequest, team_id: int) -> JsonResponse:
 
 
 @api_view(("DELETE",))
-def invite_detail(request: HttpRequest, team_id: int, invite_id) -> JsonResponse:
+def invite_detail(request: ApiRequest, team_id: int, invite_id) -> JsonResponse:
     team = _team(request, team_id)
     invite = Invite.objects.filter(pk=invite_id, team=team).first()
     if invite is None:
@@ -169,7 +170,7 @@ def invite_detail(request: HttpRequest, team_id: int, invite_id) -> JsonResponse
 
 
 @api_view(("POST",))
-def invite_accept(request: HttpRequest) -> JsonResponse:
+def invite_accept(request: ApiRequest) -> JsonResponse:
     """Join a team: {"token": "<the invite token>"}."""
     body = json_body(request)
     if not isinstance(body.get("token"), str):
@@ -179,7 +180,7 @@ def invite_accept(request: HttpRequest) -> JsonResponse:
 
 
 @api_view(("GET",))
-def team_spend(request: HttpRequest, team_id: int) -> JsonResponse:
+def team_spend(request: ApiRequest, team_id: int) -> JsonResponse:
     """Cost per day and per user over ?days=30|90. Costs of unknown price are counted, never zero;
     deleted runs are counted too (in `runs` and the costs)."""
     team = _team(request, team_id)

@@ -1,10 +1,14 @@
 import hashlib
 import secrets
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def hash_token(raw: str) -> str:
@@ -22,7 +26,8 @@ class Team(models.Model):
     name = models.CharField(max_length=120)
     personal = models.BooleanField(default=False, help_text="Created automatically for one user.")
     created_at = models.DateTimeField(auto_now_add=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
+    members: "models.ManyToManyField[User, Membership]" = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
     monthly_cap_usd = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True,
         help_text="New runs are refused once the known cost of this calendar month (UTC) reaches it.",

@@ -20,7 +20,7 @@ through `/s/<token>/` (see apps.sharing), nothing else. Any member may leave a t
 owner can neither leave, be removed nor be demoted.
 """
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from .models import Membership, Role, Team
 
@@ -35,20 +35,20 @@ ACTIONS: dict[str, set[str]] = {
 }
 
 
-def role_in(user: AbstractBaseUser | AnonymousUser, team: Team) -> str | None:
+def role_in(user: User | AnonymousUser, team: Team) -> str | None:
     if not user.is_authenticated:
         return None
     return Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
 
 
-def can(user: AbstractBaseUser | AnonymousUser, action: str, team: Team) -> bool:
+def can(user: User | AnonymousUser, action: str, team: Team) -> bool:
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     role = role_in(user, team)
     return role is not None and role in ACTIONS[action]
 
 
-def can_change(user: AbstractBaseUser | AnonymousUser, team: Team, created_by_id: int | None) -> bool:
+def can_change(user: User | AnonymousUser, team: Team, created_by_id: int | None) -> bool:
     """Change an object (cancel, delete, share): its creator with change_own, or anyone with change_any."""
     role = role_in(user, team)
     if role is None:

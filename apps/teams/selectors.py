@@ -83,7 +83,7 @@ def team_spend_report(team: Team, days: int) -> SpendReport:
     live = grouped(Run.objects.filter(team=team, created_at__gte=start_at, imported=False), "created_at")
     deleted = grouped(DeletedRunSpend.objects.filter(team=team, run_created_at__gte=start_at), "run_created_at")
     total = SpendRow()
-    days_map = {start + dt.timedelta(days=i): (SpendRow(), {}) for i in range(days)}
+    days_map: dict[dt.date, tuple[SpendRow, dict[str, float]]] = {start + dt.timedelta(days=i): (SpendRow(), {}) for i in range(days)}
     users: dict[str, SpendRow] = {}
     for is_deleted, rows in ((False, live), (True, deleted)):
         for row in rows:

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Sum
@@ -41,7 +41,7 @@ def default_monthly_cap() -> Decimal | None:
 
 
 @transaction.atomic
-def team_create_personal(user: AbstractBaseUser) -> Team:
+def team_create_personal(user: User) -> Team:
     team = Team.objects.create(
         name=f"{user.get_username()}'s team", personal=True, monthly_cap_usd=default_monthly_cap()
     )
@@ -49,7 +49,7 @@ def team_create_personal(user: AbstractBaseUser) -> Team:
     return team
 
 
-def teams_for_user(user: AbstractBaseUser):
+def teams_for_user(user: User):
     return Team.objects.filter(memberships__user=user).order_by("-personal", "name")
 
 
@@ -83,7 +83,7 @@ def _clean_role(role: str) -> str:
     return role
 
 
-def require(user: AbstractBaseUser, action: str, team: Team, message: str) -> str:
+def require(user: User, action: str, team: Team, message: str) -> str:
     role = role_in(user, team)
     if role is None or role not in ACTIONS[action]:
         raise PermissionDenied(message)
@@ -91,7 +91,7 @@ def require(user: AbstractBaseUser, action: str, team: Team, message: str) -> st
 
 
 @transaction.atomic
-def team_create(user: AbstractBaseUser, name: str) -> Team:
+def team_create(user: User, name: str) -> Team:
     """A shared team with `user` as its owner."""
     team = Team.objects.create(name=_clean_name(name), personal=False)
     Membership.objects.create(team=team, user=user, role=Role.OWNER)
@@ -99,7 +99,7 @@ def team_create(user: AbstractBaseUser, name: str) -> Team:
 
 
 @transaction.atomic
-def team_delete(user: AbstractBaseUser, team: Team) -> None:
+def team_delete(user: User, team: Team) -> None:
     """Delete a team with everything in it (runs, share links, comments, documents and their files).
 
     Owners only; never a personal team; not while a run is still queued or running (its worker
@@ -137,7 +137,7 @@ def member_invited_message(username: str, role: str) -> str:
             f"as {Role(role).label}; they join once they accept, from their Teams page.")
 
 
-def member_add(user: AbstractBaseUser, team: Team, username: str, role: str = Role.MEMBER) -> str:
+def member_add(user: User, team: Team, username: str, role: str = Role.MEMBER) -> str:
     """Invite the user named `username` to join with `role`; return the message for the admin.
 
     Nothing tells the admin whether the name exists: an unknown name, an inactive account or a
@@ -158,11 +158,11 @@ def member_add(user: AbstractBaseUser, team: Team, username: str, role: str = Ro
     return member_invited_message(username, role)
 
 
-def invitations_for_user(user: AbstractBaseUser):
+def invitations_for_user(user: User):
     return MemberInvitation.objects.filter(user=user).select_related("team", "invited_by")
 
 
-def invitation_accept(user: AbstractBaseUser, invitation_id: int) -> Membership:
+def invitation_accept(user: User, invitation_id: int) -> Membership:
     """Join the team of the user's own invitation; PermissionDenied for anyone else's (or none)."""
     with transaction.atomic():
         invitation = MemberInvitation.objects.select_for_update().filter(pk=invitation_id, user=user).first()
@@ -174,13 +174,13 @@ def invitation_accept(user: AbstractBaseUser, invitation_id: int) -> Membership:
     return membership
 
 
-def invitation_decline(user: AbstractBaseUser, invitation_id: int) -> None:
+def invitation_decline(user: User, invitation_id: int) -> None:
     if not MemberInvitation.objects.filter(pk=invitation_id, user=user).delete()[0]:
         raise PermissionDenied("No such invitation.")
 
 
 @transaction.atomic
-def member_set_role(user: AbstractBaseUser, membership: Membership, role: str) -> Membership:
+def member_set_role(user: User, membership: Membership, role: str) -> Membership:
     team = membership.team
     actor_role = require(user, "manage_members", team, "Only owners and admins can change roles.")
     role = _clean_role(role)
@@ -193,7 +193,7 @@ def member_set_role(user: AbstractBaseUser, membership: Membership, role: str) -
 
 
 @transaction.atomic
-def member_remove(user: AbstractBaseUser, membership: Membership) -> None:
+def member_remove(user: User, membership: Membership) -> None:
     """Remove a member; anyone may remove themselves (leave). The last owner stays."""
     team = membership.team
     if membership.user_id != user.pk:
@@ -207,7 +207,7 @@ def member_remove(user: AbstractBaseUser, membership: Membership) -> None:
 
 # --- invites --------------------------------------------------------------------------------------
 
-def invite_create(user: AbstractBaseUser, team: Team, role: str = Role.MEMBER, days: int = INVITE_DAYS_DEFAULT,
+def invite_create(user: User, team: Team, role: str = Role.MEMBER, days: int | None = INVITE_DAYS_DEFAULT,
                   max_uses: int | None = 1) -> tuple[Invite, str]:
     """A new invite link; returns the invite and its token, which is not stored (only its hash)."""
     actor_role = require(user, "manage_members", team, "Only owners and admins can invite.")
@@ -227,7 +227,7 @@ def invite_create(user: AbstractBaseUser, team: Team, role: str = Role.MEMBER, d
     return invite, raw
 
 
-def invite_revoke(user: AbstractBaseUser, invite: Invite) -> Invite:
+def invite_revoke(user: User, invite: Invite) -> Invite:
     require(user, "manage_members", invite.team, "Only owners and admins can revoke invites.")
     if invite.revoked_at is None:
         invite.revoked_at = timezone.now()
@@ -242,7 +242,7 @@ def invite_for_token(raw: str) -> Invite | None:
 
 
 @transaction.atomic
-def invite_accept(user: AbstractBaseUser, raw: str) -> Membership:
+def invite_accept(user: User, raw: str) -> Membership:
     """Join the invite's team. Already a member: the membership is returned unchanged, no use spent."""
     invite = invite_for_token(raw)
     if invite is None:
@@ -293,7 +293,7 @@ def spend_record_deleted_run(run) -> DeletedRunSpend | None:
     )
 
 
-def team_set_cap(user: AbstractBaseUser, team: Team, cap: Decimal | None) -> Team:
+def team_set_cap(user: User, team: Team, cap: Decimal | None) -> Team:
     require(user, "manage_spending", team, "Only owners and admins can set the spending cap.")
     if cap is not None:
         if not isinstance(cap, Decimal) or not cap.is_finite() or cap < 0 or cap >= Decimal("1e10"):

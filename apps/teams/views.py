@@ -26,7 +26,7 @@ from .services import teams_for_user
 def _team_or_404(request, team_id: int) -> tuple[Team, str]:
     team = Team.objects.filter(pk=team_id).first()
     role = role_in(request.user, team) if team is not None else None
-    if role is None:
+    if team is None or role is None:
         raise Http404("No such team.")
     return team, role
 
@@ -36,7 +36,7 @@ def _error(request, exc: ValidationError) -> None:
 
 
 def _positive_int(raw: str | None, default: int | None) -> int | None:
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return default
     try:
         return int(raw)

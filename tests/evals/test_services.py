@@ -132,6 +132,18 @@ def test_generated_documents_are_reused_across_evaluations(user, team):
     assert a.cases.first().question == item.question and a.cases.first().expected == item.expected
 
 
+
+def test_a_case_whose_evaluation_lost_its_creator_is_skipped_with_the_reason(user, team):
+    # Evaluation.created_by is SET_NULL: the account that started it may be deleted while cases wait.
+    evaluation = niah(user, team, cases=1)
+    case = services.case_claim_next(evaluation.pk)
+    user.delete()
+    assert services.case_start(case) is None
+    case.refresh_from_db()
+    assert case.status == CaseStatus.SKIPPED
+    assert case.reason == "Not run: the account that started the evaluation no longer exists."
+
+
 def test_the_sweep_recovers_cases_whose_task_was_lost(user, team, monkeypatch):
     from datetime import timedelta
 

@@ -13,10 +13,14 @@ is compacted; "off" (or 0) switches compaction off.
 import logging
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 from worker.engine import events as ev
 from worker.engine import prompts
 from worker.engine.llm import Completion, LLMError, count_tokens
+
+if TYPE_CHECKING:
+    from worker.engine.runner import RLM, Ticket  # (runner imports this module)
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ def threshold() -> float | None:
     return min(value, 1.0)
 
 
-def history_tokens(model: str, messages: list[dict], counts: dict[str, int] | None = None) -> int:
+def history_tokens(model: str, messages: list[dict[str, Any]], counts: dict[str, int] | None = None) -> int:
     """A cautious estimate: litellm's tokenizer guess, or ~4 characters per token where that is more
     (the provider's own tokenizer may count more than the guess; compacting a little early costs one
     call, being refused for length ends the run). ~4 tokens of framing per message.
@@ -66,7 +70,7 @@ def history_tokens(model: str, messages: list[dict], counts: dict[str, int] | No
     return total
 
 
-def history_tokens_bound(messages: list[dict]) -> int:
+def history_tokens_bound(messages: list[dict[str, Any]]) -> int:
     """An upper bound on `history_tokens` with no tokenizer run: a token is at least one UTF-8 byte
     (byte-level BPE; litellm's fallback counts ~4 characters per token), plus framing and a margin for
     the special tokens some tokenizers add. Microseconds for a long history, where tokenizing it took
@@ -74,7 +78,7 @@ def history_tokens_bound(messages: list[dict]) -> int:
     return sum(len(m["content"].encode("utf-8", "surrogatepass")) + 8 for m in messages)
 
 
-def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
+def maybe_compact(rlm: "RLM", messages: list[dict[str, Any]], iteration: int) -> None:
     """Compact `messages` (in place) before a root turn when they near the root model's window."""
     state = rlm.state
     model = state.spec.root_model
@@ -100,6 +104,7 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     summary = reply.content
     if len(summary) > (limit := int(SUMMARY_SHARE * window * 4)):
         summary = summary[:limit] + f"\n[summary cut at {limit:,} of {len(reply.content):,} characters]"
+    assert rlm.sandbox is not None  # (set by RLM.run)
     content = prompts.compacted_turn(first, summary, turns, rlm.sandbox.variable_summary(),
                                      state.standing(rlm.depth, iteration).line())
     if forced:  # the forced last turn keeps its instruction
@@ -116,8 +121,8 @@ def maybe_compact(rlm, messages: list[dict], iteration: int) -> None:
     state.settle(ticket, rlm._lineage(), reply=reply, record=(ev.ROOT_COMPACTED, compacted))
 
 
-def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool,
-               counts: dict[str, int] | None = None) -> tuple[Completion, object] | None:
+def _summarise(rlm: "RLM", messages: list[dict[str, Any]], model: str, window: int, forced: bool,
+               counts: dict[str, int] | None = None) -> tuple[Completion, "Ticket"] | None:
     """Ask the root for the summary: admitted and reserved under the budgets like any root call.
     None when the call was refused or failed but the run goes on (the next turn is then tried with
     the full history); RunStopped propagates."""
@@ -146,7 +151,7 @@ def _summarise(rlm, messages: list[dict], model: str, window: int, forced: bool,
     return reply, ticket
 
 
-def _fit(request: list[dict], model: str, budget: int, counts: dict[str, int] | None = None) -> None:
+def _fit(request: list[dict[str, Any]], model: str, budget: int, counts: dict[str, int] | None = None) -> None:
     """Cut the longest messages between the first turn and the last until the request fits `budget`."""
     middle = range(2, len(request) - 1)
     while history_tokens(model, request, counts) > budget:

@@ -66,7 +66,7 @@ import types
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from enum import Enum
-from typing import ClassVar, Protocol, get_args
+from typing import Any, ClassVar, Protocol, get_args
 
 from worker.engine.text import sanitize_data
 from worker.engine.vocabulary import AnswerSource, CallKind, RunStatus, StopReason
@@ -98,9 +98,9 @@ class Event:
     seq: int
     type: str
     ts: float
-    data: dict
+    data: dict[str, Any]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "type": self.type, "ts": self.ts, "data": self.data}
 
 
@@ -134,7 +134,7 @@ class EventEmitter:
         self._lock = threading.Lock()
         self._seq = 0
 
-    def emit(self, type_: str, /, **data) -> Event:
+    def emit(self, type_: str, /, **data: Any) -> Event:
         check(type_, data)
         with self._lock:
             self._seq += 1
@@ -165,7 +165,7 @@ class Payload:
 
     TYPE: ClassVar[str]
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """The event's `data`, checked; enum members as their plain string values."""
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         check(self.TYPE, data)
@@ -194,7 +194,9 @@ def event_type(type_: str) -> Callable[[type[Payload]], type[Payload]]:
         if type_ in SCHEMAS:
             raise ValueError(f"event type {type_!r} is defined twice")
         cls.TYPE = type_
-        required, optional, choices = set(), set(), {}
+        required: set[str] = set()
+        optional: set[str] = set()
+        choices: dict[str, tuple[type[Enum], bool]] = {}
         for f in fields(cls):
             has_default = f.default is not MISSING or f.default_factory is not MISSING
             (optional if has_default else required).add(f.name)
@@ -207,7 +209,7 @@ def event_type(type_: str) -> Callable[[type[Payload]], type[Payload]]:
     return register
 
 
-def problems(type_: str, data: dict) -> list[str]:
+def problems(type_: str, data: dict[str, Any]) -> list[str]:
     """How `data` breaks the schema of `type_` (empty when it fits)."""
     schema = SCHEMAS.get(type_)
     if schema is None:
@@ -223,7 +225,7 @@ def problems(type_: str, data: dict) -> list[str]:
     return found
 
 
-def check(type_: str, data: dict) -> None:
+def check(type_: str, data: dict[str, Any]) -> None:
     """Hand a schema violation to `report_violation`; never raises, so a slip never stops a run."""
     found = problems(type_, data)
     if found:
@@ -245,7 +247,7 @@ def log_violation_once(type_: str, found: list[str]) -> None:
 report_violation: Callable[[str, list[str]], None] = log_violation_once
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
@@ -258,8 +260,8 @@ class RunStarted(Payload):
     mode: str
     root_model: str
     sub_model: str
-    limits: dict  # the engine's Limits, by name
-    documents: list[dict]  # [{name, chars}]
+    limits: dict[str, Any]  # the engine's Limits, by name
+    documents: list[dict[str, Any]]  # [{name, chars}]
     offline: bool
 
 
@@ -279,7 +281,7 @@ class RootTurn(Payload):
     model: str
     forced: bool
     attempts: int
-    input: list[dict]  # [{role, content, chars}]: what this turn sent that the previous one did not
+    input: list[dict[str, Any]]  # [{role, content, chars}]: what this turn sent that the previous one did not
     incomplete_attempts: int = 0  # model calls only (not root-script turns)
     cached_tokens: int = 0  # prompt tokens served from the provider's prompt cache
     cache_saving_usd: float | None = None  # what the cache saved against uncached input (None: unknown)
@@ -328,7 +330,7 @@ class SubcallStarted(Payload):
     model: str
     prompt: str
     prompt_chars: int
-    ranges: list[dict]  # [{doc, start, end}] or ambiguous [{doc, chars, places}], in the top-level documents
+    ranges: list[dict[str, Any]]  # [{doc, start, end}] or ambiguous [{doc, chars, places}], in the top-level documents
     batch_id: str | None
     batch_index: int | None
 
@@ -357,7 +359,7 @@ class SubcallFinished(Payload):
 class CostUpdated(Payload):
     """The run's running totals after a model call was settled."""
 
-    totals: dict
+    totals: dict[str, Any]
 
 
 @event_type(FINAL_ANSWER)
@@ -378,7 +380,7 @@ class RunFinished(Payload):
     status: RunStatus
     failure_reason: str | None
     stop_reason: StopReason | None
-    totals: dict | None  # None: the run never started
+    totals: dict[str, Any] | None  # None: the run never started
     forced_final: bool
 
 
@@ -409,7 +411,7 @@ class RootCompacted(Payload):
 class HelpersLoaded(Payload):
     """The team's helpers ran as cells hidden from the root, before its first turn."""
 
-    helpers: list[dict]  # [{name, version, signature, doc, error, stdout}]
+    helpers: list[dict[str, Any]]  # [{name, version, signature, doc, error, stdout}]
 
 
 @event_type(SNAPSHOT_RESTORED)
@@ -417,8 +419,8 @@ class HelpersLoaded(Payload):
 class SnapshotRestored(Payload):
     """The previous run's plain-data variables were put into this REPL before its first cell."""
 
-    variables: list[dict]  # [{name, type}]
-    not_carried: list[dict]  # [{name, type, reason}]
+    variables: list[dict[str, Any]]  # [{name, type}]
+    not_carried: list[dict[str, Any]]  # [{name, type, reason}]
     error: str | None
 
 
@@ -427,7 +429,7 @@ class SnapshotRestored(Payload):
 class SnapshotSaved(Payload):
     """The REPL's plain-data variables, saved when the run ended for a follow-up to inherit."""
 
-    variables: list[dict]  # [{name, type}]
-    not_carried: list[dict]  # [{name, type, reason}]
+    variables: list[dict[str, Any]]  # [{name, type}]
+    not_carried: list[dict[str, Any]]  # [{name, type, reason}]
     bytes: int | None = None
     error: str | None = None

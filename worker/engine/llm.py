@@ -6,6 +6,7 @@ call time and passed straight to litellm; they never reach prompts, events or th
 
 import math
 import os
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the price table at import
 
@@ -17,8 +18,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import litellm
@@ -48,22 +49,23 @@ class _SuccessLoggingGate:
     callback or a litellm budget is configured.
     """
 
-    def __init__(self, executor) -> None:
+    def __init__(self, executor: Executor) -> None:
         self._executor = executor
 
-    def submit(self, fn, /, *args, **kwargs):
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if _litellm_logging_wanted():
             return self._executor.submit(fn, *args, **kwargs)
-        skipped: Future = Future()
+        skipped: Future[Any] = Future()
         skipped.cancel()
         return skipped
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._executor, name)
 
 
 if hasattr(litellm.utils, "executor") and not isinstance(litellm.utils.executor, _SuccessLoggingGate):
-    litellm.utils.executor = _SuccessLoggingGate(litellm.utils.executor)
+    # A stand-in with the executor's interface (submit; the rest through __getattr__).
+    litellm.utils.executor = _SuccessLoggingGate(litellm.utils.executor)  # type: ignore[assignment]
 
 
 def _gate_service_logging() -> None:
@@ -81,13 +83,13 @@ def _gate_service_logging() -> None:
         return
     original = dispatch.__func__
 
-    def gated(hook):
+    def gated(hook: Any) -> Any:
         if getattr(litellm, "service_callback", None):
             return original(hook)
         return None
 
-    gated._rlmweb_gate = True
-    ServiceLogging._dispatch_from_sync = staticmethod(gated)
+    gated._rlmweb_gate = True  # type: ignore[attr-defined]  # a marker on the function object
+    ServiceLogging._dispatch_from_sync = staticmethod(gated)  # type: ignore[method-assign]  # the gate itself
 
 
 _gate_service_logging()
@@ -206,7 +208,7 @@ class _Abandoned(Exception):
     """A call in flight was given up: the run stopped, or its time ran out."""
 
 
-def sanitize_messages(messages: list[dict]) -> list[dict]:
+def sanitize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**m, "content": sanitize(m.get("content") or "")} for m in messages]
 
 
@@ -223,7 +225,7 @@ def needs_cache_control(model: str, options: "ModelOptions | None" = None) -> bo
     return provider in CACHE_CONTROL_PROVIDERS
 
 
-def with_cache_breakpoints(messages: list[dict]) -> list[dict]:
+def with_cache_breakpoints(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`messages` with Anthropic-style cache breakpoints: on the system prompt, and on the last two
     user messages (the newest writes the prefix up to it to the cache; the one before reads what
     the previous call wrote). At most 3 of the 4 breakpoints Anthropic allows. The texts are left
@@ -239,11 +241,11 @@ def with_cache_breakpoints(messages: list[dict]) -> list[dict]:
     return out
 
 
-def _int(value) -> int:
+def _int(value: object) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
-def cache_usage(usage) -> tuple[int, int]:
+def cache_usage(usage: Any) -> tuple[int, int]:
     """(cached prompt tokens read, prompt tokens written to the cache) from a litellm usage: OpenAI's
     prompt_tokens_details.cached_tokens, or Anthropic's cache_read/cache_creation_input_tokens."""
     if usage is None:
@@ -259,7 +261,7 @@ def cache_usage(usage) -> tuple[int, int]:
     return read, written
 
 
-def _is_encoding_error(exc: BaseException) -> bool:
+def _is_encoding_error(exc: BaseException | None) -> bool:
     """An error caused by text that cannot be encoded: never the provider's fault, never retried."""
     seen = 0
     while exc is not None and seen < 10:
@@ -285,7 +287,7 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | 
     return float(prompt_cost + completion_cost)
 
 
-def response_cost_usd(response, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+def response_cost_usd(response: Any, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
     """The cost litellm already priced this response at (from its price table, for the usage the
     response reports), or, when it did not, `cost_usd` for that usage: one pricing per call, not two."""
     hidden = getattr(response, "_hidden_params", None)
@@ -295,7 +297,7 @@ def response_cost_usd(response, model: str, prompt_tokens: int, completion_token
     return cost_usd(model, prompt_tokens, completion_tokens)
 
 
-def _model_info(model: str) -> dict:
+def _model_info(model: str) -> Mapping[str, Any]:
     try:
         return litellm.get_model_info(model) or {}
     except Exception:
@@ -308,8 +310,8 @@ def prices(model: str, options: ModelOptions | None = None) -> tuple[float, floa
 
     The operator's prices win over litellm's table; the offline model is known to cost 0.
     """
-    if options is not None and options.priced:
-        return float(options.input_cost_per_token), float(options.output_cost_per_token)
+    if options is not None and options.input_cost_per_token is not None and options.output_cost_per_token is not None:
+        return float(options.input_cost_per_token), float(options.output_cost_per_token)  # options.priced
     if is_offline(model):
         return 0.0, 0.0
     info = _model_info(model)
@@ -327,7 +329,7 @@ def prices(model: str, options: ModelOptions | None = None) -> tuple[float, floa
     return max(found["input"]), max(found["output"])
 
 
-def prompt_tokens_bound(messages: list[dict]) -> int:
+def prompt_tokens_bound(messages: list[dict[str, Any]]) -> int:
     """An upper bound on the prompt tokens of `messages` under any byte-level tokenizer: one token
     per UTF-8 byte at most, plus each message's framing. Cheap (no tokenizer run on megabytes)."""
     total = 16
@@ -336,7 +338,7 @@ def prompt_tokens_bound(messages: list[dict]) -> int:
     return total
 
 
-def estimate_prompt_tokens(model: str, messages: list[dict]) -> int:
+def estimate_prompt_tokens(model: str, messages: list[dict[str, Any]]) -> int:
     """The prompt tokens a provider likely counted for `messages` (for attempts whose usage never came)."""
     chars = sum(len(m.get("content") or "") for m in messages)
     if chars > 20_000:  # no tokenizer pass over long prompts: it would hold the GIL while a run stops
@@ -392,7 +394,7 @@ class _AttemptThreads:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._idle = 0
 
     def run(self, target: Callable[[], None]) -> None:
@@ -480,7 +482,7 @@ class LLMClient:
             self._max_tokens[model] = max(1, int(value))
         return self._max_tokens[model]
 
-    def worst_case_usd(self, model: str, messages: list[dict]) -> float | None:
+    def worst_case_usd(self, model: str, messages: list[dict[str, Any]]) -> float | None:
         """The most one attempt of this call can be billed: every prompt token it can have and
         max_tokens of completion, at the model's highest prices. None when the price is unknown."""
         price = self.prices(model)
@@ -512,13 +514,13 @@ class LLMClient:
         uncached = cost_usd(model, prompt_tokens, completion_tokens)
         return None if uncached is None else uncached - cost
 
-    def _cost(self, response, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def _cost(self, response: Any, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         opts = self.options.get(model)
-        if opts is not None and opts.priced:
+        if opts is not None and opts.input_cost_per_token is not None and opts.output_cost_per_token is not None:
             return opts.input_cost_per_token * prompt_tokens + opts.output_cost_per_token * completion_tokens
         return response_cost_usd(response, model, prompt_tokens, completion_tokens)
 
-    def complete(self, model: str, messages: list[dict], should_stop: Callable[[], bool] = lambda: False,
+    def complete(self, model: str, messages: list[dict[str, Any]], should_stop: Callable[[], bool] = lambda: False,
                  time_left: Callable[[], float] = lambda: math.inf,
                  before_retry: Callable[[bool], None] | None = None, cache_prefix: bool = False) -> Completion:
         """One chat completion, retried on rate limits and transient errors; raises LLMError.
@@ -540,7 +542,7 @@ class LLMClient:
         opts = self.options_for(model)
         messages = sanitize_messages(messages)
         sent = with_cache_breakpoints(messages) if cache_prefix and self.cache_control(model) else messages
-        kwargs: dict = {"max_retries": 0, "max_tokens": self.max_tokens(model)}  # we retry ourselves, visibly
+        kwargs: dict[str, Any] = {"max_retries": 0, "max_tokens": self.max_tokens(model)}  # we retry ourselves, visibly
         if opts.api_base:
             kwargs["api_base"] = opts.api_base
         if opts.api_key_env:
@@ -624,13 +626,13 @@ class LLMClient:
             )
 
     @staticmethod
-    def _attempt(model: str, messages: list[dict], timeout: float, kwargs: dict,
-                 should_stop: Callable[[], bool], time_left: Callable[[], float]):
+    def _attempt(model: str, messages: list[dict[str, Any]], timeout: float, kwargs: dict[str, Any],
+                 should_stop: Callable[[], bool], time_left: Callable[[], float]) -> Any:
         """One provider request on a daemon thread of its own (reused, `_AttemptThreads`), so that a
         stop or the run's time limit ends our wait within POLL_S, however long the provider takes
         (the request is abandoned; its thread is free again at the request's own timeout and keeps
         nothing alive)."""
-        box: dict = {}
+        box: dict[str, Any] = {}
         done = threading.Event()
 
         def target() -> None:

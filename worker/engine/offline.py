@@ -13,6 +13,7 @@ litellm is reached only through worker.engine.llm, which calls `register(litellm
 
 import re
 import time
+from typing import Any
 
 from worker.engine import prompts
 
@@ -149,7 +150,7 @@ FINAL_VAR("answer")
 ```'''
 
 
-def root_reply(messages: list[dict]) -> str:
+def root_reply(messages: list[dict[str, Any]]) -> str:
     """The root's next message, from the conversation so far."""
     system = _content(messages[0]) if messages else ""
     turns = sum(1 for m in messages if m.get("role") == "assistant") + _compacted_turns(messages)
@@ -175,7 +176,7 @@ def root_reply(messages: list[dict]) -> str:
     return FINISH
 
 
-def _compacted_turns(messages: list[dict]) -> int:
+def _compacted_turns(messages: list[dict[str, Any]]) -> int:
     """Turns an earlier compaction folded into a summary: they still count for the fixed program."""
     for message in messages:
         if message.get("role") == "user" and (found := re.search(prompts.COMPACTED_TURNS_RE, _content(message))):
@@ -183,7 +184,7 @@ def _compacted_turns(messages: list[dict]) -> int:
     return 0
 
 
-def _question(messages: list[dict]) -> str:
+def _question(messages: list[dict[str, Any]]) -> str:
     for message in messages:
         if message.get("role") == "user":
             text = _content(message)
@@ -194,25 +195,27 @@ def _question(messages: list[dict]) -> str:
     return ""
 
 
-def _content(message: dict) -> str:
+def _content(message: dict[str, Any]) -> str:
     content = message.get("content") or ""
     if isinstance(content, list):
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return content
 
 
-def reply(messages: list[dict]) -> str:
+def reply(messages: list[dict[str, Any]]) -> str:
     if messages and prompts.ROOT_ROLE in _content(messages[0]):
         return root_reply(messages)
     user = [m for m in messages if m.get("role") == "user"]
     return extract_answer(_content(user[-1]) if user else "")
 
 
-def register(litellm) -> None:
+def register(litellm: Any) -> None:
     """Register the offline provider and its price (0, known) with litellm."""
 
-    class OfflineLLM(litellm.CustomLLM):
-        def completion(self, model, messages, *args, model_response=None, **kwargs):
+    # litellm is handed in as a module object, so its CustomLLM is Any to mypy.
+    class OfflineLLM(litellm.CustomLLM):  # type: ignore[misc]
+        def completion(self, model: str, messages: list[dict[str, Any]], *args: Any, model_response: Any = None,
+                       **kwargs: Any) -> Any:
             started = time.monotonic()
             text = reply(messages)
             prompt_chars = sum(len(_content(m)) for m in messages)

@@ -28,21 +28,23 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from worker.engine import compaction, parsing, prompts
 from worker.engine import events as ev
 from worker.engine import session as sessions
 from worker.engine.llm import (
+    Completion,
     LLMClient,
     LLMError,
     ModelOptions,
     RetryRefused,
     count_tokens,
     is_offline,
-    sanitize,
 )
+from worker.engine.text import sanitize
 from worker.engine.vocabulary import RunStatus, StopReason
-from worker.sandbox import REPL_RULES, Sandbox, SandboxCallError, SandboxError, SandboxLimits
+from worker.sandbox import REPL_RULES, CellResult, Sandbox, SandboxCallError, SandboxError, SandboxLimits
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ class RunResult:
     cost_usd: float | None
     prompt_tokens: int
     completion_tokens: int
-    cells: list[dict] = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -208,7 +210,7 @@ class RunState:
         self.stop_reason: StopReason | None = None
         self.stop_message: str | None = None
         self._ids = {"n": itertools.count(1), "c": itertools.count(1), "b": itertools.count(1)}
-        self._sandboxes: set = set()
+        self._sandboxes: set[Sandbox] = set()
         self.executor = ThreadPoolExecutor(max(1, self.limits.subcall_concurrency), thread_name_prefix="subcall")
         self._done = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="rlm-monitor", daemon=True)
@@ -218,7 +220,7 @@ class RunState:
         with self.lock:
             return f"{kind}{next(self._ids[kind])}"
 
-    def emit(self, type_: str, **data) -> ev.Event:
+    def emit(self, type_: str, **data: Any) -> ev.Event:
         return self.emitter.emit(type_, **data)
 
     # stopping ---------------------------------------------------------------------------------
@@ -258,13 +260,13 @@ class RunState:
         self._monitor.join()
         self.executor.shutdown(wait=True, cancel_futures=True)
 
-    def track(self, sandbox) -> None:
+    def track(self, sandbox: Sandbox) -> None:
         with self.lock:
             self._sandboxes.add(sandbox)
         if self.stop_reason is not None and self.stop_reason not in FORCED_AFTER:
             sandbox.interrupt()
 
-    def untrack(self, sandbox) -> None:
+    def untrack(self, sandbox: Sandbox) -> None:
         with self.lock:
             self._sandboxes.discard(sandbox)
 
@@ -294,7 +296,7 @@ class RunState:
         """Spent, plus the worst case of every call in flight, plus what unfinished calls may add."""
         return self.cost_usd + self.reserved_usd + self.held_usd
 
-    def admit_call(self, kind: str, depth: int, model: str, messages: list[dict], last_turn: bool = False) -> Ticket:
+    def admit_call(self, kind: str, depth: int, model: str, messages: list[dict[str, Any]], last_turn: bool = False) -> Ticket:
         """Admit one model call before anything is sent: count it against its budget and reserve its
         worst case against the cost cap. RunStopped when a budget stops the run; CallRefused when
         this one call cannot be made (unknown price under a cap, or its worst case does not fit)."""
@@ -372,8 +374,8 @@ class RunState:
         with self.lock:
             self.iterations += 1
 
-    def settle(self, ticket: Ticket, usages: Iterable[Usage], reply=None, error: LLMError | None = None,
-               record: tuple[str, dict] | None = None) -> float | None:
+    def settle(self, ticket: Ticket, usages: Iterable[Usage], reply: Completion | None = None,
+               error: LLMError | None = None, record: tuple[str, dict[str, Any]] | None = None) -> float | None:
         """A call ended (with `reply`, or failed with `error`): release its reservation, record what it
         cost, and return that cost (None: unknown). Attempts whose answer never came (timed out or
         abandoned) are recorded with their estimated prompt tokens and the prompt part of their cost;
@@ -384,6 +386,7 @@ class RunState:
         is counted in it, and a stream cut anywhere (a worker killed) leaves at most the last call
         uncounted (`worker.engine.totals.recorded_totals`)."""
         source = reply if reply is not None else error
+        assert source is not None, "settle takes a reply or an error"
         incomplete = getattr(source, "incomplete", 0)
         incomplete_tokens = getattr(source, "incomplete_prompt_tokens", 0)
         attempts = source.attempts
@@ -425,7 +428,7 @@ class RunState:
         with self.lock:
             return replace(usage)
 
-    def totals(self) -> dict:
+    def totals(self) -> dict[str, Any]:
         with self.lock:
             return {
                 "cost_usd": round(self.cost_usd, 10),
@@ -466,7 +469,7 @@ DocMap = list[tuple[int, int] | None]  # per document of an RLM: (top-level doc 
 MAX_RANGES = 1000  # per prompt: more is garbage from REPL code, not a slice's provenance
 
 
-def map_ranges(ranges, doc_map: DocMap) -> list[dict]:
+def map_ranges(ranges: object, doc_map: DocMap) -> list[dict[str, Any]]:
     """REPL-computed ranges (indices into this RLM's documents) as ranges of the top-level documents.
 
     Untrusted (REPL code can call the channel with anything): only a list of {"doc", "start",
@@ -476,6 +479,11 @@ def map_ranges(ranges, doc_map: DocMap) -> list[dict]:
     if not isinstance(ranges, list):
         return []
     mapped = []
+    doc: Any
+    start: Any
+    end: Any
+    chars: Any
+    places: Any
     for r in ranges[:MAX_RANGES]:
         if not isinstance(r, dict):
             continue
@@ -505,7 +513,7 @@ def cap(text: str) -> str:
     return text if len(text) <= EVENT_TEXT_CAP else text[:EVENT_TEXT_CAP]
 
 
-def _new_messages(messages: list[dict]) -> list[dict]:
+def _new_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What a root turn sends that the previous turn did not: the messages after the last reply
     (the system prompt and first turn, then each turn's feedback), for the root.turn event."""
     last_reply = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
@@ -529,29 +537,29 @@ class RLM:
         self.doc_map = doc_map
         self.script = list(script) if script is not None else None
         self.subcalls_on = state.spec.mode == "rlm"
-        self.cells: list[dict] = []
+        self.cells: list[dict[str, Any]] = []
         self.cell_id: str | None = None
-        self.sandbox = None
+        self.sandbox: Sandbox | None = None
         self.carried = ""  # what session.begin added to the first turn
         self.token_counts: dict[str, int] = {}  # the root history's texts, tokenized once (compaction)
 
     # the loop -----------------------------------------------------------------------------------
     def run(self) -> Outcome:
         limits = self.state.limits
-        self.sandbox = Sandbox(
+        self.sandbox = sandbox = Sandbox(
             documents=self.documents, handler=self.handle,
             limits=SandboxLimits(cell_timeout_s=limits.cell_timeout_s, output_limit_chars=capture_limit(limits)),
         )
-        self.state.track(self.sandbox)
+        self.state.track(sandbox)
         try:
-            self.sandbox.start()
+            sandbox.start()
             self.carried = sessions.begin(self)
             outcome = self._loop()
             sessions.end(self)
             return outcome
         finally:
-            self.state.untrack(self.sandbox)
-            self.sandbox.close()
+            self.state.untrack(sandbox)
+            sandbox.close()
 
     def _loop(self) -> Outcome:
         limits = self.state.limits
@@ -600,7 +608,7 @@ class RLM:
                 count += len(chunk)
         return count
 
-    def _turn(self, messages: list[dict], iteration: int, forced: bool) -> Outcome | None:
+    def _turn(self, messages: list[dict[str, Any]], iteration: int, forced: bool) -> Outcome | None:
         """One root turn: ask, then act on the reply. Returns an Outcome when the RLM is done."""
         compaction.maybe_compact(self, messages, iteration)
         content = self._ask_root(messages, iteration, forced)
@@ -611,7 +619,7 @@ class RLM:
             messages.append({"role": "user", "content": f"{feedback}\n\n{standing}"})
         return outcome
 
-    def _ask_root(self, messages: list[dict], iteration: int, forced: bool) -> str:
+    def _ask_root(self, messages: list[dict[str, Any]], iteration: int, forced: bool) -> str:
         state = self.state
         sent = _new_messages(messages)
         state.check_model_call(last_turn=forced)
@@ -689,6 +697,7 @@ class RLM:
         if final and final.kind == "FINAL":
             return Outcome(final.value, "FINAL", forced), ""
         if final:
+            assert self.sandbox is not None  # (set by run)
             try:
                 return Outcome(self.sandbox.read_variable(final.value), "FINAL_VAR", forced), ""
             except KeyError:
@@ -704,11 +713,12 @@ class RLM:
         return None, ("You have not looked at the context yet. Explore it with ```repl code before answering; "
                       "when you know the answer, give it with FINAL(...).")
 
-    def _run_cell(self, code: str, iteration: int, index: int):
+    def _run_cell(self, code: str, iteration: int, index: int) -> tuple[CellResult, str]:
         state = self.state
         self.cell_id = state.new_id("c")
         state.emit(ev.CELL_STARTED, cell_id=self.cell_id, node_id=self.node_id, depth=self.depth,
                    iteration=iteration, index=index, code=code)
+        assert self.sandbox is not None  # (set by run)
         result = self.sandbox.run_cell(code)
         total = len(result.stdout)  # at least: the REPL itself stops capturing at capture_limit()
         limit = state.limits.output_limit_chars
@@ -722,7 +732,7 @@ class RLM:
         return result, shown
 
     # REPL calls -----------------------------------------------------------------------------------
-    def handle(self, name: str, args: dict):
+    def handle(self, name: str, args: dict[str, Any]) -> str | list[str]:
         """Called by the sandbox when REPL code calls a model. Budget stops surface as SandboxCallError.
 
         `args` come from REPL code: untrusted. Every value is checked before it is used.
@@ -762,14 +772,15 @@ class RLM:
                                    f"{model} is unknown, so prompts are capped at {state.limits.max_prompt_chars:,} "
                                    "characters (RLMWEB_MAX_PROMPT_CHARS). Split it into smaller slices.")
 
-    def _llm_call(self, prompt: str, model: str | None, ranges, batch_id: str | None = None,
-                  batch_index: int | None = None, mapped: list[dict] | None = None, what: str = "llm_query") -> str:
+    def _llm_call(self, prompt: str, model: str | None, ranges: object, batch_id: str | None = None,
+                  batch_index: int | None = None, mapped: list[dict[str, Any]] | None = None, what: str = "llm_query") -> str:
         state = self.state
         depth = self.depth + 1
-        model = model or state.spec.sub_model
+        sub_model = state.spec.sub_model or state.spec.root_model  # (RunSpec sets sub_model; for the type checker)
+        model = model or sub_model
         allowed = state.spec.allowed_models
-        if allowed is not None and model not in allowed and model not in (state.spec.root_model, state.spec.sub_model):
-            choices = ", ".join(sorted({*allowed, state.spec.root_model, state.spec.sub_model}))
+        if allowed is not None and model not in allowed and model not in (state.spec.root_model, sub_model):
+            choices = ", ".join(sorted({*allowed, state.spec.root_model, sub_model}))
             raise SandboxCallError(f"{what} refused: model {model!r} is not one of this run's models ({choices})")
         self._check_prompt_size(what, model, len(prompt))
         prompt = sanitize(prompt)  # after the size check: no work on a prompt that is refused anyway
@@ -807,7 +818,7 @@ class RLM:
         state.settle(ticket, self._lineage(), reply=reply, record=(ev.SUBCALL_FINISHED, done))
         return reply.content
 
-    def _batch(self, prompts_: list[str], model: str | None, ranges) -> list[str]:
+    def _batch(self, prompts_: list[str], model: str | None, ranges: object) -> list[str]:
         state = self.state
         state.check_model_call()
         batch_id = state.new_id("b")
@@ -830,7 +841,7 @@ class RLM:
             raise stopped
         return answers
 
-    def _rlm_call(self, prompt: str, context, context_ranges) -> str:
+    def _rlm_call(self, prompt: str, context: object, context_ranges: object) -> str:
         """rlm_query: a child RLM over `context`, or, at the depth limit, a plain sub-call.
 
         Hostile code chooses `context`: its size is bounded and the budgets admit the call before
@@ -865,7 +876,7 @@ class RLM:
         if depth + 1 > limits.max_depth:  # its own sub-calls would be too deep: a plain sub-call
             if context is None:
                 return self._llm_call(prompt, None, None, mapped=[], what="rlm_query")
-            self._check_prompt_size("rlm_query", state.spec.sub_model, len(prompt) + total + 2 * len(texts))
+            self._check_prompt_size("rlm_query", state.spec.sub_model or state.spec.root_model, len(prompt) + total + 2 * len(texts))
             joined = "\n\n".join(texts)
             return self._llm_call(f"{prompt}\n\n{joined}" if joined else prompt, None, None,
                                   mapped=_ranges_of(where, texts), what="rlm_query")
@@ -904,12 +915,15 @@ class RLM:
             raise SandboxCallError(f"rlm_query failed: {error}")
         return answer
 
-    def _context_places(self, texts: list[str], context_ranges) -> DocMap:
+    def _context_places(self, texts: list[str], context_ranges: object) -> DocMap:
         """Where each context string sits in the top-level documents, from the REPL's ranges into
         this RLM's documents (untrusted: an entry that is not a consistent range is ignored)."""
         places: DocMap = [None] * len(texts)
         if not isinstance(context_ranges, list) or len(context_ranges) != len(texts):
             return places
+        doc: Any
+        start: Any
+        end: Any
         for i, (r, text) in enumerate(zip(context_ranges, texts, strict=True)):
             if not isinstance(r, dict):
                 continue
@@ -924,14 +938,14 @@ class RLM:
         return places
 
 
-def _str_arg(value) -> str:
+def _str_arg(value: object) -> str:
     """A text argument from REPL code: a str (sanitized to valid UTF-8 once its size is checked)."""
     if not isinstance(value, str):
         raise SandboxCallError(f"expected a str, got {type(value).__name__}")
     return value
 
 
-def _model_arg(value) -> str | None:
+def _model_arg(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -939,12 +953,12 @@ def _model_arg(value) -> str | None:
     return value
 
 
-def _ranges_of(places: DocMap, texts: list[str]) -> list[dict]:
+def _ranges_of(places: DocMap, texts: list[str]) -> list[dict[str, Any]]:
     return [{"doc": p[0], "start": p[1], "end": p[1] + len(t)} for p, t in zip(places, texts, strict=True)
             if p is not None]
 
 
-def _cache_fields(reply) -> dict:
+def _cache_fields(reply: Completion) -> dict[str, Any]:
     """Optional fields of root.turn and subcall.finished: the prompt tokens the provider's cache
     served (billed at its cache-read price) and what that saved (None: the price is unknown)."""
     saving = reply.cache_saving_usd
@@ -952,7 +966,7 @@ def _cache_fields(reply) -> dict:
             "cache_saving_usd": round(saving, 10) if saving is not None else None}
 
 
-def _call_cost(state: RunState, ticket: Ticket, outcome) -> float | None:
+def _call_cost(state: RunState, ticket: Ticket, outcome: Completion | LLMError) -> float | None:
     """What one call cost, as `settle` records it: the reply's cost plus the prompt part of attempts
     whose answer never came (for an LLMError only that part: providers do not bill failed requests)."""
     part = state.client.prompt_cost_usd(ticket.model, outcome.incomplete_prompt_tokens) if outcome.incomplete else 0.0
@@ -1039,7 +1053,7 @@ def run(spec: RunSpec, sink: ev.EventSink, should_stop: Callable[[], bool] = lam
     return _finish(state, outcome, top.cells if top else [])
 
 
-def _finish(state: RunState, outcome: Outcome, cells: list[dict]) -> RunResult:
+def _finish(state: RunState, outcome: Outcome, cells: list[dict[str, Any]]) -> RunResult:
     reason = state.stop_reason
     if reason == StopReason.CANCELLED:
         status, failure = RunStatus.CANCELLED, state.stop_message

@@ -17,9 +17,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from worker.engine import events as ev
 from worker.sandbox import snapshot as snapshots
+
+if TYPE_CHECKING:
+    from worker.engine.runner import RLM  # (runner imports this module)
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +99,7 @@ def defined_names(source: str) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 # start and end of the top-level RLM
 # ---------------------------------------------------------------------------------------------
-def begin(rlm) -> str:
+def begin(rlm: "RLM") -> str:
     """Restore the snapshot, load the helpers; returns what the root's first turn adds."""
     session: Session = rlm.state.spec.session
     if rlm.depth != 0:
@@ -109,7 +113,7 @@ def begin(rlm) -> str:
     return f"\n\n{text}" if text else ""
 
 
-def end(rlm) -> None:
+def end(rlm: "RLM") -> None:
     """Write the REPL's plain data to ``save_to`` (top-level RLM with a running sandbox only)."""
     session: Session = rlm.state.spec.session
     if rlm.depth != 0 or not session.save_to or rlm.sandbox is None:
@@ -132,16 +136,17 @@ def end(rlm) -> None:
     rlm.state.emit(ev.SNAPSHOT_SAVED, **data)
 
 
-def _restore(rlm, path: str) -> str:
+def _restore(rlm: "RLM", path: str) -> str:
     max_bytes = snapshot_max_bytes()
-    restored: list[dict] = []
-    not_carried: list[dict] = []
+    restored: list[dict[str, Any]] = []
+    not_carried: list[dict[str, Any]] = []
     error = None
     try:
         size = os.path.getsize(path)
         if size > max_bytes + 1024**2:
             raise snapshots.SnapshotInvalid(f"the snapshot is {size:,} bytes, over the cap of {max_bytes:,}")
         checked = snapshots.loads(Path(path).read_bytes(), max_bytes)
+        assert rlm.sandbox is not None  # (set by RLM.run)
         outcome = rlm.sandbox.restore(checked)
         restored = [{"name": n, "type": checked["types"].get(n, "?")} for n in outcome["restored"]]
         not_carried = checked["not_carried"] + [
@@ -165,9 +170,10 @@ def _restore(rlm, path: str) -> str:
     return "\n".join(lines)
 
 
-def _load_helpers(rlm, helpers: list[Helper]) -> str:
+def _load_helpers(rlm: "RLM", helpers: list[Helper]) -> str:
     """Each helper's source runs as its own cell (so one broken helper leaves the others defined)."""
-    loaded: list[dict] = []
+    loaded: list[dict[str, Any]] = []
+    assert rlm.sandbox is not None  # (set by RLM.run)
     for helper in helpers:
         result = rlm.sandbox.run_cell(helper.source)
         signature, doc = helper_signature(helper)

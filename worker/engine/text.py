@@ -5,11 +5,12 @@ cell's output or a prompt written by REPL code would otherwise fail far from its
 """
 
 import re
+from typing import Any
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-def sanitize(text) -> str:
+def sanitize(text: object) -> str:
     """`text` as valid UTF-8: each lone surrogate becomes U+FFFD. Cheap when there is none."""
     if not isinstance(text, str):
         text = str(text)
@@ -20,7 +21,7 @@ def sanitize(text) -> str:
     return text
 
 
-def sanitize_data(value):
+def sanitize_data(value: Any) -> Any:
     """Every str inside `value` (dicts, lists, tuples, keys included) sanitized, a str enum member
     (`worker.engine.vocabulary`) as its plain value; other values as they are."""
     if isinstance(value, str):

@@ -9,6 +9,7 @@ here, each the way `settle` and `admit_call` count it. Plain Python over events;
 """
 
 from collections.abc import Iterable
+from typing import Any
 
 from worker.engine import events as ev
 from worker.engine.vocabulary import CallKind
@@ -23,11 +24,11 @@ TOTALS_EVENT_TYPES = (ev.ROOT_TURN, ev.ROOT_COMPACTED, ev.SUBCALL_STARTED, ev.SU
                       ev.RUN_FINISHED)
 
 
-def _zero() -> dict:
+def _zero() -> dict[str, Any]:
     return {**dict.fromkeys(SUMMED, 0), "cost_usd": 0.0, "cache_saving_usd": 0.0, "max_depth_reached": 0}
 
 
-def _add_call(after: dict, data: dict) -> None:
+def _add_call(after: dict[str, Any], data: dict[str, Any]) -> None:
     """One settled model call (root turn, compaction or llm sub-call), as `RunState.settle` counts it."""
     cost = data.get("cost_usd")
     if cost is None:
@@ -42,7 +43,7 @@ def _add_call(after: dict, data: dict) -> None:
     after["cache_saving_usd"] += data.get("cache_saving_usd") or 0.0
 
 
-def _admit_root(after: dict, data: dict) -> None:
+def _admit_root(after: dict[str, Any], data: dict[str, Any]) -> None:
     """A root's call (a turn or a compaction), as `RunState.admit_call` counts it (a root script's
     replayed turn is no model call)."""
     if data.get("model") == "script":
@@ -55,13 +56,13 @@ def _admit_root(after: dict, data: dict) -> None:
         after["subcalls"] += 1
 
 
-def recorded_totals(events: Iterable[tuple[str, dict]]) -> dict:
+def recorded_totals(events: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """The totals of a run from its recorded events, (type, data) in seq order: the last totals the
     engine reported (`cost.updated` / `run.finished`), plus the model calls recorded after them.
     With nothing reported, every call recorded is summed (a run cut before its first totals)."""
-    reported: dict = {}
+    reported: dict[str, Any] = {}
     after = _zero()
-    kinds: dict = {}
+    kinds: dict[Any, Any] = {}
     for type_, data in events:
         data = data or {}
         if type_ in (ev.COST_UPDATED, ev.RUN_FINISHED):

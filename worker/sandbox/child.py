@@ -230,7 +230,9 @@ def _holder_loop(chan: Channel, repl: Any, supervisor_pid: int) -> None:
             msg = chan.recv()
         except ChannelClosed:
             os._exit(0)
-        op = msg.get("op") if isinstance(msg, dict) else None
+        if not isinstance(msg, dict):
+            os._exit(3)  # what the unknown-op branch below does
+        op = msg.get("op")
         if op == "exec" and isinstance(msg.get("code"), str):
             new = _fork_cell(chan, repl, supervisor_pid, msg, keep=True)
         elif (op == "read_var" and isinstance(msg.get("name"), str)) or op == "summary" or (

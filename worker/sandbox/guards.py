@@ -69,6 +69,7 @@ class TypeView:
     class, but it cannot be called, subclassed, or used to reach the class itself."""
 
     __slots__ = ("_cls",)
+    _cls: type
 
     def __init__(self, cls: type) -> None:
         object.__setattr__(self, "_cls", cls)
@@ -237,7 +238,7 @@ def guarded_format_map(template: object, mapping: Any, /) -> str:
     return _FORMATTER.vformat(_template_text(template), (), mapping)
 
 
-_GUARDED_FORMAT = {"format": guarded_format, "format_map": guarded_format_map}
+_GUARDED_FORMAT: dict[str, Callable[..., str]] = {"format": guarded_format, "format_map": guarded_format_map}
 # Every native formatting entry point a REPL value can lead to, and its guarded replacement.
 _NATIVE_FORMATS: dict[object, Callable[..., str]] = {
     str.__dict__["format"]: guarded_format,
@@ -300,7 +301,7 @@ def guarded_hasattr(ob: object, name: str) -> bool:
 _PLAIN_CONTAINERS = frozenset({list, tuple, str, dict, bytes, bytearray, range})
 
 
-def guarded_getitem(ob: Any, index: Any, _plain: frozenset = _PLAIN_CONTAINERS, type: type = type) -> Any:  # noqa: A002
+def guarded_getitem(ob: Any, index: Any, _plain: frozenset[type] = _PLAIN_CONTAINERS, type: type = type) -> Any:  # noqa: A002
     # (defaults bind the frozenset and `type` as fast locals: this runs once per `x[i]`)
     if type(ob) in _plain:
         # Plain containers hold only what REPL code (or vetted accesses) put in them.
@@ -391,6 +392,7 @@ class _ReadOnly:
     """What ``_write_`` returns for objects the REPL may not modify: every write raises."""
 
     __slots__ = ("_what",)
+    _what: str
 
     def __init__(self, what: str) -> None:
         object.__setattr__(self, "_what", what)
@@ -575,7 +577,8 @@ def _make_proxy(name: str, module: types.ModuleType, names: tuple[str, ...]) -> 
             value = staticmethod(value)  # Python functions are descriptors: do not bind to the proxy
         attrs[attr] = value
     cls = type(f"{name}_proxy", (ModuleProxy,), attrs)
-    return cls()
+    proxy: ModuleProxy = cls()
+    return proxy
 
 
 PROXIES: dict[str, ModuleProxy] = {
@@ -590,7 +593,7 @@ def guarded_import(
     locals: object = None,
     fromlist: tuple[str, ...] | list[str] | None = (),
     level: int = 0,
-) -> ModuleProxy:
+) -> ModuleProxy | types.ModuleType:
     if level == 0 and type(fromlist) is list and fromlist in ([], ["__doc__"]) and name in sys.modules:
         # PyImport_Import (C code such as datetime.strftime importing `time`, or _json importing
         # json.decoder) calls the __import__ of the running frame's builtins with a *list* as

@@ -133,7 +133,7 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-_SIGNAL_NAMES = {
+_SIGNAL_NAMES: dict[int, str] = {
     signal.SIGKILL: "was killed (SIGKILL) by the system, most likely because the machine ran out of memory",
     signal.SIGXCPU: "was stopped because it used up its CPU time limit",
     signal.SIGSEGV: "crashed (segmentation fault, e.g. a C-level stack overflow)",
@@ -165,7 +165,7 @@ class Sandbox:
         self._cell_pidfd: int | None = None
         self._interrupted = False
         self._closed = False
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[int], Sandbox] | None = None
         self._fail_closed = True
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -421,7 +421,7 @@ class Sandbox:
                             chan.send({"op": "release"})
                         chan.close()
                         self._chan, self._holder_pid = cell, pid
-                        cell = None
+                        cell = None  # type: ignore[assignment]  # now self._chan: the finally must not close it
                     else:
                         self._await_child_exit()
                     return ("done", frame, "")

@@ -42,7 +42,7 @@ def prctl(option: int, arg2: int = 0) -> None:
 
 def madvise(address: int, length: int, advice: int) -> bool:
     """madvise(2) on memory this process owns; False (and nothing changed) where the kernel refuses."""
-    return _libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(length), ctypes.c_int(advice)) == 0
+    return bool(_libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(length), ctypes.c_int(advice)) == 0)
 
 
 def set_pdeathsig(sig: int) -> None:

@@ -27,7 +27,9 @@ process, and RecursionError/MemoryError/ValueError become a readable compile err
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from types import CodeType
+from typing import TYPE_CHECKING
 
 from RestrictedPython.transformer import (
     INSPECT_ATTRIBUTES,
@@ -37,6 +39,11 @@ from RestrictedPython.transformer import (
 )
 
 from worker.sandbox.guards import RUNTIME_CHECKED_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from RestrictedPython._types import T_pos_ast
+
+_Visited = ast.AST | Iterable[ast.AST] | None  # what a NodeTransformer's visit_* may return
 
 SYNTAX_ERROR_TEMPLATE = "Line {lineno}: {type}: {msg} at statement: {statement!r}"
 
@@ -57,12 +64,12 @@ class SandboxPolicy(RestrictingNodeTransformer):
     """RestrictedPython's policy with native fast paths where the runtime guard is a no-op, and a
     few refusals of stock RestrictedPython lifted where they protect nothing."""
 
-    def check_name(self, node, name, allow_magic_methods=False):  # type: ignore[override]
+    def check_name(self, node: T_pos_ast, name: str | None, allow_magic_methods: bool = False) -> None:
         if allow_magic_methods and name in EXTRA_SPECIAL_METHODS and node.col_offset != 0:
             return  # a method in a class body (col_offset 0 would be a module-level function)
         super().check_name(node, name, allow_magic_methods)
 
-    def visit_AnnAssign(self, node: ast.AnnAssign):  # type: ignore[override]
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> _Visited:
         # `x: int = 1` is `x = 1`; the annotation is dropped, never evaluated. `x: int` alone binds
         # nothing in Python either.
         if node.value is None:
@@ -73,20 +80,21 @@ class SandboxPolicy(RestrictingNodeTransformer):
             return placeholder
         assign = ast.Assign(targets=[node.target], value=node.value)
         copy_locations(assign, node)
-        return self.visit(assign)
+        visited: _Visited = self.visit(assign)
+        return visited
 
-    def visit_Nonlocal(self, node: ast.Nonlocal):  # type: ignore[override]
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> _Visited:
         # Rebinds a variable of an enclosing function of the same cell; reaches nothing new.
         for name in node.names:
             self.check_name(node, name)
         return node
 
-    def visit_Call(self, node: ast.Call):  # type: ignore[override]
+    def visit_Call(self, node: ast.Call) -> _Visited:
         if isinstance(node.func, ast.Attribute) and isinstance(node.func.ctx, ast.Load):
             node.func.rlmweb_method_call = True  # type: ignore[attr-defined]
         return super().visit_Call(node)
 
-    def visit_Attribute(self, node: ast.Attribute):  # type: ignore[override]
+    def visit_Attribute(self, node: ast.Attribute) -> _Visited:
         new = super().visit_Attribute(node)
         if (
             getattr(node, "rlmweb_method_call", False)
@@ -103,7 +111,7 @@ class SandboxPolicy(RestrictingNodeTransformer):
             return native
         return new
 
-    def visit_Subscript(self, node: ast.Subscript):  # type: ignore[override]
+    def visit_Subscript(self, node: ast.Subscript) -> _Visited:
         # `x[a:b]` calls _getslice_ (which records slices of `context`), keeping _getitem_'s
         # fast path for `x[i]` free of that check.
         new = super().visit_Subscript(node)
@@ -117,7 +125,7 @@ class SandboxPolicy(RestrictingNodeTransformer):
             copy_locations(new.func, node)
         return new
 
-    def visit_AugAssign(self, node: ast.AugAssign):  # type: ignore[override]
+    def visit_AugAssign(self, node: ast.AugAssign) -> _Visited:
         target = node.target
         if isinstance(target, ast.Name):
             # Visiting checks the target name (no "_" names, no reserved names) and the value.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from worker.sandbox import guards
 from worker.sandbox.policy import compile_cell
@@ -171,7 +171,7 @@ class Repl:
             model = _check_model("llm_query", model)
             prompt = guards.exact_str(prompt)
             _check_call_size("llm_query", [prompt])
-            return repl.call("llm_query", {"prompt": prompt, "model": model, "ranges": repl.locate(prompt)})
+            return cast(str, repl.call("llm_query", {"prompt": prompt, "model": model, "ranges": repl.locate(prompt)}))
 
         def llm_query_batched(prompts: list[str], model: str | None = None) -> list[str]:
             """Many sub-calls at once (run concurrently by the host); returns one text per prompt."""
@@ -187,10 +187,10 @@ class Repl:
                 return []
             prompts = [guards.exact_str(p) for p in prompts]
             _check_call_size("llm_query_batched", prompts)
-            return repl.call(
+            return cast(list[str], repl.call(
                 "llm_query_batched",
                 {"prompts": prompts, "model": model, "ranges": [repl.locate(p) for p in prompts]},
-            )
+            ))
 
         def rlm_query(prompt: str, context: Any = None) -> str:
             """A recursive call: a sub-RLM with its own REPL whose context is `context`."""
@@ -207,7 +207,7 @@ class Repl:
                                                              [context] if type(context) is str else context))
             if context is not None:
                 args["context_ranges"] = repl.locate_exact([context] if type(context) is str else context)
-            return repl.call("rlm_query", args)
+            return cast(str, repl.call("rlm_query", args))
 
         b.update(
             _getslice_=getslice,
@@ -277,7 +277,7 @@ class Repl:
 
     def format_error(self, exc: BaseException, current: str) -> str:
         try:
-            frames = []
+            frames: list[tuple[str, int, str] | None] = []
             tb = exc.__traceback__
             while tb is not None:
                 code = tb.tb_frame.f_code
@@ -294,7 +294,7 @@ class Repl:
             lines = []
             if len(frames) > _MAX_TRACE_FRAMES:
                 skipped = len(frames) - _MAX_TRACE_FRAMES
-                frames = frames[:2] + [None] + frames[-(_MAX_TRACE_FRAMES - 2):]  # type: ignore[list-item]
+                frames = frames[:2] + [None] + frames[-(_MAX_TRACE_FRAMES - 2):]
             else:
                 skipped = 0
             for frame in frames:

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 FAULT_KINDS = ("400", "401", "429", "500", "502", "503", "reset", "slow", "malformed", "empty")
 
@@ -75,10 +76,10 @@ class Fault:
 class SimRequest:
     index: int
     model: str
-    messages: list[dict]
-    body: dict
+    messages: list[dict[str, Any]]
+    body: dict[str, Any]
     received_at: float
-    headers: dict = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
     finished_at: float | None = None
     status: int | None = None
     fault: str | None = None
@@ -93,7 +94,7 @@ class SimRequest:
         value = self.body.get("max_tokens", self.body.get("max_completion_tokens"))
         return value if isinstance(value, int) else None
 
-    def log_record(self) -> dict:
+    def log_record(self) -> dict[str, Any]:
         return {"index": self.index, "model": self.model, "received_at": self.received_at,
                 "finished_at": self.finished_at, "status": self.status, "fault": self.fault,
                 "max_tokens": self.max_tokens, "prompt_tokens": self.prompt_tokens,
@@ -114,7 +115,7 @@ class SimRequest:
         return "\n".join(_text(m.get("content")) for m in self.messages if m.get("role") == "system")
 
 
-def _text(content) -> str:
+def _text(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return content or ""
@@ -124,13 +125,13 @@ CACHE_MIN_TOKENS = 1024  # OpenAI caches prompts from 1,024 tokens on ...
 CACHE_BLOCK_TOKENS = 128  # ... in blocks of 128 tokens
 
 
-def _serialized(messages: list[dict]) -> str:
+def _serialized(messages: list[dict[str, Any]]) -> str:
     """The prompt as the provider sees it for caching: roles and texts in order (cache_control
     markers and the content-part form do not change it)."""
     return "".join(f"\x00{m.get('role')}\x01{_text(m.get('content'))}" for m in messages)
 
 
-def _conversation_key(messages: list[dict]) -> str:
+def _conversation_key(messages: list[dict[str, Any]]) -> str:
     return _serialized(messages[:2])
 
 
@@ -211,7 +212,7 @@ class SimulatedProvider:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1"
 
     def start(self) -> "SimulatedProvider":
         self._thread = threading.Thread(target=self._server.serve_forever, name="simulated-provider", daemon=True)
@@ -227,10 +228,10 @@ class SimulatedProvider:
     def __enter__(self) -> "SimulatedProvider":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _admit(self, body: dict, headers: dict) -> tuple[SimRequest, Fault | None]:
+    def _admit(self, body: dict[str, Any], headers: dict[str, Any]) -> tuple[SimRequest, Fault | None]:
         with self._lock:
             request = SimRequest(
                 index=len(self.requests), model=str(body.get("model", "")), messages=body.get("messages") or [],
@@ -282,7 +283,7 @@ class SimulatedProvider:
             return reply
         return self.sub_reply(request.prompt)
 
-    def _handler_class(self):
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -291,7 +292,7 @@ class SimulatedProvider:
             # client's delayed ACK, which would add a fake 40 ms to every simulated call.
             disable_nagle_algorithm = True
 
-            def log_message(self, *args) -> None:  # keep test output clean
+            def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
             def do_GET(self) -> None:
@@ -328,7 +329,7 @@ class SimulatedProvider:
                     self.close_connection = True
                     self.connection.close()
                     return
-                if kind == "429":
+                if kind == "429" and fault is not None:
                     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
                     self._json(429, {"error": {"message": "Rate limit reached (simulated)", "type": "rate_limit_error",
                                                "code": "rate_limit_exceeded"}}, headers)
@@ -343,7 +344,7 @@ class SimulatedProvider:
                     self._json(int(kind), {"error": {"message": f"Simulated server error {kind}", "type": "server_error"}})
                     request.status = int(kind)
                     return
-                if kind == "slow":
+                if kind == "slow" and fault is not None:
                     time.sleep(fault.slow_s)
                 if kind == "malformed":
                     self._raw(200, b'{"id": "chatcmpl-broken", "choices": [', "application/json")
@@ -367,7 +368,7 @@ class SimulatedProvider:
                 prompt_tokens, completion_tokens = provider._usage(request, content)
                 request.prompt_tokens, request.completion_tokens = prompt_tokens, completion_tokens
                 request.cached_tokens = provider._cached(request, prompt_tokens)
-                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                          "total_tokens": prompt_tokens + completion_tokens}
                 if provider.prompt_caching:
                     usage["prompt_tokens_details"] = {"cached_tokens": request.cached_tokens}
@@ -382,10 +383,10 @@ class SimulatedProvider:
                 })
                 request.status = 200
 
-            def _json(self, status: int, payload: dict, headers: dict | None = None) -> bool:
+            def _json(self, status: int, payload: dict[str, Any], headers: dict[str, Any] | None = None) -> bool:
                 return self._raw(status, json.dumps(payload).encode(), "application/json", headers)
 
-            def _raw(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> bool:
+            def _raw(self, status: int, body: bytes, content_type: str, headers: dict[str, Any] | None = None) -> bool:
                 """Write a response; False when the client had gone (it stopped waiting)."""
                 try:
                     self.send_response(status)

@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from worker.simulated import SimulatedProvider
+from worker.simulated import SimRequest, SimulatedProvider
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     replies = json.loads(Path(args.root_script).read_text()) if args.root_script else []
     usage_for = None
     if args.prompt_tokens is not None or args.completion_tokens is not None:
-        def usage_for(request):
+        def usage_for(request: SimRequest) -> tuple[int, int]:
             prompt = args.prompt_tokens if args.prompt_tokens is not None else max(1, len(request.prompt) // 4)
             return prompt, args.completion_tokens if args.completion_tokens is not None else 10
     provider = SimulatedProvider(root_replies=replies, root_model=args.root_model, latency_s=args.latency,

@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -94,7 +95,7 @@ class TrajectoryPrinter:
         self.write = write
         self.subcalls_started = 0
         self.subcalls_finished = 0
-        self.cells: dict[str, dict] = {}
+        self.cells: dict[str | None, dict] = {}
 
     def __call__(self, event: RunEvent) -> None:
         data = event.data or {}
@@ -194,7 +195,7 @@ def result_json(run: Run) -> dict:
     finished = RunEvent.objects.filter(run=run, type=ev.RUN_FINISHED).order_by("-seq").first()
     totals = ((finished.data or {}).get("totals") or {}) if finished else {}
     for event in RunEvent.objects.filter(run=run, type__in=(ev.CELL_STARTED, ev.CELL_FINISHED)).order_by("seq"):
-        data = event.data or {}
+        data: Any = event.data or {}  # (stored event JSON)
         if (data.get("depth") or 0) != 0:
             continue
         if event.type == ev.CELL_STARTED:
