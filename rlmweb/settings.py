@@ -98,6 +98,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.teams.middleware.CurrentTeamMiddleware",
+    "rlmweb.web.errors.ServiceErrorMiddleware",
 ]
 
 ROOT_URLCONF = "rlmweb.urls"

@@ -13,6 +13,10 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from apps.documents.services import extraction_active
+from apps.helpers.services import helper_sources
+from apps.teams.models import Team
+from apps.teams.services import team_month_spend
 from worker.engine import DocumentInput, Earlier, Helper, Limits, RunSpec, Session
 from worker.engine import events as ev
 from worker.engine import run as engine_run
@@ -20,6 +24,7 @@ from worker.engine.llm import ModelOptions
 from worker.engine.vocabulary import CallKind, StopReason
 
 from .conversations import run_ancestors, snapshot_file, snapshot_relpath
+from .hooks import run_finished
 from .models import Mode, Run, RunEvent, RunStatus
 from .models_config import model_choices
 from .sink import DatabaseSink, persist_events, publish_events
@@ -70,8 +75,6 @@ def build_spec(run: Run, root_script: list[str] | None = None, allow_unpriced: b
 def run_session(run: Run) -> Session:
     """What the run starts with besides its documents (a follow-up's conversation and the previous
     run's snapshot, the team's helpers) and where its own snapshot goes."""
-    from apps.helpers.services import helper_sources
-
     restore = None
     if run.follow_up_of_id and run.mode != Mode.DIRECT:
         path = snapshot_file(run.follow_up_of.snapshot)
@@ -97,9 +100,6 @@ def _call_options(model: str) -> dict:
 
 def team_cap_left(team_id) -> float | None:
     """USD left of the team's monthly cap (0 at least), or None when the team has no cap."""
-    from apps.teams.models import Team
-    from apps.teams.services import team_month_spend
-
     team = Team.objects.filter(pk=team_id).first()
     if team is None or team.monthly_cap_usd is None:
         return None
@@ -252,10 +252,8 @@ def run_execute(run_id, worker: str = "", root_script: list[str] | None = None,
 
 def _classify(run: Run) -> None:
     """File the finished run for review; a classifier bug must not fail the run itself."""
-    from apps.review.services import review_classify
-
     try:
-        review_classify(run)
+        run_finished.send(sender=Run, run=run)
     except Exception:
         logger.exception("Classifying run %s failed; the periodic sweep will retry", run.pk)
 
@@ -292,8 +290,6 @@ BUSY_WITHIN = timedelta(minutes=2)
 def workers_idle(now=None) -> bool:
     """Whether no worker slot is plausibly busy: nothing running, nothing just finished, no
     extraction writing. A message still in the queue would have been taken by an idle worker."""
-    from apps.documents.services import extraction_active
-
     since = (now or timezone.now()) - BUSY_WITHIN
     if Run.objects.filter(status=RunStatus.RUNNING).exists():
         return False
