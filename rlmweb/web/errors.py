@@ -72,10 +72,6 @@ class Conflict(ServiceError):
     status = 409
 
 
-class Gone(ServiceError):
-    status = 410
-
-
 class TooLarge(ServiceError):
     """Over a size limit or a storage quota."""
 
