@@ -47,7 +47,7 @@ def run_comments(request: HttpRequest, run_id) -> JsonResponse:
         if unknown:
             raise Invalid("Invalid request.", fields={name: ["Unknown field."] for name in unknown})
         comment = services.comment_create(request.user, run, body.get("body"),
-                        body.get("target_kind", "run"), body.get("target_id", ""))
+                                          body.get("target_kind", "run"), body.get("target_id", ""))
         return JsonResponse(comment_json(comment, request.user, role), status=201)
     comments = services.comments_for_run(run)
     return JsonResponse({

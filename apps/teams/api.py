@@ -136,7 +136,8 @@ def invites_collection(request: HttpRequest, team_id: int) -> JsonResponse:
         services.require(request.user, "manage_members", team, "Only owners and admins see invites.")
         return JsonResponse({"invites": [invite_json(i) for i in selectors.team_invites(team)]})
     body = json_body(request)
-    invite, raw = services.invite_create(request.user, team, body.get("role", Role.MEMBER),
+    invite, raw = services.invite_create(
+        request.user, team, body.get("role", Role.MEMBER),
         days=body.get("days", services.INVITE_DAYS_DEFAULT), max_uses=body.get("max_uses", 1),
     )
     url = request.build_absolute_uri(reverse("invite_accept", args=[raw]))
