@@ -99,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.teams.middleware.CurrentTeamMiddleware",
+    "rlmweb.web.errors.ServiceErrorMiddleware",
 ]
 
 ROOT_URLCONF = "rlmweb.urls"

@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from apps.accounts import views as account_views
+from rlmweb.web.home import home
 
 urlpatterns = [
-    path("", account_views.home, name="home"),
+    path("", home, name="home"),
     path("accounts/", include("apps.accounts.urls")),
     path("teams/", include("apps.teams.urls")),
     path("documents/", include("apps.documents.urls")),

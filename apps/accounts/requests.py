@@ -18,6 +18,6 @@ class AuthenticatedRequest(HttpRequest):
 
 
 class ApiRequest(AuthenticatedRequest):
-    """Inside an `apps.accounts.api.api_view`."""
+    """Inside an `rlmweb.web.api.api_view`."""
 
     authenticated_by_token: bool

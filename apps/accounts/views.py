@@ -6,24 +6,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.documents.selectors import document_list_for_team
-from apps.runs.selectors import run_list_for_team
-
 from .forms import SignupForm
 from .models import ApiToken
-
-
-@login_required
-def home(request):
-    team = request.team
-    return render(
-        request,
-        "home.html",
-        {
-            "documents": document_list_for_team(team)[:10],
-            "runs": run_list_for_team(team)[:10],
-        },
-    )
 
 
 def signup(request):

@@ -8,13 +8,13 @@ DELETE /api/comments/<comment_id>/  the author, admins, owners (soft delete)
 A run (or comment) of a team the user is not in is a 404. Authors are shown by username only.
 """
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, JsonResponse
 
-from apps.accounts.api import ApiError, api_view, json_body
 from apps.accounts.requests import ApiRequest
 from apps.runs import selectors as run_selectors
 from apps.teams.permissions import can, role_can, role_in
+from rlmweb.web.api import api_view, json_body
+from rlmweb.web.errors import Invalid, NotFound
 
 from . import services
 from .models import Comment
@@ -36,28 +36,19 @@ def comment_json(comment: Comment, user, role: str | None) -> dict:
     }
 
 
-def _call(fn, *args):
-    try:
-        return fn(*args)
-    except PermissionDenied as exc:
-        raise ApiError(403, str(exc)) from None
-    except ValidationError as exc:
-        raise ApiError(400, " ".join(exc.messages)) from None
-
-
 @api_view(("GET", "POST"))
 def run_comments(request: ApiRequest, run_id) -> JsonResponse:
     run = run_selectors.run_get_for_user(request.user, run_id)
     if run is None:
-        raise ApiError(404, "No such run.")
+        raise NotFound("No such run.")
     role = role_in(request.user, run.team)
     if request.method == "POST":
         body = json_body(request)
         unknown = sorted(set(body) - FIELDS)
         if unknown:
-            raise ApiError(400, "Invalid request.", fields={name: ["Unknown field."] for name in unknown})
-        comment = _call(services.comment_create, request.user, run, body.get("body"),
-                        body.get("target_kind", "run"), body.get("target_id", ""))
+            raise Invalid("Invalid request.", fields={name: ["Unknown field."] for name in unknown})
+        comment = services.comment_create(request.user, run, body.get("body"),
+                                          body.get("target_kind", "run"), body.get("target_id", ""))
         return JsonResponse(comment_json(comment, request.user, role), status=201)
     comments = services.comments_for_run(run)
     return JsonResponse({
@@ -71,10 +62,10 @@ def run_comments(request: ApiRequest, run_id) -> JsonResponse:
 def comment_detail(request: ApiRequest, comment_id) -> HttpResponse:
     comment = Comment.objects.select_related("run__team", "author").filter(pk=comment_id, deleted_at__isnull=True).first()
     if comment is None or not can(request.user, "view", comment.run.team):
-        raise ApiError(404, "No such comment.")
+        raise NotFound("No such comment.")
     if request.method == "DELETE":
-        _call(services.comment_delete, request.user, comment)
+        services.comment_delete(request.user, comment)
         return HttpResponse(status=204)
     body = json_body(request)
-    comment = _call(services.comment_edit, request.user, comment, body.get("body"))
+    comment = services.comment_edit(request.user, comment, body.get("body"))
     return JsonResponse(comment_json(comment, request.user, role_in(request.user, comment.run.team)))

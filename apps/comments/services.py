@@ -24,7 +24,7 @@ def comments_for_run(run: Run) -> QuerySet[Comment]:
     return Comment.objects.filter(run=run, deleted_at__isnull=True).select_related("author")
 
 
-def _clean_body(body: str) -> str:
+def _clean_body(body: object) -> str:
     if not isinstance(body, str) or not body.strip():
         raise ValidationError("Write something first.", code="body")
     body = body.strip()
@@ -33,7 +33,7 @@ def _clean_body(body: str) -> str:
     return body
 
 
-def comment_create(user: User, run: Run, body: str, target_kind: str = TargetKind.RUN,
+def comment_create(user: User, run: Run, body: object, target_kind: str = TargetKind.RUN,
                    target_id: str = "") -> Comment:
     if not can(user, "create", run.team):
         raise PermissionDenied("Your role in this team does not allow commenting.")
@@ -61,7 +61,7 @@ def can_edit(user: User, comment: Comment, role: str | None = None) -> bool:
     return comment.author_id is not None and comment.author_id == user.pk and role_can(role, "create")
 
 
-def comment_edit(user: User, comment: Comment, body: str) -> Comment:
+def comment_edit(user: User, comment: Comment, body: object) -> Comment:
     if not can_edit(user, comment):
         raise PermissionDenied("Only the author can edit a comment.")
     comment.body = _clean_body(body)

@@ -2,7 +2,7 @@
 scripts alike), document status and stats, listing, single-request upload, downloads (the original
 file and the extracted text, streamed) and deletion.
 
-Authentication is `apps.accounts.api.api_view`: an API token, or the browser session with CSRF.
+Authentication is `rlmweb.web.api.api_view`: an API token, or the browser session with CSRF.
 """
 
 from typing import cast
@@ -11,34 +11,18 @@ from django.conf import settings
 from django.http import FileResponse, JsonResponse
 from django.urls import reverse
 
-from apps.accounts.api import ApiError, api_view, json_body, require_csrf
 from apps.accounts.requests import ApiRequest
 from apps.teams.models import Team
 from apps.teams.permissions import can
+from apps.teams.selectors import team_for_request
 from rlmweb.ids import parse_id
+from rlmweb.web.api import api_view, json_body, require_csrf
+from rlmweb.web.errors import Forbidden, Invalid, NotFound, RateLimited, TooLarge
 
 from . import selectors, services
 from .models import Document, DocumentStatus, UploadSession
 from .upload_handlers import ReceivedFile, UploadRequest, streams_uploads
-from .views import DownloadUnavailable
 from .views import document_download as _download
-
-
-def _api_error(exc: services.DocumentError) -> ApiError:
-    return ApiError(exc.status, exc.message, **exc.extra)
-
-
-def _team(request: ApiRequest) -> Team:
-    """The team named by `?team=<id>` (scripts in several teams), else the current team."""
-    team_id = request.GET.get("team")
-    if not team_id:
-        if request.team is None:  # a user in no team at all
-            raise ApiError(404, "No such team.")
-        return request.team
-    team = Team.objects.filter(pk=parse_id(team_id)).first()  # type: ignore[misc]  # None (not an id) matches nothing
-    if team is None or not can(request.user, "view", team):
-        raise ApiError(404, "No such team.")
-    return team
 
 
 def document_json(document: Document) -> dict:
@@ -91,28 +75,22 @@ def _outcome_response(outcome: services.UploadOutcome) -> dict:
 def upload_create(request: ApiRequest) -> JsonResponse:
     """Start one upload ({name, size, sha256?}) or a batch ({files: [{name, size, sha256?}, …]})."""
     body = json_body(request)
-    team = _team(request)
+    team = team_for_request(request)
     if "files" in body:
         files = body["files"]
         if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
-            raise ApiError(400, "files must be a list of {name, size, sha256} objects.")
-        try:
-            services.check_batch(len(files))
-        except services.DocumentError as exc:
-            raise _api_error(exc) from None
+            raise Invalid("files must be a list of {name, size, sha256} objects.")
+        services.check_batch(len(files))
         uploads = []
         for spec in files:
             try:
                 uploads.append(upload_json(_start(request, team, spec, len(files)), request))
             except services.DocumentError as exc:
-                if exc.status in (403, 404, 429):
-                    raise _api_error(exc) from None
+                if isinstance(exc, Forbidden | NotFound | RateLimited):
+                    raise
                 uploads.append({"name": str(spec.get("name") or "")[:255], "error": exc.message, "status": exc.status})
         return JsonResponse({"uploads": uploads}, status=201)
-    try:
-        session = _start(request, team, body, 1)
-    except services.DocumentError as exc:
-        raise _api_error(exc) from None
+    session = _start(request, team, body, 1)
     return JsonResponse(upload_json(session, request), status=201)
 
 
@@ -133,10 +111,7 @@ def _start(request: ApiRequest, team: Team, spec: dict, batch_size: int) -> Uplo
 
 
 def _session(request: ApiRequest, upload_id) -> UploadSession:
-    try:
-        return services.upload_get(request.user, upload_id)
-    except services.DocumentError as exc:
-        raise _api_error(exc) from None
+    return services.upload_get(request.user, upload_id)
 
 
 @api_view(("GET", "DELETE"))
@@ -156,13 +131,10 @@ def upload_chunk(request: ApiRequest, upload_id) -> JsonResponse:
     try:
         offset = int(request.GET.get("offset", ""))
     except ValueError:
-        raise ApiError(400, "Give the chunk's position as ?offset=<bytes>.") from None
+        raise Invalid("Give the chunk's position as ?offset=<bytes>.") from None
     length_header = request.META.get("CONTENT_LENGTH")
     length = parse_id(length_header)
-    try:
-        received = services.upload_append(session, offset, request, length)
-    except services.DocumentError as exc:
-        raise _api_error(exc) from None
+    received = services.upload_append(session, offset, request, length)
     return JsonResponse({"offset": received, "size": session.size_bytes, "complete": received == session.size_bytes})
 
 
@@ -170,10 +142,7 @@ def upload_chunk(request: ApiRequest, upload_id) -> JsonResponse:
 def upload_complete(request: ApiRequest, upload_id) -> JsonResponse:
     """Verify the size (and sha256 if announced), create the document or find its duplicate."""
     session = _session(request, upload_id)
-    try:
-        outcome = services.upload_complete(session)
-    except services.DocumentError as exc:
-        raise _api_error(exc) from None
+    outcome = services.upload_complete(session)
     return JsonResponse(_outcome_response(outcome), status=201 if outcome.created else 200)
 
 
@@ -187,35 +156,27 @@ def documents_collection(request: UploadRequest) -> JsonResponse:
 
     Everything that needs no body is checked before the body is read (and written to disk): role,
     rate limit, declared length, storage quota; then CSRF, which reads it."""
-    team = _team(request)
-    if not can(request.user, "view", team):
-        raise ApiError(404, "No such team.")
+    team = team_for_request(request)
     if request.method == "GET":
         documents = selectors.document_list_for_team(team)
         return JsonResponse({"documents": [document_json(d) for d in documents]})
     if not can(request.user, "create", team):
-        raise ApiError(403, "Your role in this team does not allow uploading documents.")
+        raise Forbidden("Your role in this team does not allow uploading documents.")
     limit = settings.MAX_UPLOAD_BYTES * settings.MAX_FILES_PER_UPLOAD + 1024 * 1024
     length = parse_id(request.META.get("CONTENT_LENGTH"))
     if length is not None and length > limit:
-        raise ApiError(413, f"The request is larger than {services.human_bytes(limit)}; nothing was stored.")
+        raise TooLarge(f"The request is larger than {services.human_bytes(limit)}; nothing was stored.")
     if not (request.content_type or "").startswith("multipart/form-data"):
-        raise ApiError(400, "Send the file as multipart/form-data in a field named 'file'.")
-    try:
-        services.upload_rate_check(request.user)
-        services.check_team_storage(team, length or 0)
-    except services.DocumentError as exc:
-        raise _api_error(exc) from None
+        raise Invalid("Send the file as multipart/form-data in a field named 'file'.")
+    services.upload_rate_check(request.user)
+    services.check_team_storage(team, length or 0)
     require_csrf(request)
     handler = request.document_upload_handler
     files = cast(list[ReceivedFile], request.FILES.getlist("file"))  # (DocumentUploadHandler's)
     if handler.rejection is not None:
-        raise _api_error(handler.rejection)
-    try:
-        services.check_batch(len(files))
-        services.upload_rate_limit(request.user, len(files))
-    except services.DocumentError as exc:
-        raise _api_error(exc) from None
+        raise handler.rejection
+    services.check_batch(len(files))
+    services.upload_rate_limit(request.user, len(files))
     results = []
     for received in files:
         try:
@@ -224,7 +185,7 @@ def documents_collection(request: UploadRequest) -> JsonResponse:
             )
         except services.DocumentError as exc:
             if len(files) == 1:
-                raise _api_error(exc) from None
+                raise
             results.append({"name": received.name, "error": exc.message, "status": exc.status})
         else:
             results.append(_outcome_response(outcome))
@@ -239,12 +200,9 @@ def documents_collection(request: UploadRequest) -> JsonResponse:
 def document_detail(request: ApiRequest, document_id) -> JsonResponse:
     document = selectors.document_get_for_user(request.user, document_id)
     if document is None:
-        raise ApiError(404, "No such document.")
+        raise NotFound("No such document.")
     if request.method == "DELETE":
-        try:
-            services.document_delete(user=request.user, document=document)
-        except services.DocumentError as exc:
-            raise _api_error(exc) from None
+        services.document_delete(user=request.user, document=document)
         return JsonResponse({"deleted": True})
     return JsonResponse(document_json(document))
 
@@ -266,8 +224,5 @@ def document_download(request: ApiRequest, document_id, kind: str) -> FileRespon
     """
     document = selectors.document_get_for_user(request.user, document_id)
     if document is None:
-        raise ApiError(404, "No such document.")
-    try:
-        return _download(document, kind)
-    except DownloadUnavailable as exc:
-        raise ApiError(exc.status, exc.message) from None
+        raise NotFound("No such document.")
+    return _download(document, kind)

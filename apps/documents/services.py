@@ -31,12 +31,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Sum
 from django.utils import timezone
 
-from apps.accounts.ratelimit import RateLimited, rate_limit_check, rate_limit_hit
 from apps.teams.models import Team
 from apps.teams.permissions import can, can_change
+from rlmweb.web import errors
+from rlmweb.web.errors import ServiceError
+from rlmweb.web.ratelimit import rate_limit_check, rate_limit_hit
 
 from .bounded import extract_bounded
 from .extraction import ExtractionError, format_for
+from .hooks import workers_idle
 from .models import Document, DocumentStatus, UploadSession
 
 logger = logging.getLogger(__name__)
@@ -47,25 +50,29 @@ STREAM_READ_BYTES = 1024 * 1024
 PROGRESS_EVERY_S = 0.5
 
 
-class DocumentError(Exception):
-    """A request about documents that cannot be honoured; `message` is for the user."""
-
-    status = 400
-
-    def __init__(self, message: str, status: int | None = None, **extra) -> None:
-        super().__init__(message)
-        self.message = message
-        if status is not None:
-            self.status = status
-        self.extra = extra
+class DocumentError(ServiceError):
+    """A request about documents that cannot be honoured (invalid unless a subclass says otherwise);
+    `message` is for the user. Its kind, not a status, is raised: rlmweb.web.errors translates."""
 
 
-class NotFound(DocumentError):
-    status = 404
+class NotFound(DocumentError, errors.NotFound):
+    pass
 
 
-class Forbidden(DocumentError):
-    status = 403
+class Forbidden(DocumentError, errors.Forbidden):
+    pass
+
+
+class TooLarge(DocumentError, errors.TooLarge):
+    pass
+
+
+class Conflict(DocumentError, errors.Conflict):
+    pass
+
+
+class RateLimited(DocumentError, errors.RateLimited):
+    pass
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -111,8 +118,8 @@ def _check_size(size: int) -> None:
     if size == 0:
         raise DocumentError("The file is empty.")
     if size > settings.MAX_UPLOAD_BYTES:
-        raise DocumentError(
-            f"The file is {human_bytes(size)}, over the limit of {human_bytes(settings.MAX_UPLOAD_BYTES)}.", status=413
+        raise TooLarge(
+            f"The file is {human_bytes(size)}, over the limit of {human_bytes(settings.MAX_UPLOAD_BYTES)}."
         )
 
 
@@ -143,10 +150,10 @@ def check_team_storage(team: Team, incoming: int, exclude_upload: UploadSession 
     quota = settings.TEAM_STORAGE_BYTES
     used = team_storage_used(team, exclude_upload)
     if used + incoming > quota:
-        raise DocumentError(
+        raise TooLarge(
             f"The team's documents and uploads take {human_bytes(used)} of its {human_bytes(quota)} storage "
             f"quota; {human_bytes(incoming)} more does not fit. Delete documents you no longer need, or ask "
-            "the administrator to raise RLMWEB_TEAM_STORAGE_GB.", status=413,
+            "the administrator to raise RLMWEB_TEAM_STORAGE_GB.",
         )
 
 
@@ -161,8 +168,8 @@ def _rate_limit(user: User, count: int = 1) -> None:
     try:
         for _ in range(count):
             rate_limit_hit(user.pk, "upload")
-    except RateLimited as exc:
-        raise DocumentError(exc.messages[0], status=429, retry_after=exc.retry_after) from None
+    except errors.RateLimited as exc:
+        raise RateLimited(exc.message, **exc.extra) from None
 
 
 def sha256_of(path: Path) -> str:
@@ -238,10 +245,10 @@ def upload_append(session: UploadSession, offset: int, body, length: int | None)
     """
     part = session.part_path
     if session.document_id:
-        raise DocumentError("This upload is already complete.", status=409, offset=session.size_bytes)
+        raise Conflict("This upload is already complete.", offset=session.size_bytes)
     if length is not None and length > settings.UPLOAD_CHUNK_BYTES:
-        raise DocumentError(
-            f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.", status=413,
+        raise TooLarge(
+            f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.",
             chunk_size=settings.UPLOAD_CHUNK_BYTES,
         )
     # Checked again on every chunk: the quota may have been lowered, or other uploads finished.
@@ -254,15 +261,13 @@ def upload_append(session: UploadSession, offset: int, body, length: int | None)
         fcntl.flock(handle, fcntl.LOCK_EX)
         received = os.fstat(handle.fileno()).st_size
         if offset != received:
-            raise DocumentError(
-                f"The server has {received} bytes of this upload; send the chunk at offset {received}.",
-                status=409, offset=received,
+            raise Conflict(
+                f"The server has {received} bytes of this upload; send the chunk at offset {received}.", offset=received,
             )
         if length is not None and received + length > session.size_bytes:
             upload_abort(session)
-            raise DocumentError(
+            raise TooLarge(
                 f"More bytes were sent than the declared size of {session.size_bytes}; the upload was cancelled.",
-                status=413,
             )
         handle.seek(received)
         written = 0
@@ -272,16 +277,16 @@ def upload_append(session: UploadSession, offset: int, body, length: int | None)
             written += len(piece)
             if written > settings.UPLOAD_CHUNK_BYTES:
                 handle.truncate(received)
-                raise DocumentError(
-                    f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.", status=413,
+                raise TooLarge(
+                    f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.",
                     chunk_size=settings.UPLOAD_CHUNK_BYTES,
                 )
             if received + written > session.size_bytes:
                 handle.close()
                 upload_abort(session)
-                raise DocumentError(
+                raise TooLarge(
                     f"More bytes were sent than the declared size of {session.size_bytes}; "
-                    "the upload was cancelled.", status=413,
+                    "the upload was cancelled.",
                 )
             handle.write(piece)
         return received + written
@@ -324,9 +329,8 @@ def upload_complete(session: UploadSession) -> UploadOutcome:
             return UploadOutcome(session.document, created=False)
         received = os.fstat(handle.fileno()).st_size
         if received != session.size_bytes:
-            raise DocumentError(
-                f"The upload is incomplete: {received} of {session.size_bytes} bytes received.",
-                status=409, offset=received,
+            raise Conflict(
+                f"The upload is incomplete: {received} of {session.size_bytes} bytes received.", offset=received,
             )
         digest = sha256_of(session.part_path)
         if session.sha256 and digest != session.sha256:
@@ -348,8 +352,8 @@ def upload_rate_check(user: User) -> None:
     single-request upload's body is read."""
     try:
         rate_limit_check(user.pk, "upload")
-    except RateLimited as exc:
-        raise DocumentError(exc.messages[0], status=429, retry_after=exc.retry_after) from None
+    except errors.RateLimited as exc:
+        raise RateLimited(exc.message, **exc.extra) from None
 
 
 def upload_rate_limit(user: User, files: int) -> None:
@@ -513,6 +517,11 @@ def _document_files(document: Document) -> Iterable[Path]:
     yield from folder.glob(f"{document.pk}.*")
 
 
+def team_document_files(team: Team) -> list[Path]:
+    """Every file of every document of `team` (originals, texts, texts still being written)."""
+    return [path for document in Document.objects.filter(team=team) for path in _document_files(document)]
+
+
 def _document_remove(document: Document) -> None:
     files = list(_document_files(document))
     document.delete()
@@ -533,9 +542,8 @@ def document_delete(*, user: User, document: Document) -> None:
             _document_remove(document)
     except ProtectedError as exc:
         runs = len(exc.protected_objects)
-        raise DocumentError(
+        raise Conflict(
             f"{document.name} is used by {runs} run(s); it is kept so their answers stay reproducible.",
-            status=409,
         ) from None
 
 
@@ -588,7 +596,7 @@ def documents_fail_stuck(stale_after: timedelta | None = None) -> int:
       CELERY_TASK_REJECT_ON_WORKER_LOST is off, so a file that kills its worker cannot kill the next);
     - or extraction never started while the workers could have taken it: a document uploaded later
       got past `extracting` (the queue is first in, first out), or the workers are idle
-      (`apps.runs.execution.workers_idle`). One waiting behind a backlog is left alone.
+      (`hooks.workers_idle`, answered by the runs app). One waiting behind a backlog is left alone.
 
     Failed, not re-enqueued: a re-delivery cannot tell a lost task from a file that crashes its
     worker, and there is no record of a retry to make it happen only once. Failing is what a
@@ -600,8 +608,6 @@ def documents_fail_stuck(stale_after: timedelta | None = None) -> int:
     without writing (see document_extract). Also removes partial text files older than
     `stale_after` of documents that are no longer extracting (or no longer exist).
     """
-    from apps.runs.execution import workers_idle
-
     if stale_after is None:
         stale_after = timedelta(seconds=settings.EXTRACTION_STALE_AFTER_S)
     now = timezone.now()

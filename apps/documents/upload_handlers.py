@@ -20,7 +20,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from apps.accounts.requests import ApiRequest
 
-from .services import DocumentError, human_bytes, uploads_dir
+from .services import DocumentError, TooLarge, human_bytes, uploads_dir
 
 
 @dataclass
@@ -61,8 +61,8 @@ class DocumentUploadHandler(FileUploadHandler):
         self._size += len(raw_data)
         if self._size > settings.MAX_UPLOAD_BYTES:
             self._reject(
-                DocumentError(
-                    f"{self.file_name} is over the limit of {human_bytes(settings.MAX_UPLOAD_BYTES)}.", status=413
+                TooLarge(
+                    f"{self.file_name} is over the limit of {human_bytes(settings.MAX_UPLOAD_BYTES)}."
                 )
             )
         assert self._out is not None  # (opened by new_file)

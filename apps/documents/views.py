@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -21,15 +21,6 @@ from . import selectors, services
 from .models import Document, DocumentStatus
 
 DOWNLOAD_KINDS = ("file", "text")
-
-
-class DownloadUnavailable(Exception):
-    """The document exists and may be read, but this download is not there (now, or any more)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _inside_media(relative: str) -> Path | None:
@@ -52,15 +43,15 @@ def text_download_name(name: str) -> str:
 def document_download(document: Document, kind: str) -> FileResponse:
     """A streamed download of the document's original upload (`file`) or its extracted text (`text`).
 
-    Raises DownloadUnavailable: 409 while the text is still being extracted, 404 when the file is
-    gone (a failed extraction keeps neither file).
+    Raises services.Conflict while the text is still being extracted, services.NotFound when the file
+    is gone (a failed extraction keeps neither file).
     """
     if kind == "text":
         if document.status == DocumentStatus.EXTRACTING:
-            raise DownloadUnavailable(409, f"The text of {document.name} is still being extracted; try again shortly.")
+            raise services.Conflict(f"The text of {document.name} is still being extracted; try again shortly.")
         path = _inside_media(document.text_file) if document.status == DocumentStatus.READY else None
         if path is None:
-            raise DownloadUnavailable(404, f"{document.name} has no extracted text.")
+            raise services.NotFound(f"{document.name} has no extracted text.")
         response = FileResponse(
             path.open("rb"), as_attachment=True, filename=text_download_name(document.name),
             content_type="text/plain; charset=utf-8",
@@ -68,7 +59,7 @@ def document_download(document: Document, kind: str) -> FileResponse:
     elif kind == "file":
         path = _inside_media(document.original_file)
         if path is None:
-            raise DownloadUnavailable(404, f"The uploaded file of {document.name} is no longer stored.")
+            raise services.NotFound(f"The uploaded file of {document.name} is no longer stored.")
         response = FileResponse(path.open("rb"), as_attachment=True, filename=document.name)
     else:
         raise ValueError(f"unknown download {kind!r}")
@@ -121,9 +112,4 @@ def document_file(request, document_id, kind: str):
     document = selectors.document_get_for_user(request.user, document_id)
     if document is None:
         raise Http404("No such document.")
-    try:
-        return document_download(document, kind)
-    except DownloadUnavailable as exc:
-        if exc.status == 404:
-            raise Http404(exc.message) from None
-        return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")
+    return document_download(document, kind)  # a file not there (yet) is translated by rlmweb.web.errors

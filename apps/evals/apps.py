@@ -7,4 +7,5 @@ class EvalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401  registers the evals.case task with the worker
+        # The evals.case task registers with the worker; `manage.py rlm eval` with the rlm command.
+        from . import cli, tasks  # noqa: F401

@@ -19,6 +19,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import connection
 
+from apps.runs.hooks import register_cli_subcommand
+from apps.runs.management.commands.rlm import celery_eager
 from apps.runs.models import Mode
 from apps.teams.services import team_create_personal, teams_for_user
 
@@ -95,8 +97,6 @@ def eval_command(command, options: dict) -> None:
     user = command._user(options.get("user"))
     team = teams_for_user(user).first() or team_create_personal(user)
     documents = [command._document(user, team, path) for path in paths]
-    from apps.runs.management.commands.rlm import celery_eager
-
     try:
         with celery_eager():
             evaluation = services.evaluation_create(
@@ -149,3 +149,6 @@ def _run(command, evaluation, user) -> None:
             services.evaluation_cancel(user, evaluation)
     if crashed:
         raise CommandError(f"The evaluation crashed: {type(crashed[0]).__name__}: {crashed[0]}")
+
+
+register_cli_subcommand("eval", add_eval_parser, eval_command)  # `manage.py rlm eval` (apps.runs.hooks)

@@ -26,11 +26,13 @@ from django.utils import timezone
 
 from apps.documents.models import Document, DocumentStatus
 from apps.documents.services import DocumentError, document_create_from_file, document_extract, uploads_dir
+from apps.review.models import RunReview
 from apps.runs import services as run_services
+from apps.runs.execution import run_execute
 from apps.runs.models import Mode, Run, RunStatus
 from apps.runs.models_config import model_choice
 from apps.teams.models import Team
-from apps.teams.permissions import can
+from apps.teams.permissions import can, can_change
 from worker.engine.vocabulary import StopReason
 
 from . import generators, scorers
@@ -369,8 +371,6 @@ def case_run(case: EvalCase, root_script: list[str] | None = None, worker: str =
              execute: Callable | None = None) -> EvalCase:
     """Create, execute and score one claimed case. `execute(run_id)` defaults to run_execute.
     Raises TeamBusy (the case is pending again) when the team may not start another run now."""
-    from apps.runs.execution import run_execute
-
     run = case_start(case)
     if run is not None:
         if execute is None:
@@ -383,8 +383,6 @@ def case_run(case: EvalCase, root_script: list[str] | None = None, worker: str =
 
 
 def _outcome(run: Run) -> str:
-    from apps.review.models import RunReview
-
     return RunReview.objects.filter(run=run).values_list("outcome", flat=True).first() or ""
 
 
@@ -494,8 +492,6 @@ def evaluations_recover(stale_after: timedelta = timedelta(minutes=10)) -> int:
 
 
 def _require_change(user: User, evaluation: Evaluation) -> None:
-    from apps.teams.permissions import can_change
-
     _require(user, evaluation.team, "view")
     if not can_change(user, evaluation.team, evaluation.created_by_id):
         raise PermissionDenied("Your role in this team does not allow changing this evaluation.")

@@ -5,3 +5,6 @@ class ReviewConfig(AppConfig):
     name = "apps.review"
     default_auto_field = "django.db.models.BigAutoField"
     verbose_name = "Review of runs"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401  a finished run is filed for review

@@ -18,11 +18,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from apps.accounts.api import MalformedJson, parse_json
 from apps.documents.models import Document
 from apps.runs.models import Run, RunDocument, RunStatus
 from apps.runs.sink import persist_events
 from apps.teams.models import Team
+from rlmweb.web.api import MalformedJson, parse_json
+from rlmweb.web.errors import Invalid
 from worker.engine import events as ev
 from worker.engine.events import EVENT_TYPES, Event
 from worker.engine.vocabulary import CallKind
@@ -41,8 +42,8 @@ RESULT_FIELDS = ("status", "final_answer", "answer_source", "forced_final", "sto
 IMPORT_LINE_MAX_BYTES = 512 * 1024 * 1024
 
 
-class ImportFailed(ValueError):
-    pass
+class ImportFailed(Invalid):
+    """An export line that cannot be imported; the message says which and why."""
 
 
 def _iso(value) -> str | None:

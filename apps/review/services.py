@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.runs.models import FINISHED_STATUSES, Run
 from apps.teams.permissions import can
+from rlmweb.web.errors import Invalid, NotFound
 
 from .classify import RunFacts, classify
 from .models import Feedback, Label, Rating, ReviewState, RunReview
@@ -22,11 +23,11 @@ from .models import Feedback, Label, Rating, ReviewState, RunReview
 logger = logging.getLogger(__name__)
 
 
-class FeedbackInvalid(ValueError):
-    pass
+class FeedbackInvalid(Invalid):
+    """A rating or comment that cannot be saved."""
 
 
-class RunNotVisible(LookupError):
+class RunNotVisible(NotFound):
     """The user may not see the run (or it does not exist): callers answer 404 either way."""
 
 

@@ -15,10 +15,11 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.api import ApiError, json_body
 from apps.runs.models import Mode, Run
 from apps.teams.models import Team
 from rlmweb.ids import parse_id
+from rlmweb.web.api import json_body
+from rlmweb.web.errors import NotFound, ServiceError, json_error
 
 from . import charts, selectors, services
 from .classify import PATTERNS
@@ -45,24 +46,16 @@ def run_feedback(request, run_id):
     """Thumbs up/down and a comment from the run page: a plain form (redirects back) or JSON (answers JSON)."""
     wants_json = request.content_type == "application/json"
     run = Run.objects.select_related("team").filter(pk=run_id).first()
-    if wants_json:
-        try:
-            body = json_body(request)
-        except ApiError as exc:
-            return JsonResponse({"error": exc.message}, status=exc.status)
-    else:
-        body = request.POST
     try:
+        body = json_body(request) if wants_json else request.POST
         if run is None:
             raise services.RunNotVisible("No such run.")
         services.feedback_submit(request.user, run, body.get("rating", ""), body.get("comment", ""))
-    except services.RunNotVisible:
+    except ServiceError as exc:
         if wants_json:
-            return JsonResponse({"error": "No such run."}, status=404)
-        raise Http404("No such run.") from None
-    except services.FeedbackInvalid as exc:
-        if wants_json:
-            return JsonResponse({"error": str(exc)}, status=400)
+            return json_error(exc)
+        if isinstance(exc, NotFound):
+            raise Http404(exc.message) from None
         messages.error(request, f"Feedback not saved: {exc}")
     else:
         if wants_json:

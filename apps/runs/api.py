@@ -1,23 +1,20 @@
 """JSON API for runs: ask, list, status, events, cancel, re-run, delete, and the models offered.
 
-Authentication is `apps.accounts.api.api_view` (an API token, or the browser session with CSRF).
+Authentication is `rlmweb.web.api.api_view` (an API token, or the browser session with CSRF).
 Errors are `{"error": message}`, with `"fields": {name: [messages]}` for invalid asks. A run of
 another team is a 404, like a run that does not exist.
 """
 
 import uuid
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.urls import reverse
 
-from apps.accounts.api import ApiError, api_view, json_body
-from apps.accounts.ratelimit import RateLimited
 from apps.accounts.requests import ApiRequest
-from apps.teams.models import Team
-from apps.teams.permissions import can
-from rlmweb.ids import parse_id
+from apps.teams.selectors import team_for_request
+from rlmweb.web.api import api_view, int_param, json_body
+from rlmweb.web.errors import Invalid, NotFound
 
 from . import selectors, services
 from .conversations import run_follow_up, thread_json
@@ -25,43 +22,13 @@ from .models import Run
 from .models_config import model_choices
 
 ASK_FIELDS = {"question", "documents", "mode", "root_model", "sub_model", "limits", "team", "follow_up"}
-MAX_EVENTS_PER_REQUEST = 5000
-
-
-def _team(request: ApiRequest, team_id=None) -> Team:
-    """The team named by `team` (query or body), else the user's current team."""
-    team_id = team_id if team_id is not None else request.GET.get("team")
-    if team_id in (None, ""):
-        if request.team is None:  # a user in no team at all
-            raise ApiError(404, "No such team.")
-        return request.team
-    team_pk = parse_id(team_id)
-    if team_pk is None:
-        raise ApiError(400, "team must be a team id (an integer).", fields={"team": ["Must be an integer."]})
-    team = Team.objects.filter(pk=team_pk).first()
-    if team is None or not can(request.user, "view", team):
-        raise ApiError(404, "No such team.")
-    return team
 
 
 def _run(request: ApiRequest, run_id) -> Run:
     run = selectors.run_get_for_user(request.user, run_id)
     if run is None:
-        raise ApiError(404, "No such run.")
+        raise NotFound("No such run.")
     return run
-
-
-def _int_param(request: ApiRequest, name: str, default: int, low: int, high: int) -> int:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer.", fields={name: ["Must be an integer."]}) from None
-    if not low <= value <= high:
-        raise ApiError(400, f"{name} must be between {low} and {high}.", fields={name: [f"Between {low} and {high}."]})
-    return value
 
 
 def run_json(run: Run) -> dict:
@@ -103,7 +70,7 @@ def _ask_arguments(body: dict) -> dict:
     if "limits" in body and not isinstance(body["limits"], dict):
         fields["limits"] = ["Must be an object, e.g. {\"max_iterations\": 10}."]
     if fields:
-        raise ApiError(400, "Invalid request.", fields=fields)
+        raise Invalid("Invalid request.", fields=fields)
     arguments = {"question": body["question"], "limits": body.get("limits")}
     if follow_up is None:
         arguments["document_ids"] = documents
@@ -124,28 +91,8 @@ def _is_uuid(value: str) -> bool:
 def _ask_follow_up(request: ApiRequest, arguments: dict, previous_id: str) -> Run:
     previous = selectors.run_get_for_user(request.user, previous_id)
     if previous is None:
-        raise ApiError(400, "Invalid request.", fields={"follow_up": ["No such run."]})
-    try:
-        return run_follow_up(request.user, previous, **arguments)
-    except (ValidationError, PermissionDenied, services.RunNotFound, services.RunConflict) as exc:
-        raise _service_error(exc) from None
-
-
-def _service_error(exc: Exception) -> ApiError:
-    if isinstance(exc, RateLimited):
-        return ApiError(429, exc.messages[0], retry_after=exc.retry_after)
-    if isinstance(exc, ValidationError):
-        if hasattr(exc, "error_dict"):
-            return ApiError(400, "Invalid request.", fields=exc.message_dict)
-        status = 429 if exc.code == "busy" else 400
-        return ApiError(status, " ".join(exc.messages))
-    if isinstance(exc, services.RunNotFound):
-        return ApiError(404, str(exc))
-    if isinstance(exc, PermissionDenied):
-        return ApiError(403, str(exc))
-    if isinstance(exc, services.RunConflict):
-        return ApiError(409, str(exc))
-    raise exc
+        raise Invalid("Invalid request.", fields={"follow_up": ["No such run."]})
+    return run_follow_up(request.user, previous, **arguments)
 
 
 @api_view(("GET", "POST"))
@@ -156,18 +103,15 @@ def runs_collection(request: ApiRequest) -> JsonResponse:
         if body.get("follow_up") is not None:
             arguments = _ask_arguments(body)
             return JsonResponse(run_json(_ask_follow_up(request, arguments, body["follow_up"])), status=201)
-        team = _team(request, body.get("team"))
+        team = team_for_request(request, body.get("team"))
         arguments = _ask_arguments(body)
-        try:
-            run = services.run_create(request.user, team, **arguments)
-        except (ValidationError, PermissionDenied, services.RunNotFound) as exc:
-            raise _service_error(exc) from None
+        run = services.run_create(request.user, team, **arguments)
         return JsonResponse(run_json(run), status=201)
-    team = _team(request)
+    team = team_for_request(request)
     runs = selectors.run_list_filtered(
         team, request.GET.get("status", ""), request.GET.get("mode", ""), request.GET.get("q", "")
     )
-    per_page = _int_param(request, "per_page", 50, 1, 200)
+    per_page = int_param(request, "per_page", 50, 1, 200)
     page = Paginator(runs, per_page).get_page(request.GET.get("page"))
     return JsonResponse(
         {
@@ -208,10 +152,7 @@ def run_detail(request: ApiRequest, run_id) -> JsonResponse:
     """GET: the run. DELETE: delete a finished run (409 while it is queued or running: cancel first)."""
     run = _run(request, run_id)
     if request.method == "DELETE":
-        try:
-            services.run_delete(request.user, run)
-        except (PermissionDenied, services.RunConflict, services.RunNotFound) as exc:
-            raise _service_error(exc) from None
+        services.run_delete(request.user, run)
         return JsonResponse({"deleted": True, "id": str(run.pk)})
     return JsonResponse({**run_json(run), "conversation": thread_json(run)})
 
@@ -220,28 +161,15 @@ def run_detail(request: ApiRequest, run_id) -> JsonResponse:
 def run_events(request: ApiRequest, run_id) -> JsonResponse:
     """Events with seq > since, in order; `more` says whether to ask again from the last seq."""
     run = _run(request, run_id)
-    since = _int_param(request, "since", 0, 0, 2**31 - 1)
-    limit = _int_param(request, "limit", 1000, 1, MAX_EVENTS_PER_REQUEST)
-    events = selectors.run_events_since(run.pk, since, limit)
-    run.refresh_from_db(fields=["status", "last_seq"])
-    return JsonResponse(
-        {
-            "run": str(run.pk),
-            "status": run.status,
-            "last_seq": run.last_seq,
-            "events": events,
-            "more": bool(events) and events[-1]["seq"] < run.last_seq,
-        }
-    )
+    since = int_param(request, "since", 0, 0, 2**31 - 1)
+    limit = int_param(request, "limit", 1000, 1, selectors.MAX_EVENTS_PER_REQUEST)
+    return JsonResponse(selectors.run_events_page(run.pk, since, limit))
 
 
 @api_view(("POST",))
 def run_cancel(request: ApiRequest, run_id) -> JsonResponse:
     run = _run(request, run_id)
-    try:
-        run = services.run_cancel(request.user, run)
-    except (PermissionDenied, services.RunConflict, services.RunNotFound) as exc:
-        raise _service_error(exc) from None
+    run = services.run_cancel(request.user, run)
     return JsonResponse(run_json(run), status=202 if not run.is_finished else 200)
 
 
@@ -252,16 +180,13 @@ def run_rerun(request: ApiRequest, run_id) -> JsonResponse:
     body = json_body(request)
     unknown = sorted(set(body) - (ASK_FIELDS - {"team"}))
     if unknown:
-        raise ApiError(400, "Invalid request.", fields={n: ["Unknown field."] for n in unknown})
+        raise Invalid("Invalid request.", fields={n: ["Unknown field."] for n in unknown})
     overrides = {}
     for name, target in (("question", "question"), ("documents", "document_ids"), ("mode", "mode"),
                          ("root_model", "root_model"), ("sub_model", "sub_model"), ("limits", "limits")):
         if name in body:
             overrides[target] = body[name]
     if "limits" in body and not isinstance(body["limits"], dict):
-        raise ApiError(400, "Invalid request.", fields={"limits": ["Must be an object."]})
-    try:
-        new = services.run_rerun(request.user, run, **overrides)
-    except (ValidationError, PermissionDenied, services.RunNotFound) as exc:
-        raise _service_error(exc) from None
+        raise Invalid("Invalid request.", fields={"limits": ["Must be an object."]})
+    new = services.run_rerun(request.user, run, **overrides)
     return JsonResponse(run_json(new), status=201)

@@ -36,9 +36,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from apps.accounts.api import MalformedJson, parse_json
 from apps.teams.permissions import can
 from rlmweb.ids import parse_id
+from rlmweb.web.api import MalformedJson, parse_json
 from worker.engine.events import RUN_FINISHED
 
 from .models import FINISHED_STATUSES, Run

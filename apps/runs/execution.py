@@ -14,12 +14,17 @@ from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.documents.services import extraction_active
+from apps.helpers.services import helper_sources
+from apps.teams.models import Team
+from apps.teams.services import team_month_spend
 from worker.engine import DocumentInput, Earlier, Helper, Limits, RunSpec, Session
 from worker.engine import run as engine_run
 from worker.engine.llm import ModelOptions
 from worker.engine.vocabulary import StopReason
 
 from .conversations import run_ancestors, snapshot_file, snapshot_relpath
+from .hooks import run_finished
 from .lifecycle import end_run
 from .models import Mode, Run, RunStatus
 from .models_config import model_choices
@@ -71,8 +76,6 @@ def build_spec(run: Run, root_script: list[str] | None = None, allow_unpriced: b
 def run_session(run: Run) -> Session:
     """What the run starts with besides its documents (a follow-up's conversation and the previous
     run's snapshot, the team's helpers) and where its own snapshot goes."""
-    from apps.helpers.services import helper_sources
-
     restore = None
     if run.follow_up_of_id and run.mode != Mode.DIRECT:
         assert run.follow_up_of is not None  # (follow_up_of_id is set)
@@ -99,9 +102,6 @@ def _call_options(model: str) -> dict:
 
 def team_cap_left(team_id) -> float | None:
     """USD left of the team's monthly cap (0 at least), or None when the team has no cap."""
-    from apps.teams.models import Team
-    from apps.teams.services import team_month_spend
-
     team = Team.objects.filter(pk=team_id).first()
     if team is None or team.monthly_cap_usd is None:
         return None
@@ -212,10 +212,8 @@ def run_execute(run_id, worker: str = "", root_script: list[str] | None = None,
 
 def _classify(run: Run) -> None:
     """File the finished run for review; a classifier bug must not fail the run itself."""
-    from apps.review.services import review_classify
-
     try:
-        review_classify(run)
+        run_finished.send(sender=Run, run=run)
     except Exception:
         logger.exception("Classifying run %s failed; the periodic sweep will retry", run.pk)
 
@@ -257,8 +255,6 @@ BUSY_WITHIN = timedelta(minutes=2)
 def workers_idle(now=None) -> bool:
     """Whether no worker slot is plausibly busy: nothing running, nothing just finished, no
     extraction writing. A message still in the queue would have been taken by an idle worker."""
-    from apps.documents.services import extraction_active
-
     since = (now or timezone.now()) - BUSY_WITHIN
     if Run.objects.filter(status=RunStatus.RUNNING).exists():
         return False

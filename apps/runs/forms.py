@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.documents.models import DocumentStatus
+from rlmweb.web.errors import ServiceError
 
 from .models import Mode
 from .models_config import model_choices
@@ -79,8 +80,11 @@ class RunForm(forms.Form):
             "limits": {name: data[name] for name in LIMITS if data.get(name) is not None},
         }
 
-    def add_service_errors(self, error: ValidationError) -> None:
+    def add_service_errors(self, error: ValidationError | ServiceError) -> None:
         """Show a service's field errors (`limits.max_depth` → the max_depth input) on the form."""
+        if isinstance(error, ServiceError):
+            self.add_error(None, error.message)
+            return
         if not hasattr(error, "error_dict"):
             self.add_error(None, error)
             return

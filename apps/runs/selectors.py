@@ -1,6 +1,6 @@
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -99,6 +99,26 @@ def run_events_since(run_id, since: int, limit: int = 1000) -> list[dict]:
     """Events of a run with seq > since, in order, at most `limit` of them."""
     rows = RunEvent.objects.filter(run_id=run_id, seq__gt=since).order_by("seq")[:limit]
     return [row.to_dict() for row in rows]
+
+
+MAX_EVENTS_PER_REQUEST = 5000
+
+
+def run_events_page(run_id, since: int, limit: int, shown: Callable[[dict], dict] | None = None) -> dict:
+    """One page of the events endpoint (the run page's, the API's, a share link's): events with
+    seq > since in order (each through `shown`, if given); `more` says whether to ask again from
+    the last seq."""
+    events = run_events_since(run_id, since, limit)
+    if shown is not None:
+        events = [shown(event) for event in events]
+    status, last_seq = Run.objects.filter(pk=run_id).values_list("status", "last_seq").get()
+    return {
+        "run": str(run_id),
+        "status": status,
+        "last_seq": last_seq,
+        "events": events,
+        "more": bool(events) and events[-1]["seq"] < last_seq,
+    }
 
 
 def run_events_between(run_id, since: int, upto: int | None = None, page: int = EVENT_PAGE) -> Iterator[list[dict]]:

@@ -16,11 +16,13 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from apps.accounts.ratelimit import rate_limit_hit
 from apps.documents.models import Document, DocumentStatus
+from apps.helpers.services import helper_versions_for_run
 from apps.teams.models import Team
 from apps.teams.permissions import can, can_change
-from apps.teams.services import team_spend_guard
+from apps.teams.services import spend_record_deleted_run, team_spend_guard
+from rlmweb.web.errors import Conflict, NotFound
+from rlmweb.web.ratelimit import rate_limit_hit
 from worker.engine.vocabulary import StopReason
 
 from .lifecycle import end_run
@@ -45,11 +47,11 @@ LIMITS: dict[str, tuple[type, float, float, float]] = {
 }
 
 
-class RunNotFound(Exception):
+class RunNotFound(NotFound):
     """No such run or team for this user (other teams' objects are reported the same way)."""
 
 
-class RunConflict(Exception):
+class RunConflict(Conflict):
     """The run is in a state that does not allow the action (e.g. cancelling a finished run)."""
 
 
@@ -202,8 +204,6 @@ def run_create(
 
 
 def _helper_versions(team: Team) -> list[dict]:
-    from apps.helpers.services import helper_versions_for_run
-
     return helper_versions_for_run(team)
 
 
@@ -217,7 +217,7 @@ def _check_capacity(user: User, team: Team, rate_limit: bool = True) -> None:
             code="busy",
         )
     if rate_limit:
-        rate_limit_hit(user.pk, "ask")  # raises RateLimited (a ValidationError carrying retry_after)
+        rate_limit_hit(user.pk, "ask")  # raises RateLimited (429, carrying retry_after)
 
 
 def _enqueue(run_id: uuid.UUID, task_id: str) -> None:
@@ -293,8 +293,6 @@ def run_delete(user: User, run: Run) -> None:
     (their foreign keys cascade); re-runs of it stay, no longer pointing at it; the documents stay.
     Its cost stays too (`DeletedRunSpend`), in the team's spending and toward its monthly cap.
     """
-    from apps.teams.services import spend_record_deleted_run
-
     if not can(user, "view", run.team):
         raise RunNotFound("No such run.")
     if not can_change(user, run.team, run.created_by_id):

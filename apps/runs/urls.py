@@ -1,6 +1,7 @@
+from django.contrib.auth.decorators import login_required
 from django.urls import path
 
-from . import views
+from . import api, views
 
 urlpatterns = [
     path("", views.run_list, name="run_list"),
@@ -12,6 +13,7 @@ urlpatterns = [
     path("<uuid:run_id>/follow-up/", views.run_follow_up, name="run_follow_up"),
     path("<uuid:run_id>/conversation/", views.run_conversation, name="run_conversation"),
     path("<uuid:run_id>/delete/", views.run_delete, name="run_delete"),
-    path("<uuid:run_id>/events.json", views.run_events, name="run_events"),
+    # The page's events are the API's (one view, one set of rules); signed out, a page sends to sign-in.
+    path("<uuid:run_id>/events.json", login_required(api.run_events), name="run_events"),
     path("<uuid:run_id>/trajectory.json", views.run_trajectory, name="run_trajectory"),
 ]

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.teams.permissions import can, can_change, role_can, role_in
+from rlmweb.web.errors import ServiceError
 from worker.engine.llm import ModelOptions, context_window
 
 from . import compare, selectors, services
@@ -23,7 +24,6 @@ from .models import Mode, Run, RunStatus
 from .services import LIMITS
 
 RUNS_PER_PAGE = 25
-MAX_EVENTS_PER_REQUEST = 5000
 
 
 def _run_or_404(request, run_id) -> Run:
@@ -33,14 +33,6 @@ def _run_or_404(request, run_id) -> Run:
     return run
 
 
-def _int_param(request, name: str, default: int, low: int, high: int) -> int:
-    try:
-        value = int(request.GET.get(name, default))
-    except (TypeError, ValueError):
-        value = default
-    return max(low, min(high, value))
-
-
 def _ask(request, form: RunForm, team, rerun_of: Run | None):
     """Create the run from a valid form, or put the service's errors on the form."""
     try:
@@ -48,7 +40,7 @@ def _ask(request, form: RunForm, team, rerun_of: Run | None):
             run = services.run_rerun(request.user, rerun_of, **form.ask_arguments())
         else:
             run = services.run_create(request.user, team, **form.ask_arguments())
-    except ValidationError as exc:
+    except (ValidationError, ServiceError) as exc:
         form.add_service_errors(exc)
         return None
     return run
@@ -313,26 +305,6 @@ def run_compare(request):
             "iterations": compare.iteration_rows(shape_a, shape_b),
             "cells": compare.aligned_cells(shape_a.cells, shape_b.cells),
         },
-    )
-
-
-@login_required
-@require_GET
-def run_events(request, run_id):
-    """Events with seq > since (at most `limit`), for the explorer's catch-up and polling fallback."""
-    run = _run_or_404(request, run_id)
-    since = _int_param(request, "since", 0, 0, 2**31)
-    limit = _int_param(request, "limit", 1000, 1, MAX_EVENTS_PER_REQUEST)
-    events = selectors.run_events_since(run.pk, since, limit)
-    run.refresh_from_db(fields=["status", "last_seq"])
-    return JsonResponse(
-        {
-            "run": str(run.pk),
-            "status": run.status,
-            "last_seq": run.last_seq,
-            "events": events,
-            "more": bool(events) and events[-1]["seq"] < run.last_seq,
-        }
     )
 
 

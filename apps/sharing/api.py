@@ -6,13 +6,13 @@ POST /api/sharing/runs/<run_id>/        {"expires_in_days": 7 | null, "show_docu
 DELETE /api/sharing/links/<link_id>/    revoke
 """
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import JsonResponse
 from django.urls import reverse
 
-from apps.accounts.api import ApiError, api_view, json_body
 from apps.accounts.requests import ApiRequest
 from apps.runs import selectors as run_selectors
+from rlmweb.web.api import api_view, json_body
+from rlmweb.web.errors import Forbidden, Invalid, NotFound
 
 from . import services
 from .models import ShareLink
@@ -37,24 +37,19 @@ def link_json(link: ShareLink) -> dict:
 def run_links(request: ApiRequest, run_id) -> JsonResponse:
     run = run_selectors.run_get_for_user(request.user, run_id)
     if run is None:
-        raise ApiError(404, "No such run.")
+        raise NotFound("No such run.")
     if request.method == "GET":
         if not services.can_share(request.user, run):
-            raise ApiError(403, "Only the run's creator or the team's admins manage its share links.")
+            raise Forbidden("Only the run's creator or the team's admins manage its share links.")
         return JsonResponse({"links": [link_json(link) for link in services.share_links_for_run(run)]})
     body = json_body(request)
     unknown = sorted(set(body) - {"expires_in_days", "show_document_text"})
     if unknown:
-        raise ApiError(400, "Invalid request.", fields={name: ["Unknown field."] for name in unknown})
+        raise Invalid("Invalid request.", fields={name: ["Unknown field."] for name in unknown})
     show = body.get("show_document_text", False)
     if not isinstance(show, bool):
-        raise ApiError(400, "show_document_text must be true or false.")
-    try:
-        link, raw = services.share_create(request.user, run, body.get("expires_in_days"), show)
-    except PermissionDenied as exc:
-        raise ApiError(403, str(exc)) from None
-    except ValidationError as exc:
-        raise ApiError(400, " ".join(exc.messages)) from None
+        raise Invalid("show_document_text must be true or false.")
+    link, raw = services.share_create(request.user, run, body.get("expires_in_days"), show)
     url = request.build_absolute_uri(reverse("share_page", args=[raw]))
     return JsonResponse({**link_json(link), "url": url, "token": raw}, status=201)
 
@@ -63,9 +58,6 @@ def run_links(request: ApiRequest, run_id) -> JsonResponse:
 def link_detail(request: ApiRequest, link_id) -> JsonResponse:
     link = services.share_link_for_user(request.user, link_id)
     if link is None:
-        raise ApiError(404, "No such share link.")
-    try:
-        services.share_revoke(request.user, link)
-    except PermissionDenied as exc:
-        raise ApiError(403, str(exc)) from None
+        raise NotFound("No such share link.")
+    services.share_revoke(request.user, link)
     return JsonResponse(link_json(link))

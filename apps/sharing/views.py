@@ -20,11 +20,11 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.runs import selectors as run_selectors
 from apps.runs.conversations import run_thread_rows, thread_json
 from apps.runs.models import Run
+from rlmweb.web.api import int_param
+from rlmweb.web.errors import json_errors
 
 from . import services
 from .models import ShareLink
-
-MAX_EVENTS_PER_REQUEST = 5000
 
 
 @dataclass(frozen=True)
@@ -139,31 +139,16 @@ def share_page(request, token: str):
     return _private(render(request, "sharing/run_shared.html", context))
 
 
-def _int_param(request, name: str, default: int, low: int, high: int) -> int:
-    try:
-        value = int(request.GET.get(name, default))
-    except (TypeError, ValueError):
-        value = default
-    return max(low, min(high, value))
-
-
 @require_GET
+@json_errors
 def share_events(request, token: str):
     """The same shape as the run page's events.json, with events as `shared_event` filters them."""
     link, refusal = _active_link(request, token, as_json=True)
     if refusal is not None:
         return refusal
-    since = _int_param(request, "since", 0, 0, 2**31)
-    limit = _int_param(request, "limit", 1000, 1, MAX_EVENTS_PER_REQUEST)
-    events = [services.shared_event(e) for e in run_selectors.run_events_since(link.run_id, since, limit)]
-    status, last_seq = Run.objects.filter(pk=link.run_id).values_list("status", "last_seq").get()
-    return _private(JsonResponse({
-        "run": str(link.run_id),
-        "status": status,
-        "last_seq": last_seq,
-        "events": events,
-        "more": bool(events) and events[-1]["seq"] < last_seq,
-    }))
+    since = int_param(request, "since", 0, 0, 2**31 - 1)
+    limit = int_param(request, "limit", 1000, 1, run_selectors.MAX_EVENTS_PER_REQUEST)
+    return _private(JsonResponse(run_selectors.run_events_page(link.run_id, since, limit, services.shared_event)))
 
 
 def shared_summary(run: Run, documents: list[SharedDocument]) -> dict:

@@ -1,38 +1,23 @@
 """JSON API for teams: list/create, members and roles, invites, spending and the cap.
 
-Authentication is `apps.accounts.api.api_view`. A team the user does not belong to is a 404; an
+Authentication is `rlmweb.web.api.api_view`. A team the user does not belong to is a 404; an
 action the role does not allow is a 403; a refused rule (last owner, personal team) is a 400.
 Members are shown by username and role only, never by email.
 """
 
 from decimal import Decimal, InvalidOperation
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 
-from apps.accounts.api import ApiError, api_view, json_body
 from apps.accounts.requests import ApiRequest
+from rlmweb.web.api import api_view, json_body
+from rlmweb.web.errors import Invalid, NotFound
 
 from . import selectors, services
 from .models import Invite, Membership, Role, Team
 from .permissions import role_in
-
-
-def _team(request: ApiRequest, team_id: int) -> Team:
-    team = Team.objects.filter(pk=team_id).first()
-    if team is None or role_in(request.user, team) is None:
-        raise ApiError(404, "No such team.")
-    return team
-
-
-def _call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except PermissionDenied as exc:
-        raise ApiError(403, str(exc)) from None
-    except ValidationError as exc:
-        raise ApiError(400, " ".join(exc.messages)) from None
 
 
 def team_json(team: Team, role: str | None) -> dict:
@@ -60,8 +45,8 @@ def teams_collection(request: ApiRequest) -> JsonResponse:
     if request.method == "POST":
         body = json_body(request)
         if not isinstance(body.get("name"), str):
-            raise ApiError(400, "name (a string) is required.")
-        team = _call(services.team_create, request.user, body["name"])
+            raise Invalid("name (a string) is required.")
+        team = services.team_create(request.user, body["name"])
         return JsonResponse(team_json(team, Role.OWNER), status=201)
     memberships = Membership.objects.filter(user=request.user).select_related("team").order_by("team__name")
     return JsonResponse({"teams": [team_json(m.team, m.role) for m in memberships]})
@@ -70,20 +55,20 @@ def teams_collection(request: ApiRequest) -> JsonResponse:
 @api_view(("GET", "PATCH", "DELETE"))
 def team_detail(request: ApiRequest, team_id: int) -> HttpResponse:
     """GET: the team and its members. PATCH: {"monthly_cap_usd": "12.50" | null}. DELETE: owners."""
-    team = _team(request, team_id)
+    team = selectors.team_for_request(request, team_id)
     if request.method == "DELETE":
-        _call(services.team_delete, request.user, team)
+        services.team_delete(request.user, team)
         return HttpResponse(status=204)
     if request.method == "PATCH":
         body = json_body(request)
         if set(body) != {"monthly_cap_usd"}:
-            raise ApiError(400, "Send {\"monthly_cap_usd\": \"<amount>\" or null}.")
+            raise Invalid("Send {\"monthly_cap_usd\": \"<amount>\" or null}.")
         raw = body["monthly_cap_usd"]
         try:
             cap = None if raw is None else Decimal(str(raw))
         except InvalidOperation:
-            raise ApiError(400, "monthly_cap_usd must be an amount in USD or null.") from None
-        _call(services.team_set_cap, request.user, team, cap)
+            raise Invalid("monthly_cap_usd must be an amount in USD or null.") from None
+        services.team_set_cap(request.user, team, cap)
     role = role_in(request.user, team)
     return JsonResponse({**team_json(team, role), "members": [member_json(m) for m in selectors.team_members(team)]})
 
@@ -92,11 +77,11 @@ def team_detail(request: ApiRequest, team_id: int) -> HttpResponse:
 def members_collection(request: ApiRequest, team_id: int) -> JsonResponse:
     """Invite a user by name: {"username": "…", "role": "member"}. 202 whether or not the name exists:
     the user joins by accepting (`POST /api/teams/invitations/<id>/accept/`)."""
-    team = _team(request, team_id)
+    team = selectors.team_for_request(request, team_id)
     body = json_body(request)
     if not isinstance(body.get("username"), str) or not isinstance(body.get("role", Role.MEMBER), str):
-        raise ApiError(400, "username (a string) is required; role is one of " + ", ".join(Role.values) + ".")
-    message = _call(services.member_add, request.user, team, body["username"], body.get("role", Role.MEMBER))
+        raise Invalid("username (a string) is required; role is one of " + ", ".join(Role.values) + ".")
+    message = services.member_add(request.user, team, body["username"], body.get("role", Role.MEMBER))
     return JsonResponse({"invited": True, "message": message}, status=202)
 
 
@@ -126,34 +111,34 @@ def _not_found_if_denied(fn, *args):
     try:
         return fn(*args)
     except PermissionDenied:
-        raise ApiError(404, "No such invitation.") from None
+        raise NotFound("No such invitation.") from None
 
 
 @api_view(("PATCH", "DELETE"))
 def member_detail(request: ApiRequest, team_id: int, membership_id: int) -> HttpResponse:
-    team = _team(request, team_id)
+    team = selectors.team_for_request(request, team_id)
     membership = Membership.objects.select_related("user", "team").filter(pk=membership_id, team=team).first()
     if membership is None:
-        raise ApiError(404, "No such member.")
+        raise NotFound("No such member.")
     if request.method == "DELETE":
-        _call(services.member_remove, request.user, membership)
+        services.member_remove(request.user, membership)
         return HttpResponse(status=204)
     body = json_body(request)
     if not isinstance(body.get("role"), str):
-        raise ApiError(400, "role (a string) is required.")
-    return JsonResponse(member_json(_call(services.member_set_role, request.user, membership, body["role"])))
+        raise Invalid("role (a string) is required.")
+    return JsonResponse(member_json(services.member_set_role(request.user, membership, body["role"])))
 
 
 @api_view(("GET", "POST"))
 def invites_collection(request: ApiRequest, team_id: int) -> JsonResponse:
     """GET: the team's invites. POST {"role", "days", "max_uses" (null: unlimited)}: a new link, shown once."""
-    team = _team(request, team_id)
+    team = selectors.team_for_request(request, team_id)
     if request.method == "GET":
-        _call(services.require, request.user, "manage_members", team, "Only owners and admins see invites.")
+        services.require(request.user, "manage_members", team, "Only owners and admins see invites.")
         return JsonResponse({"invites": [invite_json(i) for i in selectors.team_invites(team)]})
     body = json_body(request)
-    invite, raw = _call(
-        services.invite_create, request.user, team, body.get("role", Role.MEMBER),
+    invite, raw = services.invite_create(
+        request.user, team, body.get("role", Role.MEMBER),
         days=body.get("days", services.INVITE_DAYS_DEFAULT), max_uses=body.get("max_uses", 1),
     )
     url = request.build_absolute_uri(reverse("invite_accept", args=[raw]))
@@ -162,11 +147,11 @@ def invites_collection(request: ApiRequest, team_id: int) -> JsonResponse:
 
 @api_view(("DELETE",))
 def invite_detail(request: ApiRequest, team_id: int, invite_id) -> JsonResponse:
-    team = _team(request, team_id)
+    team = selectors.team_for_request(request, team_id)
     invite = Invite.objects.filter(pk=invite_id, team=team).first()
     if invite is None:
-        raise ApiError(404, "No such invite.")
-    return JsonResponse(invite_json(_call(services.invite_revoke, request.user, invite)))
+        raise NotFound("No such invite.")
+    return JsonResponse(invite_json(services.invite_revoke(request.user, invite)))
 
 
 @api_view(("POST",))
@@ -174,8 +159,8 @@ def invite_accept(request: ApiRequest) -> JsonResponse:
     """Join a team: {"token": "<the invite token>"}."""
     body = json_body(request)
     if not isinstance(body.get("token"), str):
-        raise ApiError(400, "token (a string) is required.")
-    membership = _call(services.invite_accept, request.user, body["token"])
+        raise Invalid("token (a string) is required.")
+    membership = services.invite_accept(request.user, body["token"])
     return JsonResponse(team_json(membership.team, membership.role), status=201)
 
 
@@ -183,13 +168,13 @@ def invite_accept(request: ApiRequest) -> JsonResponse:
 def team_spend(request: ApiRequest, team_id: int) -> JsonResponse:
     """Cost per day and per user over ?days=30|90. Costs of unknown price are counted, never zero;
     deleted runs are counted too (in `runs` and the costs)."""
-    team = _team(request, team_id)
+    team = selectors.team_for_request(request, team_id)
     try:
         days = int(request.GET.get("days", selectors.SPEND_PERIODS[0]))
     except ValueError:
         days = 0
     if days not in selectors.SPEND_PERIODS:
-        raise ApiError(400, f"days must be one of {', '.join(map(str, selectors.SPEND_PERIODS))}.")
+        raise Invalid(f"days must be one of {', '.join(map(str, selectors.SPEND_PERIODS))}.")
     report = selectors.team_spend_report(team, days)
     month_cost, month_unknown = services.team_month_spend(team)
 

@@ -7,9 +7,33 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from apps.accounts.requests import AuthenticatedRequest
+from rlmweb.ids import parse_id
+from rlmweb.web.errors import Invalid, NotFound
+
 from .models import DeletedRunSpend, Invite, Membership, Team
+from .permissions import can
 
 SPEND_PERIODS = (30, 90)
+
+
+def team_for_request(request: AuthenticatedRequest, team_id: object = None) -> Team:
+    """The team named by `team_id` (else `?team=`), else the user's current team.
+
+    A team id that is not an integer is Invalid (400); a team that does not exist or that the user
+    is not a member of is NotFound (404), the same answer for both."""
+    team_id = team_id if team_id is not None else request.GET.get("team")
+    if team_id in (None, ""):
+        if request.team is None:  # a user in no team at all
+            raise NotFound("No such team.")
+        return request.team
+    team_pk = parse_id(team_id)
+    if team_pk is None:
+        raise Invalid("team must be a team id (an integer).", fields={"team": ["Must be an integer."]})
+    team = Team.objects.filter(pk=team_pk).first()
+    if team is None or not can(request.user, "view", team):
+        raise NotFound("No such team.")
+    return team
 
 
 def team_members(team: Team):
@@ -66,8 +90,6 @@ def team_spend_report(team: Team, days: int) -> SpendReport:
 
     Deleted runs count too, on the day they were created and for the person who asked them.
     """
-    from apps.runs.models import Run
-
     today = timezone.now().astimezone(dt.UTC).date()
     start = today - dt.timedelta(days=days - 1)
     start_at = dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
@@ -80,7 +102,7 @@ def team_spend_report(team: Team, days: int) -> SpendReport:
             .order_by("day")
         )
 
-    live = grouped(Run.objects.filter(team=team, created_at__gte=start_at, imported=False), "created_at")
+    live = grouped(team.runs.filter(created_at__gte=start_at, imported=False), "created_at")
     deleted = grouped(DeletedRunSpend.objects.filter(team=team, run_created_at__gte=start_at), "run_created_at")
     total = SpendRow()
     days_map: dict[dt.date, tuple[SpendRow, dict[str, float]]] = {start + dt.timedelta(days=i): (SpendRow(), {}) for i in range(days)}

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from .hooks import team_deleting
 from .models import DeletedRunSpend, Invite, MemberInvitation, Membership, Role, Team, hash_token
 from .permissions import ACTIONS, role_in
 
@@ -102,21 +103,15 @@ def team_create(user: User, name: str) -> Team:
 def team_delete(user: User, team: Team) -> None:
     """Delete a team with everything in it (runs, share links, comments, documents and their files).
 
-    Owners only; never a personal team; not while a run is still queued or running (its worker
-    would write events for a run that no longer exists).
+    Owners only; never a personal team. The apps above teams keep things for a team: each one's
+    receiver of `team_deleting` (apps.teams.hooks) refuses (runs: not while a run is still queued or
+    running, its worker would write events for a run that no longer exists) or removes what it
+    keeps before the team row goes, in this transaction.
     """
-    from apps.documents.services import document_delete
-    from apps.runs.models import FINISHED_STATUSES, Run
-
     require(user, "delete_team", team, "Only an owner can delete the team.")
     if team.personal:
         raise ValidationError("A personal team cannot be deleted.", code="personal")
-    if Run.objects.filter(team=team).exclude(status__in=FINISHED_STATUSES).exists():
-        raise ValidationError("The team has runs still queued or running; cancel them first.", code="busy")
-    # Runs first: they protect the documents they read.
-    Run.objects.filter(team=team).delete()
-    for document in team.documents.all():
-        document_delete(user=user, document=document)
+    team_deleting.send(sender=Team, team=team, user=user)
     team.delete()
 
 
@@ -268,10 +263,8 @@ def team_month_spend(team: Team) -> tuple[Decimal, int]:
     """(known cost in USD, calls of unknown price) of the team's runs created this calendar month (UTC),
     deleted runs included (`DeletedRunSpend`): deleting runs does not bring a team back under its cap.
     Imported runs are left out: what they cost was spent elsewhere."""
-    from apps.runs.models import Run
-
     start = month_start()
-    live = Run.objects.filter(team=team, created_at__gte=start, imported=False).aggregate(
+    live = team.runs.filter(created_at__gte=start, imported=False).aggregate(
         cost=Sum("cost_usd"), unknown=Sum("cost_unknown_calls")
     )
     deleted = DeletedRunSpend.objects.filter(team=team, run_created_at__gte=start).aggregate(

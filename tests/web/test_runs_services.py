@@ -5,11 +5,11 @@ import uuid
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from apps.accounts.ratelimit import RateLimited
 from apps.documents.models import DocumentStatus
 from apps.runs import services
 from apps.runs.models import Run, RunDocument, RunEvent, RunStatus
 from apps.teams.models import Membership, Role
+from rlmweb.web.errors import RateLimited
 from tests.web.runs_factories import clean_rate_limits, make_document, make_run  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_rate_limits", "data_dir")]

@@ -39,8 +39,8 @@ from django.db import close_old_connections, connection
 
 from apps.documents.models import DocumentStatus
 from apps.documents.services import DocumentError, document_create_from_file, document_extract, uploads_dir
-from apps.evals.cli import add_eval_parser, eval_command
 from apps.runs import services
+from apps.runs.hooks import cli_subcommands
 from apps.runs.models import Mode, Run, RunEvent, RunStatus
 from apps.teams.services import team_create_personal, teams_for_user
 from worker.engine import events as ev
@@ -253,13 +253,14 @@ class Command(BaseCommand):
                          help="JSON list of root replies to replay instead of calling the root model.")
         ask.add_argument("--json", action="store_true", help="End with one JSON line describing the outcome.")
         ask.add_argument("--user", default=None, help=f"Run as this user (default: '{CLI_USERNAME}', created if missing).")
-        add_eval_parser(sub)
+        for add_parser, _ in cli_subcommands.values():  # `eval`, from apps.evals (apps.runs.hooks)
+            add_parser(sub)
 
     def handle(self, *args, **options) -> None:
         if options["action"] == "ask":
             self.ask(options)
-        elif options["action"] == "eval":
-            eval_command(self, options)
+        else:
+            cli_subcommands[options["action"]][1](self, options)
 
     # --- ask ---------------------------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""JSON API plumbing shared by every app: token authentication and error responses."""
+"""JSON API plumbing shared by every app: token authentication, the CSRF rule for sessions, the JSON
+body parser and query parameters. Errors are `rlmweb.web.errors`
+ServiceErrors, answered as JSON by `api_view`."""
 
 import functools
 import json
@@ -8,24 +10,22 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from .models import ApiToken, hash_token
-from .requests import ApiRequest
+from apps.accounts.models import ApiToken, hash_token
+from apps.accounts.requests import ApiRequest
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra
-
-
-def error_response(status: int, message: str, **extra) -> JsonResponse:
-    return JsonResponse({"error": message, **extra}, status=status)
+from .errors import (
+    TRANSLATED,
+    Forbidden,
+    Invalid,
+    Unauthenticated,
+    error_response,
+    json_error,
+    translated,
+)
 
 
 def user_from_token(request: HttpRequest) -> User | None:
@@ -34,20 +34,20 @@ def user_from_token(request: HttpRequest) -> User | None:
         return None
     scheme, _, raw = header.partition(" ")
     if scheme.lower() not in {"token", "bearer"} or not raw.strip():
-        raise ApiError(401, "Malformed Authorization header; use 'Authorization: Token <token>'.")
+        raise Unauthenticated("Malformed Authorization header; use 'Authorization: Token <token>'.")
     token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw.strip())).first()
     if token is None or not token.user.is_active:
-        raise ApiError(401, "Invalid API token.")
+        raise Unauthenticated("Invalid API token.")
     if token.expired:
-        raise ApiError(401, f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one.")
+        raise Unauthenticated(f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one.")
     if token.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
-        raise ApiError(403, "This API token is read-only; use a read-write token to change anything.")
+        raise Forbidden("This API token is read-only; use a read-write token to change anything.")
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.user
 
 
 def api_view(methods: tuple[str, ...], csrf_in_view: bool = False) -> Callable:
-    """Authenticate by token (or session), enforce methods, turn ApiError into JSON.
+    """Authenticate by token (or session), enforce methods, turn service errors into JSON.
 
     Token requests are CSRF-exempt (no cookies involved); session requests keep CSRF checks.
     Django's CSRF check reads a POST body (for the form field) before the header, so a view taking
@@ -66,12 +66,12 @@ def api_view(methods: tuple[str, ...], csrf_in_view: bool = False) -> Callable:
                 if token_user is not None:
                     request.user = token_user
                 elif not request.user.is_authenticated:
-                    raise ApiError(401, "Authentication required: send 'Authorization: Token <token>'.")
+                    raise Unauthenticated("Authentication required: send 'Authorization: Token <token>'.")
                 elif not csrf_in_view:
                     require_csrf(request)
                 return view(request, *args, **kwargs)
-            except ApiError as exc:
-                return error_response(exc.status, exc.message, **exc.extra)
+            except TRANSLATED as exc:
+                return json_error(translated(exc))
 
         return csrf_exempt(wrapper)
 
@@ -79,11 +79,11 @@ def api_view(methods: tuple[str, ...], csrf_in_view: bool = False) -> Callable:
 
 
 def require_csrf(request: ApiRequest) -> None:
-    """ApiError 403 for a session-authenticated, state-changing request failing the CSRF check."""
+    """Forbidden (403) for a session-authenticated, state-changing request failing the CSRF check."""
     if request.authenticated_by_token or request.method in ("GET", "HEAD", "OPTIONS"):
         return
     if not _csrf_ok(request):
-        raise ApiError(403, "CSRF check failed for a session-authenticated request.")
+        raise Forbidden("CSRF check failed for a session-authenticated request.")
 
 
 def _csrf_ok(request: HttpRequest) -> bool:
@@ -133,20 +133,36 @@ def _depth_over(value: object, limit: int) -> bool:
 
 
 def json_body(request: HttpRequest) -> dict:
-    """The request's JSON object; ApiError 400 for anything malformed, too deep or too large.
+    """The request's JSON object; Invalid (400) for anything malformed, too deep or too large.
 
     Every view that reads a JSON body goes through here, so each refuses bad input the same way."""
     try:
         raw = request.body or b"{}"
     except RequestDataTooBig:
-        raise ApiError(400, f"The JSON is too large: at most {JSON_MAX_BYTES:,} bytes.") from None
+        raise Invalid(f"The JSON is too large: at most {JSON_MAX_BYTES:,} bytes.") from None
     try:
         body = parse_json(raw)
     except MalformedJson as exc:
-        raise ApiError(400, str(exc)) from None
+        raise Invalid(str(exc)) from None
     if not isinstance(body, dict):
-        raise ApiError(400, "Request body must be a JSON object.")
+        raise Invalid("Request body must be a JSON object.")
     return body
 
 
-__all__ = ["ApiError", "MalformedJson", "api_view", "require_csrf", "error_response", "json_body", "parse_json", "get_user_model"]
+def int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    """The integer query parameter `name` (`default` when absent or empty); Invalid (400, with
+    `fields`) when it is not an integer or outside [low, high]: a bad value is refused, not guessed."""
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be an integer.", fields={name: ["Must be an integer."]}) from None
+    if not low <= value <= high:
+        raise Invalid(f"{name} must be between {low} and {high}.", fields={name: [f"Between {low} and {high}."]})
+    return value
+
+
+__all__ = ["MalformedJson", "api_view", "error_response", "int_param", "json_body", "parse_json", "require_csrf",
+           "get_user_model"]

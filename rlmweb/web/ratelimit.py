@@ -4,13 +4,8 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
 
-
-class RateLimited(ValidationError):
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message, code="rate_limited")
-        self.retry_after = retry_after
+from .errors import RateLimited
 
 
 def _window(user_id: int, action: str) -> tuple[int, int, str, int]:
@@ -22,7 +17,8 @@ def _window(user_id: int, action: str) -> tuple[int, int, str, int]:
 
 def _refuse(action: str, limit: int, window: int, retry_after: int) -> RateLimited:
     return RateLimited(
-        f"Too many {action} requests: at most {limit} per {window} s. Try again in {retry_after} s.", retry_after
+        f"Too many {action} requests: at most {limit} per {window} s. Try again in {retry_after} s.",
+        retry_after=retry_after,
     )
 
 
