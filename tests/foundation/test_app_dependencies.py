@@ -5,6 +5,7 @@ check when it
 (a) imports another app inside a function body (a function-local import that hides a cycle), or
 (b) imports an app that is not in a lower layer than its own (LAYERS, lowest first; apps of one
     layer do not import each other either).
+Imports under `if TYPE_CHECKING:` are names for the type checker, never run, and not counted.
 The shared web plumbing in rlmweb/web/ (errors, api, ratelimit) sits below every app and may only
 read the lowest layer (accounts' token model); `rlmweb/web/home.py`, the start page, sits above
 them all, like the rest of rlmweb/. Reactions that go up use hooks: a Django signal or a registry
@@ -72,6 +73,15 @@ def _imported_apps(node: ast.Import | ast.ImportFrom, module: str, is_package: b
     return {t.split(".")[1] for t in targets if t.startswith("apps.") and len(t.split(".")) > 1}
 
 
+def _typing_only(node: ast.AST) -> bool:
+    """An `if TYPE_CHECKING:` (or `typing.TYPE_CHECKING`) block without an else."""
+    if not isinstance(node, ast.If) or node.orelse:
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def check_source(source: str, module: str, *, own_app: str | None, may_import: set[str] | None = None,
                  is_package: bool = False, path: str = "<source>") -> list[Violation]:
     """The violations of one module's source. `own_app`: the app the module belongs to (None for
@@ -91,6 +101,8 @@ def check_source(source: str, module: str, *, own_app: str | None, may_import: s
                     if app not in may_import:
                         violations.append(Violation(path, child.lineno, app, f"against the layering ({own_app or module} "
                                                     "may import " + (", ".join(sorted(may_import)) or "no app") + ")"))
+            if _typing_only(child):  # `if TYPE_CHECKING:` imports never run: names for the type checker
+                continue
             visit(child, in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda))
 
     visit(ast.parse(source), False)
@@ -156,6 +168,17 @@ def test_the_checker_refuses_a_back_import(source, imported):
 def test_the_checker_refuses_a_sideways_import_within_a_layer():
     [violation] = check_source("from apps.comments.models import Comment\n", "apps.sharing.views", own_app="sharing")
     assert violation.imported == "comments"
+
+
+def test_typing_only_imports_are_not_dependencies_but_an_else_branch_is():
+    """Names imported under `if TYPE_CHECKING:` exist only for the type checker (they never run);
+    an `else:` beside it does run, so that block still counts."""
+    typing_only = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from apps.teams.models import Team\n"
+    assert check_source(typing_only, "apps.accounts.requests", own_app="accounts") == []
+    with_else = typing_only + "else:\n    from apps.teams.models import Team\n"
+    assert {v.imported for v in check_source(with_else, "apps.accounts.requests", own_app="accounts")} == {"teams"}
+    runtime = "import typing\nif typing.TYPE_CHECKING or True:\n    from apps.teams.models import Team\n"
+    assert [v.imported for v in check_source(runtime, "apps.accounts.requests", own_app="accounts")] == ["teams"]
 
 
 def test_the_checker_refuses_a_function_local_import_even_downward():
