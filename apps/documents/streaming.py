@@ -287,6 +287,12 @@ class TextStream:
     def _decode(self, data: bytes, final: bool = False) -> None:
         assert self._decoder is not None
         before = getattr(_counter, "count", 0)
+        # Strict UTF-8 with no CR in sight: the text's UTF-8 is the input itself (less the bytes of
+        # a character cut by a piece's end, held by the decoder), so it is written without encoding.
+        verbatim = self.encoding == "utf-8" and self.strict and b"\r" not in data
+        if verbatim:
+            held, flags = self._decoder.getstate()
+            verbatim = not flags & 1  # no CR pending from the previous piece
         try:
             text = self._decoder.decode(data, final)
         except UnicodeDecodeError:  # invalid UTF-8: the encoding must be detected on the whole file
@@ -297,9 +303,15 @@ class TextStream:
             return
         if self._out is None:
             self._out = self.text_path.open("ab")
-        encoded = text.encode("utf-8")
-        self._out.write(encoded)
-        self.text_bytes += len(encoded)
+        if verbatim:
+            still_held = len(self._decoder.getstate()[0])
+            self._out.write(held)
+            self._out.write(memoryview(data)[: len(data) - still_held])
+            self.text_bytes += len(held) + len(data) - still_held
+        else:
+            encoded = text.encode("utf-8")
+            self._out.write(encoded)
+            self.text_bytes += len(encoded)
         self.chars += len(text)
         self.newlines += text.count("\n")
         self.last_char = text[-1]
