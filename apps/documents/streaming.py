@@ -43,16 +43,21 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .extraction import PREVIEW_CHARS, READ_BYTES, SNIFF_BYTES, ExtractionResult, format_for, looks_binary
+from .extraction import (
+    _BOMS,
+    PREVIEW_CHARS,
+    READ_BYTES,
+    SNIFF_BYTES,
+    ExtractionResult,
+    format_for,
+    looks_binary,
+)
 
 # Formats whose text is not the decoded bytes (or whose bytes are not text): extracted after upload.
 NOT_STREAMED = {"pdf", "docx", "html"}
 STATE_VERSION = 1
 
-_BOMS = [
-    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
-]
+# The notes extraction writes for a byte-order mark (tests compare the two).
 _BOM_NOTES = {
     "utf-8-sig": "UTF-8 byte-order mark removed",
     "utf-16": "decoded as UTF-16 (byte-order mark)",
