@@ -84,12 +84,22 @@ def _events(events: dict) -> Verdict:
 
 
 def _ingest(upload: dict) -> Verdict:
+    """First byte → ready to ask, judged on the chunked protocol (what the browser uses); results
+    written before #18's streaming ingest only had the upload and extraction times, added up."""
     chunked = upload["rows"][0]
-    end_to_end = upload["size_mb"] / (chunked["seconds"] + chunked["extraction_s"])
+    ready_s = chunked.get("ready_s", chunked["seconds"] + chunked["extraction_s"])
+    end_to_end = upload["size_mb"] / ready_s
     memory = chunked["server_peak_rss_mib"] - chunked["server_rss_before_mib"]
-    return Verdict("ingest ≥ 100 MB/s for text, peak memory ≤ 200 MB above baseline (500 MB file)",
-                   f"{end_to_end:.0f} MB/s uploaded and extracted ({chunked['mb_per_s']} MB/s upload alone), "
-                   f"+{memory:.0f} MiB", end_to_end >= 100 and memory <= 200)
+    figure = f"{end_to_end:.0f} MB/s first byte → ready ({ready_s:.2f} s), +{memory:.0f} MiB"
+    base = upload.get("baseline", {}).get("rows")
+    if base:
+        figure += (f"; single multipart POST {upload['rows'][1]['end_to_end_mb_per_s']:.0f} MB/s; "
+                   f"baseline (extraction after upload, same run) {base[0]['end_to_end_mb_per_s']:.0f} / "
+                   f"{base[1]['end_to_end_mb_per_s']:.0f} MB/s")
+    else:
+        figure += f" ({chunked['mb_per_s']} MB/s upload alone)"
+    return Verdict("ingest ≥ 100 MB/s for text, first byte → ready, peak memory ≤ 200 MB above baseline "
+                   "(500 MB file, chunked upload)", figure, end_to_end >= 100 and memory <= 200)
 
 
 def _explorer(explorer: dict) -> Verdict:

@@ -309,6 +309,9 @@ EXTRACTION_STALE_AFTER_S = env_int("RLMWEB_EXTRACTION_STALE_AFTER_S", 30 * 60)
 # this much address space, and the document fails with the reason (apps.documents.bounded).
 EXTRACTION_TIMEOUT_S = env_int("RLMWEB_EXTRACTION_TIMEOUT_S", 300)
 EXTRACTION_MEMORY_MB = env_int("RLMWEB_EXTRACTION_MEMORY_MB", 2048)
+# Plain-text uploads are decoded while they arrive and are ready when the upload completes
+# (apps.documents.streaming); off: every upload is extracted by the bounded child after it completes.
+STREAM_TEXT_EXTRACTION = env_bool("RLMWEB_STREAM_TEXT_EXTRACTION", True)
 
 # --- Security headers and cookies ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

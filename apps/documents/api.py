@@ -181,7 +181,8 @@ def documents_collection(request: UploadRequest) -> JsonResponse:
     for received in files:
         try:
             outcome = services.document_create_from_file(
-                user=request.user, team=team, name=received.name, path=received.path, sha256=received.sha256
+                user=request.user, team=team, name=received.name, path=received.path, sha256=received.sha256,
+                streamed=received.streamed,
             )
         except services.DocumentError as exc:
             if len(files) == 1:

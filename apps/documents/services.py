@@ -37,6 +37,7 @@ from rlmweb.web import errors
 from rlmweb.web.errors import ServiceError
 from rlmweb.web.ratelimit import rate_limit_check, rate_limit_hit
 
+from . import streaming
 from .bounded import extract_bounded
 from .extraction import ExtractionError, format_for
 from .hooks import workers_idle
@@ -271,29 +272,39 @@ def upload_append(session: UploadSession, offset: int, body, length: int | None)
             )
         handle.seek(received)
         written = 0
-        # Bytes are written as they arrive: if the connection breaks mid-chunk, what arrived is a
-        # prefix of the chunk, so the client asks for the offset and resumes from there.
-        while piece := body.read(min(STREAM_READ_BYTES, settings.UPLOAD_CHUNK_BYTES - written + 1)):
-            written += len(piece)
-            if written > settings.UPLOAD_CHUNK_BYTES:
-                handle.truncate(received)
-                raise TooLarge(
-                    f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.",
-                    chunk_size=settings.UPLOAD_CHUNK_BYTES,
-                )
-            if received + written > session.size_bytes:
-                handle.close()
-                upload_abort(session)
-                raise TooLarge(
-                    f"More bytes were sent than the declared size of {session.size_bytes}; "
-                    "the upload was cancelled.",
-                )
-            handle.write(piece)
+        stream = streaming.for_chunk(part, session.name, received)  # text is decoded as it arrives
+        try:
+            # Bytes are written as they arrive: if the connection breaks mid-chunk, what arrived is a
+            # prefix of the chunk, so the client asks for the offset and resumes from there.
+            while piece := body.read(min(STREAM_READ_BYTES, settings.UPLOAD_CHUNK_BYTES - written + 1)):
+                written += len(piece)
+                if written > settings.UPLOAD_CHUNK_BYTES:
+                    handle.truncate(received)
+                    raise TooLarge(
+                        f"A chunk may be at most {settings.UPLOAD_CHUNK_BYTES} bytes.",
+                        chunk_size=settings.UPLOAD_CHUNK_BYTES,
+                    )
+                if received + written > session.size_bytes:
+                    handle.close()
+                    upload_abort(session)
+                    raise TooLarge(
+                        f"More bytes were sent than the declared size of {session.size_bytes}; "
+                        "the upload was cancelled.",
+                    )
+                handle.write(piece)
+                if stream is not None:
+                    stream.feed(piece)
+            if stream is not None:
+                stream.save()
+        finally:
+            if stream is not None:
+                stream.close()  # after a broken connection: the next chunk resumes it from the files
         return received + written
 
 
 def upload_abort(session: UploadSession) -> None:
     session.part_path.unlink(missing_ok=True)
+    streaming.remove_files(session.part_path)
     UploadSession.objects.filter(pk=session.pk).delete()
 
 
@@ -304,6 +315,8 @@ class UploadOutcome:
 
     @property
     def message(self) -> str:
+        if self.created and self.document.status == DocumentStatus.READY:  # text decoded while it arrived
+            return f"Uploaded {self.document.name}; its text is ready."
         if self.created:
             return f"Uploaded {self.document.name}; extracting text."
         return f"Already uploaded as {self.document.name}."
@@ -339,9 +352,10 @@ def upload_complete(session: UploadSession) -> UploadOutcome:
                 "The received file does not match the sha256 the client announced; the upload was discarded. "
                 "Upload it again."
             )
+        streamed = streaming.finish_chunked(session.part_path, session.name, received)
         outcome = document_create_from_file(
             user=session.created_by, team=session.team, name=session.name, path=session.part_path, sha256=digest,
-            reserved_by=session,
+            reserved_by=session, streamed=streamed,
         )
         UploadSession.objects.filter(pk=session.pk).update(document=outcome.document)
     return outcome
@@ -370,7 +384,7 @@ def _duplicate_of(team: Team, sha256: str) -> Document | None:
 
 def document_create_from_file(
     *, user: User, team: Team, name: str, path: Path, sha256: str | None = None,
-    reserved_by: UploadSession | None = None,
+    reserved_by: UploadSession | None = None, streamed: streaming.StreamedText | None = None,
 ) -> UploadOutcome:
     """Adopt a complete file at `path` (it is moved, or deleted when a duplicate) as a Document.
 
@@ -378,6 +392,8 @@ def document_create_from_file(
     a failed document with that content is replaced, which is how a failed extraction is retried.
     Extraction is queued after the transaction commits. The file must fit the team's storage quota
     (`reserved_by`: the upload whose reservation the file is, not counted twice).
+    `streamed`: the text decoded while the file arrived (`apps.documents.streaming`); the document
+    is then created ready, with no extraction task. It is moved, or deleted, like the file.
     """
     _require(user, "create", team)
     size = path.stat().st_size
@@ -389,16 +405,20 @@ def document_create_from_file(
             check_team_storage(team, size, exclude_upload=reserved_by)
     except DocumentError:
         path.unlink(missing_ok=True)
+        streaming.discard(streamed)
         raise
     existing = _duplicate_of(team, digest)
     if existing is not None:
         path.unlink(missing_ok=True)
+        streaming.discard(streamed)
         return UploadOutcome(existing, created=False)
     document_id = uuid.uuid4()
     folder = documents_dir(team.pk)
     suffix = Path(name).suffix.lower()[:16]
     original = folder / f"{document_id}.original{suffix}"
     shutil.move(path, original)
+    text = folder / f"{document_id}.txt"
+    ready = streamed.place(text) if streamed is not None else {}
     try:
         with transaction.atomic():
             for failed in Document.objects.filter(team=team, sha256=digest, status=DocumentStatus.FAILED):
@@ -411,19 +431,23 @@ def document_create_from_file(
                 format=format_for(name),
                 size_bytes=size,
                 sha256=digest,
-                status=DocumentStatus.EXTRACTING,
+                status=DocumentStatus.READY if ready else DocumentStatus.EXTRACTING,
                 original_file=str(original.relative_to(settings.MEDIA_ROOT)),
+                **ready,
             )
-            transaction.on_commit(lambda: _enqueue_extraction(document.pk))
+            if not ready:
+                transaction.on_commit(lambda: _enqueue_extraction(document.pk))
     except IntegrityError:
         # The same content completed concurrently in another request: that document wins.
         original.unlink(missing_ok=True)
+        text.unlink(missing_ok=True)
         existing = _duplicate_of(team, digest)
         if existing is None:
             raise
         return UploadOutcome(existing, created=False)
     except BaseException:
         original.unlink(missing_ok=True)
+        text.unlink(missing_ok=True)
         raise
     return UploadOutcome(document, created=True)
 

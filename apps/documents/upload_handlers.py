@@ -3,7 +3,8 @@
 Used by the single-request API upload (`POST /api/documents/` with `file` fields). Each file is
 written in 1 MiB pieces while its sha256 is computed; the upload stops as soon as a file passes
 MAX_UPLOAD_BYTES or the request carries more than MAX_FILES_PER_UPLOAD files, and every byte written
-so far is deleted. Whatever a request received but did not turn into a document is deleted by
+so far is deleted. A text file is decoded as it arrives (`apps.documents.streaming`), so its
+document is ready when the request ends. Whatever a request received but did not turn into a document is deleted by
 `discard_unclaimed()`, which the view calls however the request ends.
 """
 
@@ -20,6 +21,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from apps.accounts.requests import ApiRequest
 
+from . import streaming
 from .services import DocumentError, TooLarge, human_bytes, uploads_dir
 
 
@@ -29,6 +31,7 @@ class ReceivedFile:
     path: Path
     size: int
     sha256: str
+    streamed: streaming.StreamedText | None = None
 
 
 class DocumentUploadHandler(FileUploadHandler):
@@ -42,6 +45,7 @@ class DocumentUploadHandler(FileUploadHandler):
         self._out: IO[bytes] | None = None
         self._digest: Any = None  # a hashlib sha256 while a file is received
         self._size = 0
+        self._stream: streaming.TextStream | None = None
 
     def new_file(self, field_name, file_name, *args, **kwargs) -> None:
         super().new_file(field_name, file_name, *args, **kwargs)
@@ -56,6 +60,8 @@ class DocumentUploadHandler(FileUploadHandler):
         self._out = path.open("wb")
         self._digest = hashlib.sha256()
         self._size = 0
+        wanted = streaming.enabled() and streaming.streams(file_name or "")
+        self._stream = streaming.TextStream(path) if wanted else None
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         self._size += len(raw_data)
@@ -68,6 +74,8 @@ class DocumentUploadHandler(FileUploadHandler):
         assert self._out is not None  # (opened by new_file)
         self._out.write(raw_data)
         self._digest.update(raw_data)
+        if self._stream is not None:
+            self._stream.feed(raw_data)
         return None
 
     # Django keeps whatever this returns in request.FILES: a ReceivedFile, not an UploadedFile.
@@ -75,7 +83,9 @@ class DocumentUploadHandler(FileUploadHandler):
         assert self._out is not None and self.file_name is not None  # (set by new_file)
         self._out.close()
         self._out = None
-        received = ReceivedFile(self.file_name, self._paths[-1], self._size, self._digest.hexdigest())
+        streamed = self._stream.finish() if self._stream is not None else None
+        self._stream = None
+        received = ReceivedFile(self.file_name, self._paths[-1], self._size, self._digest.hexdigest(), streamed)
         self.received.append(received)
         return received
 
@@ -92,8 +102,12 @@ class DocumentUploadHandler(FileUploadHandler):
         if self._out is not None:
             self._out.close()
             self._out = None
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
         for path in self._paths:
             path.unlink(missing_ok=True)
+            streaming.remove_files(path)
 
 
 class UploadRequest(ApiRequest):

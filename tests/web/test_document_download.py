@@ -49,7 +49,8 @@ def body(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
-def test_the_api_json_carries_the_download_urls(api):
+def test_the_api_json_carries_the_download_urls(api, settings):
+    settings.STREAM_TEXT_EXTRACTION = False  # so the document waits for extraction
     doc = upload(api, "notes.md", NOTES, extract=False)
     assert doc["file_url"] == f"/api/documents/{doc['id']}/file"
     assert doc["text_url"] is None  # not extracted yet
@@ -106,7 +107,8 @@ def test_a_large_file_is_streamed_in_blocks_not_read_whole(api, monkeypatch):
         assert response["Content-Length"] == str(len(data))
 
 
-def test_the_text_is_409_while_extracting_and_404_after_a_failed_extraction(api):
+def test_the_text_is_409_while_extracting_and_404_after_a_failed_extraction(api, settings):
+    settings.STREAM_TEXT_EXTRACTION = False  # so the document waits for extraction
     doc = upload(api, "notes.md", NOTES, extract=False)
     text_url = f"/api/documents/{doc['id']}/text"
     response = api.get(text_url)
@@ -150,7 +152,7 @@ def test_viewers_may_download_other_teams_and_strangers_may_not(api, user, team,
 
 def test_the_documents_page_links_both_downloads(api, user, files):
     ready = upload(api, "notes.md", NOTES)
-    waiting = upload(api, "later.md", b"# Later\n", extract=False)
+    waiting = upload(api, "later.html", b"<h1>Later</h1>", extract=False)  # HTML is extracted after upload
     page = Client()
     page.force_login(user)
     html = page.get("/documents/").content.decode()

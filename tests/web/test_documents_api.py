@@ -42,9 +42,9 @@ def test_single_request_upload_then_status_then_list(api, team, files):
     response = api.post("/api/documents/", {"file": SimpleUploadedFile("notes.md", b"# Notes\n\nSome text.\n")})
     assert response.status_code == 201
     body = response.json()
-    assert body["created"] is True and body["document"]["status"] == "extracting"
+    assert body["created"] is True and body["document"]["status"] == "ready"  # text decoded while it arrived
     doc_id = body["document"]["id"]
-    document_extract(doc_id)
+    assert document_extract(doc_id) == "ready"
     detail = api.get(f"/api/documents/{doc_id}/").json()
     assert (detail["status"], detail["chars"], detail["lines"], detail["tokens_estimate"]) == ("ready", 20, 3, 5)
     assert detail["preview"] == "# Notes\n\nSome text.\n" and detail["format"] == "md"
@@ -63,7 +63,7 @@ def test_single_request_upload_of_several_files_reports_each(api, files):
     assert results[0]["created"] is True
     assert results[1] == {"name": "empty.txt", "error": "The file is empty.", "status": 400}
     assert results[2]["created"] is False and results[2]["message"] == "Already uploaded as a.txt."
-    assert Document.objects.count() == 1 and len(leftovers(files)) == 1
+    assert Document.objects.count() == 1 and len(leftovers(files)) == 2  # the original and its text
 
 
 def test_single_request_upload_refuses_an_empty_file(api, files):

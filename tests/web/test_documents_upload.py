@@ -71,7 +71,10 @@ def upload_bytes(client, name: str, data: bytes, chunk: int = 3 * 1024 * 1024, *
 # --- the happy path -----------------------------------------------------------------------------------
 
 
-def test_chunked_upload_creates_a_document_and_extraction_fills_its_stats(signed_in, team, files, django_capture_on_commit_callbacks):
+def test_chunked_upload_creates_a_document_and_extraction_fills_its_stats(
+    signed_in, team, files, settings, django_capture_on_commit_callbacks
+):
+    settings.STREAM_TEXT_EXTRACTION = False  # the extraction task (text decoded while uploading: test_documents_streaming)
     text = "".join(f"line {i}: the quick brown fox\n" for i in range(200_000)).encode()  # ~6 MB, 3 chunks
     with django_capture_on_commit_callbacks() as callbacks:
         result = upload_bytes(signed_in, "notes.txt", text)
@@ -93,7 +96,8 @@ def test_chunked_upload_creates_a_document_and_extraction_fills_its_stats(signed
     assert document.progress == 1.0 and document.error == ""
 
 
-def test_status_endpoint_reports_progress_and_stats(signed_in, files):
+def test_status_endpoint_reports_progress_and_stats(signed_in, files, settings):
+    settings.STREAM_TEXT_EXTRACTION = False
     result = upload_bytes(signed_in, "a.md", b"# Title\n\nBody\n")
     doc_id = result["document"]["id"]
     polled = signed_in.get(f"/documents/status/?ids={doc_id},not-a-uuid").json()["documents"]
@@ -119,7 +123,8 @@ def test_identical_content_is_recognised_by_hash(signed_in, files):
     assert again["document"]["id"] == first["document"]["id"]
     assert again["message"] == "Already uploaded as one.txt."
     assert Document.objects.count() == 1
-    assert leftovers(files) == [f"media/documents/{Document.objects.get().team_id}/{first['document']['id']}.original.txt"]
+    folder = f"media/documents/{Document.objects.get().team_id}"
+    assert leftovers(files) == [f"{folder}/{first['document']['id']}.original.txt", f"{folder}/{first['document']['id']}.txt"]
 
 
 def test_a_failed_document_is_replaced_when_the_same_content_is_uploaded_again(signed_in, files):
