@@ -119,11 +119,24 @@ class Memory(threading.Thread):
         while not self.stop_flag.is_set():
             sample = {"t": round(time.monotonic() - self.started, 1)}
             sample.update({name: round(rss_mb(pid), 1) for name, pid in self.pids.items()})
-            sample["repl_processes"] = sum(len(descendants(pid)) for pid in self.pids.values())
+            below = set().union(*(descendants(pid) for pid in self.pids.values()))
+            sample["repl_processes"] = len(below - set(self.pids.values()))
             sample["cpu_s"] = {name: round(cpu_s(pid), 2) for name, pid in {**self.pids, **self.cpu_pids}.items()}
             sample["machine_busy_total"] = machine_cpu()
             self.samples.append(sample)
             self.stop_flag.wait(self.every_s)
+
+
+def embedded_worker_pid(web_pid: int, wait_s: float = 5.0) -> int | None:
+    """The `manage.py embedded_worker` child that `serve` spawned, if it has one."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        for pid in descendants(web_pid):
+            with contextlib.suppress(OSError):
+                if b"embedded_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+        time.sleep(0.2)
+    return None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -258,6 +271,8 @@ def main() -> int:
             pids = {"web": app.web.pid}  # resident memory (MB) and CPU of each, by these names
             if production:
                 pids["worker"] = app.worker_procs[0].pid
+            elif worker := embedded_worker_pid(app.web.pid):
+                pids["worker"] = worker  # `serve`'s child process (absent with --worker-in-process)
             memory = Memory(pids, {"simulated provider": provider.pid, "load generator": os.getpid()})
             memory.start()
             started = time.monotonic()

@@ -152,8 +152,24 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
 
     # --- from the run's group ------------------------------------------------------------------
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels runs close_old_connections() in its sync thread before every handler: for live
+        # events, one hop per viewer and batch through the one thread that all consumers share. The
+        # live path reads no database (the gap fill does, and database_sync_to_async closes old
+        # connections itself), so it is called directly.
+        if message.get("type") == "run.events":
+            await self.run_events(message)
+        else:
+            await super().dispatch(message)
+
     async def run_events(self, message: dict) -> None:
-        events = sorted(message.get("events") or [], key=lambda e: e["seq"])
+        events = list(message.get("events") or [])
+        # A viewer that fell behind takes every batch already waiting for it: one frame, not one each.
+        take_pending = getattr(self.channel_layer, "take_pending", None)
+        if take_pending is not None:
+            for pending in take_pending(self.channel_name, "run.events"):
+                events += pending.get("events") or []
+        events.sort(key=lambda e: e["seq"])
         async with self.lock:
             if not self.access_lost:
                 await self._deliver(events)
@@ -178,7 +194,8 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             return
         contiguous = all(e["seq"] == self.last_sent + 1 + i for i, e in enumerate(fresh))
         if contiguous:
-            await self._send_events(fresh)
+            for start in range(0, len(fresh), EVENT_PAGE):
+                await self._send_events(fresh[start:start + EVENT_PAGE])
         else:
             await self._send_from_db(fresh[-1]["seq"])
 
