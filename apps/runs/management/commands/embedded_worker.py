@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from rlmweb.celery import app as celery_app
 from rlmweb.embedded_worker import EmbeddedWorkers
 from rlmweb.event_relay import RELAY_FD_ENV
+from rlmweb.heap import freeze_startup_heap
 
 PARENT_CHECK_S = 1.0
 
@@ -39,6 +40,7 @@ class Command(BaseCommand):
             celery_app, settings.EMBEDDED_WORKER_CONCURRENCY, settings.EMBEDDED_EXTRACTION_CONCURRENCY
         )
         workers.start()
+        freeze_startup_heap()
         self.stdout.write(
             f"Embedded Celery workers running in process {os.getpid()} ({settings.EMBEDDED_WORKER_CONCURRENCY} "
             f"threads for runs, {settings.EMBEDDED_EXTRACTION_CONCURRENCY} for text extraction)."
