@@ -41,6 +41,7 @@ from apps.teams.permissions import can
 from rlmweb.ids import parse_id
 from worker.engine.events import RUN_FINISHED
 
+from .frames import events_frame
 from .models import FINISHED_STATUSES, Run
 from .selectors import EVENT_PAGE, run_events_between
 from .sink import group_name
@@ -203,8 +204,11 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         while page := await _db_page(self.run_id, self.last_sent, upto):
             await self._send_events(page)
 
+    # Which version of the events this consumer sends (the cache of encoded events is kept per view).
+    frame_view = "member"
+
     async def _send_events(self, events: list[dict]) -> None:
-        await self.send_json({"type": "events", "events": events})
+        await self.send(text_data=events_frame(self.frame_view, self.run_id, events))
         self.last_sent = events[-1]["seq"]
         self.last_activity = time.monotonic()
         if any(e["type"] == RUN_FINISHED for e in events):
