@@ -9,6 +9,7 @@ tasks it runs, like `celery worker`'s warm shutdown) and when its parent is gone
 import os
 import signal
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -18,7 +19,8 @@ from rlmweb.embedded_worker import EmbeddedWorkers
 from rlmweb.event_relay import RELAY_FD_ENV
 from rlmweb.heap import freeze_startup_heap
 
-PARENT_CHECK_S = 1.0
+PARENT_CHECK_S = 0.2
+STOP_GRACE_S = 30.0
 
 
 class Command(BaseCommand):
@@ -31,9 +33,11 @@ class Command(BaseCommand):
 
         parent = os.getppid()
         set_pdeathsig(signal.SIGTERM)  # serve killed outright: stop too
-        stop = threading.Event()
+        # The handlers only append to a list: a handler that takes a lock (threading.Event.set) can
+        # interrupt the main thread while it holds that very lock and deadlock it.
+        signals: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, lambda number, _frame: signals.append(number))
         if os.getppid() != parent:  # the parent died before the signal was armed
             return
         workers = EmbeddedWorkers(
@@ -47,8 +51,12 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         try:
-            while not stop.wait(PARENT_CHECK_S):
-                if os.getppid() != parent:
-                    break
+            while not signals and os.getppid() == parent:
+                time.sleep(PARENT_CHECK_S)
         finally:
+            # A run that does not stop within STOP_GRACE_S is ended with the process; the sweep
+            # fails it as "worker lost", as when a worker is killed.
+            watchdog = threading.Timer(STOP_GRACE_S, os._exit, args=(1,))
+            watchdog.daemon = True
+            watchdog.start()
             workers.stop()
