@@ -14,6 +14,7 @@ from apps.evals.routing import websocket_urlpatterns as evals_ws_patterns  # noq
 from apps.runs.routing import websocket_urlpatterns  # noqa: E402
 from apps.sharing.routing import websocket_urlpatterns as sharing_ws_patterns  # noqa: E402
 from rlmweb import log_redaction  # noqa: E402
+from rlmweb.heap import freeze_startup_heap  # noqa: E402
 from rlmweb.origins import SameOriginValidator  # noqa: E402
 
 log_redaction.install()  # the server configured its loggers before importing this module
@@ -26,3 +27,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Import every view now (Django would on the first request), then keep the collector off it all.
+import rlmweb.urls  # noqa: E402, F401
+
+freeze_startup_heap()

@@ -2,7 +2,8 @@
 
 Two profiles and nothing else to configure:
 - embedded default (no DATABASE_URL / REDIS_URL): SQLite and files under RLMWEB_DATA_DIR, a Celery
-  broker on the filesystem, an in-process channel layer and a Celery worker inside the web process;
+  broker on the filesystem, an in-process channel layer and a Celery worker in a child process of
+  the web process (`manage.py serve` spawns it; its events come back over a socketpair);
 - production (DATABASE_URL and REDIS_URL): PostgreSQL, Redis as Celery broker and channel layer,
   separate `celery worker` processes.
 """
@@ -211,6 +212,9 @@ if REDIS_URL:
             "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "expiry": 60},
         }
     }
+elif os.environ.get("RLMWEB_EVENT_RELAY_FD"):
+    # The embedded worker process that `manage.py serve` spawned: publishes to serve's layer.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "rlmweb.event_relay.RelayChannelLayer"}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "rlmweb.channel_layers.EmbeddedChannelLayer", "CONFIG": {"capacity": 5000}}}
 

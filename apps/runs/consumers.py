@@ -41,6 +41,7 @@ from rlmweb.ids import parse_id
 from rlmweb.web.api import MalformedJson, parse_json
 from worker.engine.events import RUN_FINISHED
 
+from .frames import events_frame
 from .models import FINISHED_STATUSES, Run
 from .selectors import EVENT_PAGE, run_events_between
 from .sink import group_name
@@ -152,8 +153,24 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
 
     # --- from the run's group ------------------------------------------------------------------
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels runs close_old_connections() in its sync thread before every handler: for live
+        # events, one hop per viewer and batch through the one thread that all consumers share. The
+        # live path reads no database (the gap fill does, and database_sync_to_async closes old
+        # connections itself), so it is called directly.
+        if message.get("type") == "run.events":
+            await self.run_events(message)
+        else:
+            await super().dispatch(message)
+
     async def run_events(self, message: dict) -> None:
-        events = sorted(message.get("events") or [], key=lambda e: e["seq"])
+        events = list(message.get("events") or [])
+        # A viewer that fell behind takes every batch already waiting for it: one frame, not one each.
+        take_pending = getattr(self.channel_layer, "take_pending", None)
+        if take_pending is not None:
+            for pending in take_pending(self.channel_name, "run.events"):
+                events += pending.get("events") or []
+        events.sort(key=lambda e: e["seq"])
         async with self.lock:
             if not self.access_lost:
                 await self._deliver(events)
@@ -178,7 +195,8 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             return
         contiguous = all(e["seq"] == self.last_sent + 1 + i for i, e in enumerate(fresh))
         if contiguous:
-            await self._send_events(fresh)
+            for start in range(0, len(fresh), EVENT_PAGE):
+                await self._send_events(fresh[start:start + EVENT_PAGE])
         else:
             await self._send_from_db(fresh[-1]["seq"])
 
@@ -186,8 +204,11 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         while page := await _db_page(self.run_id, self.last_sent, upto):
             await self._send_events(page)
 
+    # Which version of the events this consumer sends (the cache of encoded events is kept per view).
+    frame_view = "member"
+
     async def _send_events(self, events: list[dict]) -> None:
-        await self.send_json({"type": "events", "events": events})
+        await self.send(text_data=events_frame(self.frame_view, self.run_id, events))
         self.last_sent = events[-1]["seq"]
         self.last_activity = time.monotonic()
         if any(e["type"] == RUN_FINISHED for e in events):

@@ -33,6 +33,7 @@ def _resolve(token: str) -> services.Resolved:
 
 class SharedRunEventsConsumer(RunEventsConsumer):
     access_denied_code = CLOSE_FORBIDDEN
+    frame_view = "shared"  # its events are filtered (services.shared_event), so encoded apart
 
     async def connect(self) -> None:
         await self.accept()

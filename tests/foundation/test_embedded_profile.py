@@ -43,3 +43,46 @@ def test_worker_thread_can_publish_to_a_consumer_on_the_server_loop():
 
     message = asyncio.run(scenario())
     assert message == {"type": "run.events", "events": [1]}
+
+
+def test_the_worker_process_relays_group_messages_in_order_to_the_server_loop():
+    """`serve`'s worker child publishes through RelayChannelLayer on a socketpair; RelayReader in the
+    web process hands every frame, in order, to the consumers' layer on their loop."""
+    import socket
+    import threading
+
+    from rlmweb.event_relay import RelayChannelLayer, RelayReader
+
+    layer = get_channel_layer()
+    mine, theirs = socket.socketpair()
+    reader = RelayReader(mine, layer)
+    relay = RelayChannelLayer(fd=theirs.detach())
+    count = 300
+
+    def worker_threads() -> None:  # two sink threads of two runs, as in the worker process
+        def publish(group: str) -> None:
+            for i in range(count):
+                async_to_sync(relay.group_send)(group, {"type": "run.events", "events": [{"seq": i + 1}]})
+
+        threads = [threading.Thread(target=publish, args=(group,)) for group in ("run.relay-a", "run.relay-b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    async def scenario() -> tuple[list[int], list[int], int]:
+        a, b = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("run.relay-a", a)
+        await layer.group_add("run.relay-b", b)
+        reader.start()
+        await asyncio.get_running_loop().run_in_executor(None, worker_threads)
+        got_a = [(await asyncio.wait_for(layer.receive(a), 5))["events"][0]["seq"] for _ in range(count)]
+        got_b = [(await asyncio.wait_for(layer.receive(b), 5))["events"][0]["seq"] for _ in range(count)]
+        return got_a, got_b, reader.frames
+
+    got_a, got_b, frames = asyncio.run(scenario())
+    assert got_a == got_b == list(range(1, count + 1))
+    assert frames == 2 * count
+    relay._sock.close()  # the worker exits: the reader ends
+    reader.join(5)
+    assert not reader.is_alive()

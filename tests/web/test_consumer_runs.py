@@ -212,6 +212,32 @@ def test_many_viewers_get_the_same_live_stream(run, user, other_user):
     async_to_sync(scenario)()
 
 
+def test_a_viewer_that_fell_behind_gets_the_waiting_batches_in_one_frame_of_at_most_500(run, user):
+    from channels.layers import get_channel_layer
+
+    from apps.runs.sink import group_name
+
+    layer = get_channel_layer()
+
+    async def scenario():
+        client = Client(communicator(run.pk, user))
+        await client.connect()
+        await client.read_until_replayed()
+        events = make_events(1, 700)
+        await write(run.pk, events, publish=False)
+        # Four batches queued for the viewer before it gets to run (this loop does not yield here).
+        for start in range(0, 700, 200):
+            await layer.group_send(group_name(run.pk), {"type": "run.events",
+                                                        "events": [e.to_dict() for e in events[start:start + 200]]})
+        first, second = await client.read(), await client.read()
+        assert [len(first["events"]), len(second["events"])] == [500, 200]
+        assert client.seqs == list(range(1, 701))
+        assert await client.comm.receive_nothing(0.3)
+        await client.comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_resume_replays_again_from_the_given_seq(run, user):
     async def scenario():
         await write(run.pk, make_events(1, 6))
