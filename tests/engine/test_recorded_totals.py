@@ -8,18 +8,12 @@ from worker.engine import run
 from worker.engine.totals import SUMMED, recorded_totals
 
 from .conftest import repl, sim_spec
+from .test_costs_and_events import run_with_subcalls
 
 CALL_TYPES = ("root.turn", "root.compacted")
 
 
-def batched_run(provider, write_doc, sink):
-    doc = write_doc("a.txt", "The code is 42. " * 100)
-    provider.root_replies = [
-        repl("a = llm_query_batched([context[i:i + 200] for i in range(0, 1000, 200)])\nprint(len(a))"),
-        repl("b = llm_query('Check: ' + a[0])\nprint(b)"),
-        "FINAL(42)",
-    ]
-    return run(sim_spec(provider, [doc]), sink)
+batched_run = run_with_subcalls  # a batch of five sub-calls, then one more
 
 
 def child_rlm_run(provider, write_doc, sink):
