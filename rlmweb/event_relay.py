@@ -26,6 +26,7 @@ from channels.layers import BaseChannelLayer
 logger = logging.getLogger(__name__)
 
 RELAY_FD_ENV = "RLMWEB_EVENT_RELAY_FD"  # the child's end of the socketpair, as an inherited fd
+PARENT_PID_ENV = "RLMWEB_EMBEDDED_WORKER_PARENT"  # the pid of the `serve` that spawned the child
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 

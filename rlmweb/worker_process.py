@@ -21,7 +21,7 @@ import time
 
 from django.conf import settings
 
-from rlmweb.event_relay import RELAY_FD_ENV, RelayReader
+from rlmweb.event_relay import PARENT_PID_ENV, RELAY_FD_ENV, RelayReader
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class WorkerProcess:
 
     def _spawn(self) -> subprocess.Popen:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = {**os.environ, **self.extra_env, RELAY_FD_ENV: str(theirs.fileno())}
+        env = {**os.environ, **self.extra_env, RELAY_FD_ENV: str(theirs.fileno()), PARENT_PID_ENV: str(os.getpid())}
         try:
             proc = subprocess.Popen(
                 [sys.executable, str(settings.BASE_DIR / "manage.py"), "embedded_worker"],

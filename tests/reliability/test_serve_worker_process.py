@@ -89,3 +89,31 @@ def test_the_worker_runs_in_a_supervised_child_process_and_events_stream_live(tm
             # then signals its child again, and its supervising thread's exit a third time): both go.
             app.web.signal_group(signal.SIGTERM)
             wait_for(lambda: not alive(restarted[0]) and not app.web.alive(), 40, "serve or its worker did not stop")
+
+
+def test_a_worker_whose_serve_died_while_it_started_exits_instead_of_working_on(tmp_path):
+    """The child learns its parent from `serve` (not from getppid() once started, which for an
+    orphan is pid 1): spawned with a parent that is not its parent, it exits without starting any
+    worker, so no orphan keeps taking runs from the queue."""
+    import socket
+    import subprocess
+    import sys
+
+    from rlmweb.event_relay import PARENT_PID_ENV, RELAY_FD_ENV
+
+    root = Path(__file__).resolve().parents[2]
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # alive, not its parent
+    mine, theirs = socket.socketpair()
+    try:
+        env = {**os.environ, "RLMWEB_DATA_DIR": str(tmp_path / "data"), RELAY_FD_ENV: str(theirs.fileno()),
+               PARENT_PID_ENV: str(stand_in.pid)}
+        done = subprocess.run([sys.executable, str(root / "manage.py"), "embedded_worker"], env=env, cwd=root,
+                              pass_fds=(theirs.fileno(),), capture_output=True, text=True, timeout=120)
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+        mine.close()
+        theirs.close()
+    assert done.returncode == 0, done.stderr
+    assert "Embedded Celery workers running" not in done.stdout
+    assert "Embedded Celery worker" not in done.stderr

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from rlmweb.celery import app as celery_app
 from rlmweb.embedded_worker import EmbeddedWorkers
-from rlmweb.event_relay import RELAY_FD_ENV
+from rlmweb.event_relay import PARENT_PID_ENV, RELAY_FD_ENV
 from rlmweb.heap import freeze_startup_heap
 
 PARENT_CHECK_S = 0.2
@@ -31,7 +31,9 @@ class Command(BaseCommand):
             raise CommandError("`manage.py serve` starts this; run `manage.py serve` instead.")
         from worker.sandbox.lockdown import set_pdeathsig
 
-        parent = os.getppid()
+        # The spawning `serve` names itself: read from getppid() here, a parent that died while this
+        # process was starting would be pid 1 (the orphan's new parent), and the check below would pass.
+        parent = int(os.environ.get(PARENT_PID_ENV) or os.getppid())
         set_pdeathsig(signal.SIGTERM)  # serve killed outright: stop too
         # The handlers only append to a list: a handler that takes a lock (threading.Event.set) can
         # interrupt the main thread while it holds that very lock and deadlock it.
