@@ -1,6 +1,7 @@
 """Helpers for tests that start real processes."""
 
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -21,6 +22,22 @@ class ProcessHandle:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def pdf_from_objects(objects: list[bytes]) -> bytes:
+    """A PDF file of `objects` (numbered from 1; object 1 is the catalog) with its xref table."""
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
 
 
 def test_database_url() -> str:

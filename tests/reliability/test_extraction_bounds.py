@@ -4,7 +4,6 @@ The hostile files are built here: a PDF whose pages all draw one shared content 
 operators (parsed again for every page), and a PDF with one huge string in its content stream.
 """
 
-import io
 import time
 import zlib
 from pathlib import Path
@@ -16,6 +15,7 @@ from apps.accounts.models import ApiToken
 from apps.documents.models import Document, DocumentStatus
 from apps.documents.services import document_create_from_file, document_extract
 from apps.runs.models import RunStatus
+from tests.helpers import pdf_from_objects
 from tests.web.runs_factories import make_document
 
 
@@ -28,18 +28,7 @@ def pdf_sharing_one_stream(pages: int, content: bytes) -> bytes:
     objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     objects += [b"<< /Type /Page /Parent 2 0 R /Contents 3 0 R >>"] * pages
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
+    return pdf_from_objects(objects)
 
 
 def slow_pdf(pages: int = 200) -> bytes:

@@ -19,6 +19,7 @@ from pypdf import PdfReader, PdfWriter
 from apps.documents.extraction import ExtractionError, extract_text, format_for, looks_binary
 from apps.documents.models import Document, DocumentStatus
 from apps.documents.services import document_create_from_file, document_extract
+from tests.helpers import pdf_from_objects
 
 # --- builders of realistic files --------------------------------------------------------------------
 
@@ -40,18 +41,7 @@ def make_pdf(pages: list[str]) -> bytes:
         )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
+    return pdf_from_objects(objects)
 
 
 def encrypted_pdf(user_password: str, owner_password: str = "owner") -> bytes:
