@@ -158,7 +158,12 @@ def run_create(
         errors["question"] = "Write a question."
     elif len(question) > MAX_QUESTION_CHARS:
         errors["question"] = f"The question is {len(question):,} characters; at most {MAX_QUESTION_CHARS:,}."
-    documents, doc_error = _documents_clean(team, list(document_ids) if document_ids is not None else None)
+    documents: list[Document] = []
+    doc_error: str | None
+    if document_ids is not None and (isinstance(document_ids, str | bytes) or not isinstance(document_ids, Iterable)):
+        doc_error = "Must be a list of document ids (strings)."  # e.g. a rerun's JSON `false`
+    else:
+        documents, doc_error = _documents_clean(team, list(document_ids) if document_ids is not None else None)
     if doc_error:
         errors["documents"] = doc_error
     if mode not in Mode.values:

@@ -99,6 +99,18 @@ def test_reruns_with_arbitrary_json(client, auth, doc, team, user, roomy, payloa
     check(response, before)
 
 
+@pytest.mark.parametrize("documents", [False, 0, 1.5, "abc", {"a": 1}])
+def test_a_rerun_with_documents_that_are_not_a_list_is_a_400(client, auth, doc, team, user, roomy, documents):
+    """Found by the fuzz test above: `{"documents": false}` reached `list(False)` (a 500)."""
+    run = make_run(team, user, [doc], status=RunStatus.SUCCEEDED)
+    before = table_counts()
+    response = client.post(f"/api/runs/{run.pk}/rerun/", encode({"documents": documents}),
+                           content_type="application/json", headers=auth)
+    assert response.status_code == 400, response.content
+    assert "documents" in response.json().get("fields", {})
+    assert table_counts() == before
+
+
 @FUZZ
 @given(payload=upload_payloads)
 def test_upload_starts_with_arbitrary_json(client, auth, roomy, payload):
